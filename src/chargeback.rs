@@ -1,0 +1,263 @@
+//! What each team pays: its chargeback model applied to its usage cost.
+//! Every markup, fee and tier step is its own line, rounded once.
+
+use serde::Serialize;
+
+use crate::attribute::TeamUsage;
+use crate::config::{ChargebackModel, TeamTerms, Tier, TierMode};
+use crate::money::{Decimal, round_line};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    Markup,
+    PlatformFee,
+    FixedFee,
+}
+
+/// A line computed from the usage cost (or fixed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Charge {
+    pub kind: ChargeKind,
+    pub description: String,
+    /// The amount the rate applies to.
+    pub basis: Option<Decimal>,
+    pub rate: Option<Decimal>,
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamCharges {
+    /// The volume tier (tiered model).
+    pub tier: Option<String>,
+    pub charges: Vec<Charge>,
+    pub markup: Decimal,
+    pub platform_fee: Decimal,
+    pub fixed_fee: Decimal,
+    pub total: Decimal,
+}
+
+const MTOK: u64 = 1_000_000;
+
+/// The tier a monthly volume falls in: bounds are inclusive, in millions.
+pub fn tier_for(tiers: &[Tier], tokens: u64) -> &Tier {
+    tiers
+        .iter()
+        .find(|t| {
+            t.up_to_mtokens
+                .is_none_or(|m| tokens <= m.saturating_mul(MTOK))
+        })
+        .unwrap_or_else(|| tiers.last().expect("validated: tiers are not empty"))
+}
+
+pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
+    let cost = usage.usage_cost;
+    let mut charges = Vec::new();
+    let mut tier = None;
+    let pct = |r: Decimal| format!("{}%", (r * Decimal::ONE_HUNDRED).normalize());
+    match terms.model {
+        ChargebackModel::PassThrough => {}
+        ChargebackModel::CostPlus => {
+            if !terms.markup.is_zero() {
+                charges.push(Charge {
+                    kind: ChargeKind::Markup,
+                    description: format!("Markup {} on usage cost", pct(terms.markup)),
+                    basis: Some(cost),
+                    rate: Some(terms.markup),
+                    amount: round_line(cost * terms.markup, scale),
+                });
+            }
+        }
+        ChargebackModel::Tiered => {
+            let t = tier_for(&terms.tiers, usage.tokens);
+            tier = Some(t.name.clone());
+            match terms.tier_mode {
+                TierMode::Volume => charges.push(Charge {
+                    kind: ChargeKind::Markup,
+                    description: format!("Tier {} markup {} on usage cost", t.name, pct(t.markup)),
+                    basis: Some(cost),
+                    rate: Some(t.markup),
+                    amount: round_line(cost * t.markup, scale),
+                }),
+                TierMode::Graduated => {
+                    for (band, tokens) in graduated_bands(&terms.tiers, usage.tokens) {
+                        let share = if usage.tokens == 0 {
+                            Decimal::ZERO
+                        } else {
+                            cost * Decimal::from(tokens) / Decimal::from(usage.tokens)
+                        };
+                        charges.push(Charge {
+                            kind: ChargeKind::Markup,
+                            description: format!(
+                                "Tier {} markup {} on the cost of {} tokens",
+                                band.name,
+                                pct(band.markup),
+                                tokens
+                            ),
+                            basis: Some(round_line(share, scale)),
+                            rate: Some(band.markup),
+                            amount: round_line(share * band.markup, scale),
+                        });
+                    }
+                }
+            }
+            charges.push(Charge {
+                kind: ChargeKind::PlatformFee,
+                description: format!(
+                    "Platform fee {} on usage cost",
+                    pct(terms.platform_fee_rate)
+                ),
+                basis: Some(cost),
+                rate: Some(terms.platform_fee_rate),
+                amount: round_line(cost * terms.platform_fee_rate, scale),
+            });
+        }
+    }
+    if !terms.fixed_fee.is_zero() {
+        charges.push(Charge {
+            kind: ChargeKind::FixedFee,
+            description: "Fixed platform fee".into(),
+            basis: None,
+            rate: None,
+            amount: round_line(terms.fixed_fee, scale),
+        });
+    }
+    let sum = |k: ChargeKind| {
+        charges
+            .iter()
+            .filter(|c| c.kind == k)
+            .map(|c| c.amount)
+            .sum()
+    };
+    let (markup, platform_fee, fixed_fee) = (
+        sum(ChargeKind::Markup),
+        sum(ChargeKind::PlatformFee),
+        sum(ChargeKind::FixedFee),
+    );
+    TeamCharges {
+        tier,
+        total: cost + markup + platform_fee + fixed_fee,
+        charges,
+        markup,
+        platform_fee,
+        fixed_fee,
+    }
+}
+
+/// Tokens in each band of a graduated table, bands with none left out.
+fn graduated_bands(tiers: &[Tier], tokens: u64) -> Vec<(&Tier, u64)> {
+    let mut out = Vec::new();
+    let mut lower = 0u64;
+    for t in tiers {
+        let upper = t.up_to_mtokens.map_or(u64::MAX, |m| m.saturating_mul(MTOK));
+        if tokens > lower {
+            out.push((t, tokens.min(upper) - lower));
+        }
+        lower = upper;
+        if tokens <= upper {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::default_tiers;
+
+    fn terms(model: ChargebackModel) -> TeamTerms {
+        TeamTerms {
+            id: "t".into(),
+            name: "T".into(),
+            cost_center: None,
+            in_policy: true,
+            model,
+            markup: Decimal::new(20, 2),
+            fixed_fee: Decimal::ZERO,
+            platform_fee_rate: Decimal::new(15, 2),
+            tier_mode: TierMode::Volume,
+            tiers: default_tiers(),
+            budget: None,
+            alert_threshold: Decimal::new(8, 1),
+        }
+    }
+
+    fn usage(cost: &str, tokens: u64) -> TeamUsage {
+        TeamUsage {
+            team: "t".into(),
+            lines: vec![],
+            usage_cost: cost.parse().unwrap(),
+            exact: cost.parse().unwrap(),
+            tokens,
+            requests: 1,
+        }
+    }
+
+    #[test]
+    fn tier_bounds_are_inclusive_millions() {
+        let t = default_tiers();
+        assert_eq!(tier_for(&t, 10_000_000).name, "experimental");
+        assert_eq!(tier_for(&t, 10_000_001).name, "standard");
+        assert_eq!(tier_for(&t, 100_000_000).name, "standard");
+        assert_eq!(tier_for(&t, 100_000_001).name, "enterprise");
+    }
+
+    /// The seed's arithmetic: markup by volume tier plus the 15% platform
+    /// fee, both on the usage cost.
+    #[test]
+    fn tiered_matches_the_seed_arithmetic() {
+        let c = charge(
+            &usage("1234.56", 8_000_000),
+            &terms(ChargebackModel::Tiered),
+            2,
+        );
+        assert_eq!(c.tier.as_deref(), Some("experimental"));
+        assert_eq!(c.markup.to_string(), "617.28");
+        assert_eq!(c.platform_fee.to_string(), "185.18"); // 185.184
+        assert_eq!(c.total.to_string(), "2037.02");
+        let c = charge(
+            &usage("5000.00", 50_000_000),
+            &terms(ChargebackModel::Tiered),
+            2,
+        );
+        assert_eq!(
+            (c.markup.to_string(), c.platform_fee.to_string()),
+            ("1000.00".into(), "750.00".into())
+        );
+        assert_eq!(c.total.to_string(), "6750.00");
+    }
+
+    #[test]
+    fn cost_plus_adds_markup_and_fixed_fee() {
+        let mut t = terms(ChargebackModel::CostPlus);
+        t.fixed_fee = "250.00".parse().unwrap();
+        let c = charge(&usage("100.05", 1), &t, 2);
+        assert_eq!(c.markup.to_string(), "20.01");
+        assert_eq!(c.total.to_string(), "370.06");
+        assert_eq!(c.charges.len(), 2);
+    }
+
+    #[test]
+    fn pass_through_is_cost() {
+        let c = charge(&usage("42.42", 1), &terms(ChargebackModel::PassThrough), 2);
+        assert!(c.charges.is_empty());
+        assert_eq!(c.total.to_string(), "42.42");
+    }
+
+    #[test]
+    fn graduated_bands_split_the_volume() {
+        let mut t = terms(ChargebackModel::Tiered);
+        t.tier_mode = TierMode::Graduated;
+        // 20M tokens: 10M at 50%, 10M at 20% on half the cost each.
+        let c = charge(&usage("200.00", 20_000_000), &t, 2);
+        let markups: Vec<String> = c
+            .charges
+            .iter()
+            .filter(|c| c.kind == ChargeKind::Markup)
+            .map(|c| c.amount.to_string())
+            .collect();
+        assert_eq!(markups, vec!["50.00", "20.00"]);
+        assert_eq!(c.total.to_string(), "300.00");
+    }
+}

@@ -1,0 +1,67 @@
+//! The command line: clap structures holding what was typed, no I/O.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chargeback",
+    version,
+    about = "Close a month of LLM spend: reconcile provider bills with tagged request logs and invoice every team to the cent",
+    long_about = None,
+    after_help = "Exit codes: 0 ok · 1 bad input or policy (nothing published) · 2 usage · 3 storage · 4 a --fail-on gate tripped (outputs published)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Close a month: reconcile, attribute, charge back and publish invoices
+    Run(RunArgs),
+    /// Check the policy and every input of a month; write nothing
+    Validate(MonthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonthArgs {
+    /// The policy file (chargeback.toml)
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: String,
+
+    /// The month to close, as YYYY-MM
+    #[arg(long, short = 'p', value_name = "YYYY-MM")]
+    pub period: String,
+
+    /// The date the run speaks for (issue date, budget projection), as
+    /// YYYY-MM-DD; default: the first day after the period
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+
+    /// Print nothing but errors
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub month: MonthArgs,
+
+    /// Output folder, overriding [output] url in the policy
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<String>,
+
+    /// Exit 4 after publishing when exceptions were found or a budget is
+    /// critical (repeatable)
+    #[arg(long, value_enum, value_name = "GATE")]
+    pub fail_on: Vec<Gate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Gate {
+    /// Any reconciliation exception (exceptions.csv not empty)
+    Exceptions,
+    /// Any team whose projected spend is above its budget
+    Budget,
+}

@@ -1,0 +1,423 @@
+//! The month-end pipeline shared by `run` and `validate`:
+//! store → ingest → reconcile → attribute → chargeback → invoice → render.
+//! It reads through the context and returns every output in memory;
+//! publishing is the caller's choice.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::attribute::{TeamUsage, attribute};
+use crate::budget::{BudgetLevel, budget_status};
+use crate::catalog::Catalog;
+use crate::chargeback::charge;
+use crate::config::Policy;
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+use crate::ingest::focus::load_focus;
+use crate::ingest::requests::{RequestSource, load_requests};
+use crate::ingest::{BilledLine, QuarantinedRow};
+use crate::invoice::{InputCounts, Month, MonthInput, OtherCharge, TeamResult, build_month};
+use crate::manifest::{Manifest, Totals};
+use crate::money::{Decimal, format_amount, minor_units};
+use crate::period::Period;
+use crate::publish::{Outputs, csv_bytes};
+use crate::reconcile::{Exception, Tolerances, reconcile};
+use crate::render::html::HtmlRenderer;
+use crate::store::ObjectRecord;
+
+/// A closed month, ready to publish.
+pub struct Closed {
+    pub policy: Policy,
+    pub month: Month,
+    pub outputs: Outputs,
+    pub manifest: Manifest,
+    pub critical_budgets: Vec<String>,
+}
+
+pub struct MonthRequest<'a> {
+    pub config: &'a str,
+    pub period: Period,
+    pub as_of: Option<NaiveDate>,
+}
+
+pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
+    let period = req.period;
+    let policy_text = ctx.store.read_text(req.config)?;
+    let policy = Policy::parse(&policy_text, req.config)?;
+    let policy_record = ctx.store.record(req.config)?;
+
+    let catalog_url = period.expand(&policy.sources.catalog);
+    let catalog = Catalog::parse(&ctx.store.read_text(&catalog_url)?, &catalog_url)?;
+    let catalog_record = ctx.store.record(&catalog_url)?;
+    let currency = policy.organization.currency.clone();
+    if catalog.currency != currency {
+        return Err(Error::policy(
+            Location::file(&catalog_url),
+            format!(
+                "the catalog prices in `{}` but invoices are in `{currency}`",
+                catalog.currency
+            ),
+        ));
+    }
+    let scale = minor_units(&currency);
+
+    let mut request_sources: Vec<RequestSource> = Vec::new();
+    for spec in &policy.sources.requests {
+        for url in ctx.store.list(&period.expand(spec.url()))? {
+            request_sources.push((url, spec.format()));
+        }
+    }
+    // One order whatever the order of the policy's list.
+    request_sources.sort_by(|a, b| a.0.cmp(&b.0));
+    request_sources.dedup_by(|a, b| a.0 == b.0);
+    let log = load_requests(
+        ctx,
+        &request_sources,
+        &catalog,
+        period,
+        policy.reconciliation.failed_requests,
+    )?;
+
+    let mut lines: Vec<BilledLine> = Vec::new();
+    let mut billing_quarantine: Vec<QuarantinedRow> = Vec::new();
+    let mut billing_rows = 0u64;
+    let mut billing_urls: Vec<String> = Vec::new();
+    for spec in &policy.sources.billing {
+        for url in ctx.store.list(&period.expand(&spec.url))? {
+            let bill = load_focus(ctx, &url, spec, &catalog, period, &currency)?;
+            billing_rows += bill.rows_read;
+            lines.extend(bill.lines);
+            billing_quarantine.extend(bill.quarantine);
+            billing_urls.push(url);
+        }
+    }
+    billing_urls.sort();
+    billing_urls.dedup();
+
+    let tol = Tolerances {
+        min_coverage: policy.reconciliation.min_coverage,
+        max_price_variance: policy.reconciliation.max_price_variance,
+    };
+    let rec = reconcile(&lines, &log.cells, &catalog, tol);
+    let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
+    let mut exceptions: Vec<Exception> = rec.exceptions.clone();
+
+    // Every team in the logs, and every team of the policy (fixed fees
+    // are due without usage).
+    let empty: BTreeMap<String, TeamUsage> = policy
+        .teams
+        .keys()
+        .filter(|t| !attribution.teams.contains_key(*t))
+        .map(|t| {
+            (
+                t.clone(),
+                TeamUsage {
+                    team: t.clone(),
+                    lines: Vec::new(),
+                    usage_cost: Decimal::ZERO,
+                    exact: Decimal::ZERO,
+                    tokens: 0,
+                    requests: 0,
+                },
+            )
+        })
+        .collect();
+    let mut all_usage: Vec<&TeamUsage> = attribution.teams.values().chain(empty.values()).collect();
+    all_usage.sort_by(|a, b| a.team.cmp(&b.team));
+
+    let issue_date = req.as_of.unwrap_or_else(|| period.end());
+    let mut teams = Vec::new();
+    let mut critical_budgets = Vec::new();
+    for usage in all_usage {
+        let terms = policy.terms(&usage.team);
+        if !terms.in_policy {
+            exceptions.push(Exception {
+                team: usage.team.clone(),
+                ..Exception::new(
+                    "team_not_in_policy",
+                    format!(
+                        "team `{}` is in the logs but not in [teams]; invoiced under the defaults",
+                        usage.team
+                    ),
+                )
+            });
+        }
+        let charges = charge(usage, &terms, scale);
+        let budget = budget_status(
+            charges.total,
+            terms.budget,
+            terms.alert_threshold,
+            period,
+            req.as_of,
+            scale,
+        );
+        if budget.status == BudgetLevel::Critical {
+            critical_budgets.push(usage.team.clone());
+        }
+        teams.push(TeamResult {
+            terms,
+            usage,
+            charges,
+            budget,
+        });
+    }
+    for (source, n) in count_by_source(log.quarantine.iter().chain(&billing_quarantine)) {
+        exceptions.push(Exception {
+            source: source.clone(),
+            ..Exception::new(
+                "quarantined_rows",
+                format!(
+                    "{n} {} of `{source}` quarantined",
+                    if n == 1 { "row" } else { "rows" }
+                ),
+            )
+        });
+    }
+    exceptions.sort();
+
+    let other: Vec<&BilledLine> = lines.iter().filter(|l| !l.is_usage()).collect();
+    let other_total: Decimal = other.iter().map(|l| l.cost).sum();
+    let other_charges: Vec<OtherCharge> = other
+        .iter()
+        .map(|l| OtherCharge {
+            provider: l.provider.clone(),
+            category: if l.correction {
+                format!("{} (correction)", l.category.as_str())
+            } else {
+                l.category.as_str().to_string()
+            },
+            description: l.description.clone().unwrap_or_default(),
+            amount: format_amount(l.cost, scale),
+            source: format!("{}:{}", l.source, l.row),
+        })
+        .collect();
+    let duplicates = log.stats.duplicates;
+    let (dup_rows, bad_rows): (Vec<&QuarantinedRow>, Vec<&QuarantinedRow>) = log
+        .quarantine
+        .iter()
+        .partition(|q| q.reason.starts_with("duplicate `request_id`"));
+    let inputs = InputCounts {
+        request_rows: log.stats.rows_read,
+        requests_used: log.stats.used,
+        failed_requests: log.stats.errors,
+        duplicates_dropped: duplicates,
+        quarantined_requests: log.stats.quarantined,
+        outside_period: log.stats.outside_period,
+        failed_excluded: log.stats.failed_excluded,
+        billing_rows,
+        quarantined_billing_rows: billing_quarantine.len() as u64,
+    };
+    let month = build_month(MonthInput {
+        period: period.to_string(),
+        org: &policy.organization,
+        issue_date,
+        scale,
+        attribution: &attribution,
+        teams,
+        rows: &rec.rows,
+        other: other_charges,
+        other_total,
+        inputs,
+        exceptions: &exceptions,
+    });
+
+    let renderer = HtmlRenderer::new(ctx, policy.output.templates.as_deref())?;
+    let mut outputs = Outputs::default();
+    for inv in &month.invoices {
+        outputs.add(
+            format!("invoices/{}.html", inv.file),
+            renderer.invoice(&month, inv)?.into_bytes(),
+        );
+    }
+    outputs.add("summary.html", renderer.summary(&month)?.into_bytes());
+    outputs.add_json("invoices.json", &month);
+    outputs.add_json(
+        "budgets.json",
+        &month
+            .invoices
+            .iter()
+            .map(|i| (i.team.clone(), &i.budget))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    outputs.add("ledger.csv", ledger_csv(&month));
+    outputs.add("reconciliation.csv", reconciliation_csv(&rec.rows, scale));
+    outputs.add("exceptions.csv", exceptions_csv(&exceptions));
+    if !bad_rows.is_empty() {
+        outputs.add("quarantine/requests.csv", quarantine_csv(bad_rows));
+    }
+    if !dup_rows.is_empty() {
+        outputs.add("quarantine/duplicates.csv", quarantine_csv(dup_rows));
+    }
+    if !billing_quarantine.is_empty() {
+        billing_quarantine.sort();
+        outputs.add(
+            "quarantine/billing.csv",
+            quarantine_csv(billing_quarantine.iter().collect()),
+        );
+    }
+
+    let mut inputs: Vec<ObjectRecord> = Vec::new();
+    for url in request_sources.iter().map(|s| &s.0).chain(&billing_urls) {
+        inputs.push(ctx.store.record(url)?);
+    }
+    let manifest = Manifest {
+        tool: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        period: period.to_string(),
+        issue_date: issue_date.to_string(),
+        policy: policy_record,
+        catalog: catalog_record,
+        inputs,
+        outputs: outputs.records(),
+        totals: Totals {
+            currency: currency.clone(),
+            billed_total: month.billed_total.clone(),
+            estimated_total: month.estimated_total.clone(),
+            attributed_total: month.attributed_total.clone(),
+            unattributed: month.unattributed.clone(),
+            charged_total: month.charged_total.clone(),
+            other_billed_total: month.other_billed_total.clone(),
+            invoices: month.invoices.len(),
+            exceptions: exceptions.len(),
+            quarantined_rows: month.inputs.quarantined_requests
+                + month.inputs.quarantined_billing_rows,
+            duplicates_dropped: duplicates,
+        },
+    };
+    Ok(Closed {
+        policy,
+        month,
+        outputs,
+        manifest,
+        critical_budgets,
+    })
+}
+
+fn count_by_source<'a>(rows: impl Iterator<Item = &'a QuarantinedRow>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        if !r.reason.starts_with("duplicate `request_id`") {
+            *m.entry(r.source.clone()).or_default() += 1;
+        }
+    }
+    m
+}
+
+fn ledger_csv(month: &Month) -> Vec<u8> {
+    let rows = month.invoices.iter().flat_map(|inv| {
+        inv.lines.iter().enumerate().map(move |(i, l)| {
+            [
+                inv.invoice_number.clone(),
+                inv.team.clone(),
+                inv.cost_center.clone().unwrap_or_default(),
+                (i + 1).to_string(),
+                l.kind.clone(),
+                l.provider.clone(),
+                l.model.clone(),
+                l.use_case.clone(),
+                l.tokens.map(|t| t.to_string()).unwrap_or_default(),
+                l.requests.map(|t| t.to_string()).unwrap_or_default(),
+                l.estimated.to_string(),
+                l.rate.clone().unwrap_or_default(),
+                l.amount.clone(),
+                month.currency.clone(),
+            ]
+        })
+    });
+    csv_bytes(
+        [
+            "invoice_number",
+            "team",
+            "cost_center",
+            "line",
+            "kind",
+            "provider",
+            "model",
+            "use_case",
+            "tokens",
+            "requests",
+            "estimated",
+            "rate",
+            "amount",
+            "currency",
+        ],
+        rows,
+    )
+}
+
+fn reconciliation_csv(rows: &[crate::reconcile::ReconRow], scale: u32) -> Vec<u8> {
+    let d = |v: Decimal| format_amount(v, scale);
+    let full = |v: Decimal| v.normalize().to_string();
+    csv_bytes(
+        [
+            "provider",
+            "day",
+            "model",
+            "billed_cost",
+            "billed_tokens",
+            "logged_tokens",
+            "coverage",
+            "attributed",
+            "unattributed",
+            "estimated",
+            "catalog_cost",
+            "price_variance",
+        ],
+        rows.iter().map(|r| {
+            [
+                r.provider.clone(),
+                r.day.clone(),
+                r.model.clone(),
+                full(r.billed_cost),
+                full(r.billed_tokens),
+                full(r.logged_tokens),
+                r.coverage()
+                    .map(|c| c.round_dp(4).normalize().to_string())
+                    .unwrap_or_default(),
+                d(r.attributed),
+                d(r.unattributed),
+                d(r.estimated),
+                r.catalog_cost
+                    .map(|c| c.round_dp(6).normalize().to_string())
+                    .unwrap_or_default(),
+                r.price_variance()
+                    .map(|v| v.round_dp(4).normalize().to_string())
+                    .unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+fn exceptions_csv(exceptions: &[Exception]) -> Vec<u8> {
+    csv_bytes(
+        [
+            "kind", "provider", "day", "model", "team", "source", "detail",
+        ],
+        exceptions.iter().map(|e| {
+            [
+                e.kind.to_string(),
+                e.provider.clone(),
+                e.day.clone(),
+                e.model.clone(),
+                e.team.clone(),
+                e.source.clone(),
+                e.detail.clone(),
+            ]
+        }),
+    )
+}
+
+fn quarantine_csv(rows: Vec<&QuarantinedRow>) -> Vec<u8> {
+    csv_bytes(
+        ["source", "row", "column", "reason"],
+        rows.into_iter().map(|q| {
+            [
+                q.source.clone(),
+                q.row.to_string(),
+                q.column.clone(),
+                q.reason.clone(),
+            ]
+        }),
+    )
+}

@@ -1,0 +1,29 @@
+//! `chargeback validate`: every check of a run, nothing written.
+
+use super::close::{MonthRequest, close_month};
+use super::run::{parse_month, report};
+use crate::cli::MonthArgs;
+use crate::context::Context;
+use crate::error::Result;
+
+pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
+    let (period, as_of) = parse_month(args)?;
+    let closed = close_month(
+        ctx,
+        &MonthRequest {
+            config: &args.config,
+            period,
+            as_of,
+        },
+    )?;
+    if !args.quiet {
+        print!(
+            "{}",
+            report(
+                &closed,
+                &format!("valid: {period} closes cleanly (nothing was written)")
+            )
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,668 @@
+//! The policy file (`chargeback.toml`): parsed once, validated once.
+//!
+//! Key names are the contract of DESIGN §3.4. Unknown keys and bad values
+//! are errors that name the key and its line. Money and rates are strings,
+//! read as exact decimals.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Location, Result};
+use crate::money::Decimal;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub organization: Organization,
+    pub sources: Sources,
+    #[serde(default)]
+    pub output: Output,
+    #[serde(default)]
+    pub reconciliation: Reconciliation,
+    #[serde(default)]
+    pub chargeback: ChargebackDefaults,
+    #[serde(default)]
+    pub teams: BTreeMap<String, Team>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    pub name: String,
+    #[serde(default)]
+    pub address: Vec<String>,
+    #[serde(default = "default_prefix")]
+    pub invoice_prefix: String,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default = "default_terms")]
+    pub payment_terms_days: u32,
+}
+
+fn default_prefix() -> String {
+    "CB".into()
+}
+fn default_currency() -> String {
+    "USD".into()
+}
+fn default_terms() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    pub requests: Vec<SourceSpec>,
+    #[serde(default)]
+    pub billing: Vec<BillingSpec>,
+    pub catalog: String,
+}
+
+/// A request-log source: a URL (format from its extension) or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SourceSpec {
+    Url(String),
+    Table(SourceTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTable {
+    pub url: String,
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+}
+
+impl SourceSpec {
+    pub fn url(&self) -> &str {
+        match self {
+            SourceSpec::Url(u) => u,
+            SourceSpec::Table(t) => &t.url,
+        }
+    }
+    pub fn format(&self) -> Option<FileFormat> {
+        match self {
+            SourceSpec::Url(_) => None,
+            SourceSpec::Table(t) => t.format,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSpec {
+    pub url: String,
+    pub format: BillingFormat,
+    /// The file's container format when its extension does not say.
+    #[serde(default)]
+    pub file_format: Option<FileFormat>,
+    /// The FOCUS column holding the billing scope.
+    #[serde(default = "default_scope_column")]
+    pub scope_column: String,
+}
+
+fn default_scope_column() -> String {
+    crate::schema::focus::SUB_ACCOUNT_ID.into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingFormat {
+    Focus,
+}
+
+/// A file's container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+    Jsonl,
+}
+
+impl FileFormat {
+    /// The format an object's name implies, if any.
+    pub fn from_name(name: &str) -> Option<FileFormat> {
+        let n = name.to_ascii_lowercase();
+        if n.ends_with(".csv") {
+            Some(FileFormat::Csv)
+        } else if n.ends_with(".parquet") || n.ends_with(".pq") {
+            Some(FileFormat::Parquet)
+        } else if n.ends_with(".jsonl") || n.ends_with(".ndjson") {
+            Some(FileFormat::Jsonl)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "CSV",
+            FileFormat::Parquet => "Parquet",
+            FileFormat::Jsonl => "JSON lines",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    #[serde(default = "default_output_url")]
+    pub url: String,
+    /// A folder whose `invoice.html.hbs` / `summary.html.hbs` replace the
+    /// built-in templates (branding).
+    #[serde(default)]
+    pub templates: Option<String>,
+}
+
+fn default_output_url() -> String {
+    "out/{period}/".into()
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            url: default_output_url(),
+            templates: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconciliation {
+    #[serde(default)]
+    pub unattributed: UnattributedPolicy,
+    #[serde(default)]
+    pub failed_requests: FailedRequests,
+    #[serde(default = "default_min_coverage")]
+    pub min_coverage: Decimal,
+    #[serde(default = "default_max_variance")]
+    pub max_price_variance: Decimal,
+}
+
+fn default_min_coverage() -> Decimal {
+    Decimal::new(98, 2)
+}
+fn default_max_variance() -> Decimal {
+    Decimal::new(5, 2)
+}
+
+impl Default for Reconciliation {
+    fn default() -> Self {
+        Reconciliation {
+            unattributed: UnattributedPolicy::Report,
+            failed_requests: FailedRequests::Bill,
+            min_coverage: default_min_coverage(),
+            max_price_variance: default_max_variance(),
+        }
+    }
+}
+
+/// What happens to billed cost no log explains.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UnattributedPolicy {
+    /// A named bucket on the finance summary.
+    #[default]
+    Report,
+    /// Spread over the teams in proportion to their attributed cost.
+    Proportional,
+    /// Charged to one team.
+    Team(String),
+}
+
+impl<'de> Deserialize<'de> for UnattributedPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "report" => Ok(UnattributedPolicy::Report),
+            "proportional" => Ok(UnattributedPolicy::Proportional),
+            other => match other.strip_prefix("team:") {
+                Some(team) if !team.is_empty() => Ok(UnattributedPolicy::Team(team.to_string())),
+                _ => Err(serde::de::Error::custom(format!(
+                    "unknown policy `{other}`, expected `report`, `proportional` or `team:<id>`"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedRequests {
+    /// The provider charged them: they are usage like any other.
+    #[default]
+    Bill,
+    /// Leave them out of the weights.
+    Exclude,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargebackModel {
+    PassThrough,
+    CostPlus,
+    Tiered,
+}
+
+impl ChargebackModel {
+    pub fn label(self) -> &'static str {
+        match self {
+            ChargebackModel::PassThrough => "pass-through",
+            ChargebackModel::CostPlus => "cost-plus",
+            ChargebackModel::Tiered => "tiered",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierMode {
+    /// One markup for the whole volume, chosen by the volume.
+    #[default]
+    Volume,
+    /// Each band's markup on the share of tokens in that band.
+    Graduated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub name: String,
+    /// Upper bound, inclusive, in millions of tokens; none for the last tier.
+    #[serde(default)]
+    pub up_to_mtokens: Option<u64>,
+    pub markup: Decimal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChargebackDefaults {
+    #[serde(default = "default_model")]
+    pub model: ChargebackModel,
+    #[serde(default = "default_platform_fee_rate")]
+    pub platform_fee_rate: Decimal,
+    #[serde(default)]
+    pub tier_mode: TierMode,
+    #[serde(default = "default_tiers")]
+    pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub markup: Decimal,
+    #[serde(default)]
+    pub fixed_fee: Decimal,
+    #[serde(default = "default_alert_threshold")]
+    pub alert_threshold: Decimal,
+}
+
+fn default_model() -> ChargebackModel {
+    ChargebackModel::Tiered
+}
+fn default_platform_fee_rate() -> Decimal {
+    Decimal::new(15, 2)
+}
+fn default_alert_threshold() -> Decimal {
+    Decimal::new(8, 1)
+}
+
+/// The seed's tier table: ≤ 10M tokens 50%, ≤ 100M 20%, above 10%.
+pub fn default_tiers() -> Vec<Tier> {
+    vec![
+        Tier {
+            name: "experimental".into(),
+            up_to_mtokens: Some(10),
+            markup: Decimal::new(50, 2),
+        },
+        Tier {
+            name: "standard".into(),
+            up_to_mtokens: Some(100),
+            markup: Decimal::new(20, 2),
+        },
+        Tier {
+            name: "enterprise".into(),
+            up_to_mtokens: None,
+            markup: Decimal::new(10, 2),
+        },
+    ]
+}
+
+impl Default for ChargebackDefaults {
+    fn default() -> Self {
+        ChargebackDefaults {
+            model: default_model(),
+            platform_fee_rate: default_platform_fee_rate(),
+            tier_mode: TierMode::Volume,
+            tiers: default_tiers(),
+            markup: Decimal::ZERO,
+            fixed_fee: Decimal::ZERO,
+            alert_threshold: default_alert_threshold(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Team {
+    pub name: Option<String>,
+    pub cost_center: Option<String>,
+    pub model: Option<ChargebackModel>,
+    pub markup: Option<Decimal>,
+    pub fixed_fee: Option<Decimal>,
+    pub platform_fee_rate: Option<Decimal>,
+    pub tier_mode: Option<TierMode>,
+    pub tiers: Option<Vec<Tier>>,
+    pub budget: Option<Decimal>,
+    pub alert_threshold: Option<Decimal>,
+}
+
+/// A team's terms with the defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamTerms {
+    pub id: String,
+    pub name: String,
+    pub cost_center: Option<String>,
+    pub in_policy: bool,
+    pub model: ChargebackModel,
+    pub markup: Decimal,
+    pub fixed_fee: Decimal,
+    pub platform_fee_rate: Decimal,
+    pub tier_mode: TierMode,
+    pub tiers: Vec<Tier>,
+    pub budget: Option<Decimal>,
+    pub alert_threshold: Decimal,
+}
+
+impl Policy {
+    /// Parses and validates a policy; `uri` names it in errors.
+    pub fn parse(text: &str, uri: &str) -> Result<Policy> {
+        let policy: Policy = toml::from_str(text).map_err(|e| {
+            let at = match e.span() {
+                Some(span) => line_col(text, span.start, uri),
+                None => Location::file(uri),
+            };
+            Error::policy(at, e.message().trim().to_string())
+                .with_hint("see the policy reference in README.md (DESIGN §3.4 keys)")
+        })?;
+        policy.validate(text, uri)?;
+        Ok(policy)
+    }
+
+    fn validate(&self, text: &str, uri: &str) -> Result<()> {
+        let at = |key: &str| key_location(text, key, uri);
+        let bad = |key: &str, msg: String| Error::policy(at(key), msg);
+        let c = &self.chargeback;
+        check_tiers(&c.tiers).map_err(|m| bad("tiers", m))?;
+        check_rate("platform_fee_rate", c.platform_fee_rate)
+            .map_err(|m| bad("platform_fee_rate", m))?;
+        check_threshold(c.alert_threshold).map_err(|m| bad("alert_threshold", m))?;
+        let r = &self.reconciliation;
+        if r.min_coverage < Decimal::ZERO || r.min_coverage > Decimal::ONE {
+            return Err(bad(
+                "min_coverage",
+                format!(
+                    "`min_coverage` is `{}`, expected a ratio from 0 to 1",
+                    r.min_coverage
+                ),
+            ));
+        }
+        if r.max_price_variance < Decimal::ZERO {
+            return Err(bad(
+                "max_price_variance",
+                format!(
+                    "`max_price_variance` is `{}`, expected 0 or more",
+                    r.max_price_variance
+                ),
+            ));
+        }
+        if let UnattributedPolicy::Team(t) = &r.unattributed {
+            if !self.teams.contains_key(t) {
+                return Err(bad(
+                    "unattributed",
+                    format!("`unattributed` names team `{t}`, which is not in [teams]"),
+                )
+                .with_hint(format!("add a [teams.{t}] table or choose another team")));
+            }
+        }
+        if self.organization.currency.len() != 3
+            || !self
+                .organization
+                .currency
+                .chars()
+                .all(|c| c.is_ascii_uppercase())
+        {
+            return Err(bad(
+                "currency",
+                format!(
+                    "`currency` is `{}`, expected a three-letter ISO 4217 code such as `USD`",
+                    self.organization.currency
+                ),
+            ));
+        }
+        if self.sources.requests.is_empty() {
+            return Err(bad(
+                "requests",
+                "`sources.requests` lists no request logs".into(),
+            ));
+        }
+        for (id, team) in &self.teams {
+            if id.trim().is_empty() {
+                return Err(bad("teams", "a team id is empty".into()));
+            }
+            let key = |k: &str| format!("teams.{id}.{k}");
+            if let Some(t) = &team.tiers {
+                check_tiers(t)
+                    .map_err(|m| bad(&format!("[teams.{id}]"), format!("{}: {m}", key("tiers"))))?;
+            }
+            for (name, v) in [
+                ("markup", team.markup),
+                ("fixed_fee", team.fixed_fee),
+                ("platform_fee_rate", team.platform_fee_rate),
+                ("budget", team.budget),
+            ] {
+                if let Some(v) = v {
+                    if v < Decimal::ZERO {
+                        return Err(bad(
+                            &format!("[teams.{id}]"),
+                            format!("`{}` is `{v}`, expected 0 or more", key(name)),
+                        ));
+                    }
+                }
+            }
+            if let Some(th) = team.alert_threshold {
+                check_threshold(th).map_err(|m| {
+                    bad(
+                        &format!("[teams.{id}]"),
+                        format!("{}: {m}", key("alert_threshold")),
+                    )
+                })?;
+            }
+        }
+        if c.markup < Decimal::ZERO || c.fixed_fee < Decimal::ZERO {
+            return Err(bad(
+                "markup",
+                "chargeback `markup` and `fixed_fee` must be 0 or more".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The terms for a team id, from `[teams.<id>]` or, for a team only
+    /// seen in the logs, the defaults with the id as its name.
+    pub fn terms(&self, id: &str) -> TeamTerms {
+        let d = &self.chargeback;
+        let t = self.teams.get(id);
+        let team = t.cloned().unwrap_or_default();
+        TeamTerms {
+            id: id.to_string(),
+            name: team.name.unwrap_or_else(|| id.to_string()),
+            cost_center: team.cost_center,
+            in_policy: t.is_some(),
+            model: team.model.unwrap_or(d.model),
+            markup: team.markup.unwrap_or(d.markup),
+            fixed_fee: team.fixed_fee.unwrap_or(d.fixed_fee),
+            platform_fee_rate: team.platform_fee_rate.unwrap_or(d.platform_fee_rate),
+            tier_mode: team.tier_mode.unwrap_or(d.tier_mode),
+            tiers: team.tiers.unwrap_or_else(|| d.tiers.clone()),
+            budget: team.budget,
+            alert_threshold: team.alert_threshold.unwrap_or(d.alert_threshold),
+        }
+    }
+}
+
+fn check_rate(name: &str, v: Decimal) -> std::result::Result<(), String> {
+    if v < Decimal::ZERO {
+        return Err(format!("`{name}` is `{v}`, expected 0 or more"));
+    }
+    Ok(())
+}
+
+fn check_threshold(v: Decimal) -> std::result::Result<(), String> {
+    if v <= Decimal::ZERO || v > Decimal::ONE {
+        return Err(format!(
+            "`alert_threshold` is `{v}`, expected a ratio above 0 and at most 1"
+        ));
+    }
+    Ok(())
+}
+
+fn check_tiers(tiers: &[Tier]) -> std::result::Result<(), String> {
+    if tiers.is_empty() {
+        return Err("`tiers` is empty; give at least one tier".into());
+    }
+    let mut last = 0u64;
+    for (i, t) in tiers.iter().enumerate() {
+        if t.markup < Decimal::ZERO {
+            return Err(format!(
+                "tier `{}` has markup `{}`, expected 0 or more",
+                t.name, t.markup
+            ));
+        }
+        let is_last = i + 1 == tiers.len();
+        match (t.up_to_mtokens, is_last) {
+            (None, false) => {
+                return Err(format!(
+                    "tier `{}` has no `up_to_mtokens` but is not the last tier",
+                    t.name
+                ));
+            }
+            (Some(_), true) => {
+                return Err(format!(
+                    "the last tier `{}` has `up_to_mtokens`; the last tier must be open-ended",
+                    t.name
+                ));
+            }
+            (Some(b), false) => {
+                if b <= last && i > 0 {
+                    return Err(format!(
+                        "tier `{}` ends at {b}M tokens, not above the tier before it ({last}M)",
+                        t.name
+                    ));
+                }
+                last = b;
+            }
+            (None, true) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `uri:line:column` of a byte offset.
+fn line_col(text: &str, offset: usize, uri: &str) -> Location {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location {
+        uri: uri.to_string(),
+        row: Some(line),
+        column: Some(col.to_string()),
+    }
+}
+
+/// The location of the first line that sets `key` (or opens the table),
+/// for errors found after parsing.
+fn key_location(text: &str, key: &str, uri: &str) -> Location {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let hit = if key.starts_with('[') {
+            t.starts_with(key)
+        } else {
+            t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        };
+        if hit {
+            return line_col(text, offset + (line.len() - t.len()), uri);
+        }
+        offset += line.len();
+    }
+    Location::file(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[organization]
+name = "Example Corp"
+
+[sources]
+requests = ["logs/*.csv"]
+catalog = "catalog.json"
+"#;
+
+    #[test]
+    fn defaults_are_the_seed_terms() {
+        let p = Policy::parse(MINIMAL, "p.toml").unwrap();
+        let t = p.terms("search");
+        assert_eq!(t.name, "search");
+        assert!(!t.in_policy);
+        assert_eq!(t.model, ChargebackModel::Tiered);
+        assert_eq!(t.platform_fee_rate.to_string(), "0.15");
+        assert_eq!(t.tiers, default_tiers());
+        assert_eq!(p.output.url, "out/{period}/");
+        assert_eq!(p.reconciliation.min_coverage.to_string(), "0.98");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!("{MINIMAL}\n[teams.support]\nname = \"S\"\nbudgett = \"5\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("p.toml:12:1: unknown field `budgett`"),
+            "{msg}"
+        );
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn money_must_be_a_string() {
+        let text = format!("{MINIMAL}\n[teams.support]\nmarkup = 0.2\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:11:10:"), "{e}");
+    }
+
+    #[test]
+    fn tiers_must_ascend_and_end_open() {
+        let text = format!(
+            "{MINIMAL}\n[chargeback]\ntiers = [{{ name = \"a\", up_to_mtokens = 10, markup = \"0.5\" }}, {{ name = \"b\", up_to_mtokens = 5, markup = \"0.2\" }}]\n"
+        );
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:11:1: the last tier `b` has `up_to_mtokens`; the last tier must be open-ended"
+        );
+    }
+
+    #[test]
+    fn unattributed_team_must_exist() {
+        let text = format!("{MINIMAL}\n[reconciliation]\nunattributed = \"team:platform\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:11:1: `unattributed` names team `platform`, which is not in [teams]"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The run's world: the store every byte goes through and the date the run
+//! is "as of". Nothing else in the pipeline touches the file system or the
+//! clock, so a test can hand it a `memory://` store and a fixed date.
+
+use chrono::NaiveDate;
+
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Store,
+    /// The day the run speaks for (issue date, budget projection); `None`
+    /// means the close of the period.
+    pub as_of: Option<NaiveDate>,
+    /// Whether progress lines go to stderr.
+    pub progress: bool,
+}
+
+impl Context {
+    pub fn new(store: Store) -> Context {
+        Context {
+            store,
+            as_of: None,
+            progress: false,
+        }
+    }
+}

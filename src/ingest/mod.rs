@@ -1,0 +1,178 @@
+//! Loading inputs into canonical frames: tagged request logs (§3.1) and
+//! provider bills (§3.2). Adapters own their source's quirks; what leaves
+//! this module is canonical, typed and free of rows that failed a check.
+
+pub mod focus;
+pub mod requests;
+pub mod time;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::catalog::UsageType;
+use crate::config::FileFormat;
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+use crate::money::Decimal;
+
+/// Logged usage summed over requests that share every key: the unit the
+/// reconciliation matches bills against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCell {
+    pub provider: String,
+    pub scope: String,
+    pub day: NaiveDate,
+    /// Canonical catalog name.
+    pub model: String,
+    pub team: String,
+    pub use_case: String,
+    /// Tokens per class, indexed like [`UsageType::ALL`].
+    pub tokens: [u64; 4],
+    pub requests: u64,
+    /// Requests with status `error` among `requests`.
+    pub errors: u64,
+}
+
+impl UsageCell {
+    pub fn tokens_of(&self, t: UsageType) -> u64 {
+        self.tokens[t as usize]
+    }
+
+    pub fn total_tokens(&self) -> u64 {
+        self.tokens.iter().sum()
+    }
+}
+
+/// FOCUS `ChargeCategory`, lower-cased (DESIGN §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeCategory {
+    Usage,
+    Credit,
+    Tax,
+    Adjustment,
+    Purchase,
+    Fee,
+}
+
+impl ChargeCategory {
+    pub fn parse(text: &str) -> Option<ChargeCategory> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "usage" => Some(ChargeCategory::Usage),
+            "credit" => Some(ChargeCategory::Credit),
+            "tax" => Some(ChargeCategory::Tax),
+            "adjustment" => Some(ChargeCategory::Adjustment),
+            "purchase" => Some(ChargeCategory::Purchase),
+            "fee" => Some(ChargeCategory::Fee),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeCategory::Usage => "usage",
+            ChargeCategory::Credit => "credit",
+            ChargeCategory::Tax => "tax",
+            ChargeCategory::Adjustment => "adjustment",
+            ChargeCategory::Purchase => "purchase",
+            ChargeCategory::Fee => "fee",
+        }
+    }
+}
+
+/// One line of a provider bill, in canonical form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BilledLine {
+    pub provider: String,
+    /// Empty when the line covers the whole account.
+    pub scope: String,
+    pub day: NaiveDate,
+    /// Canonical catalog name, when the bill names a model we know.
+    pub model: Option<String>,
+    /// The model as the bill spells it.
+    pub model_raw: Option<String>,
+    pub usage_type: Option<UsageType>,
+    /// Tokens, when the bill says how many.
+    pub quantity: Option<Decimal>,
+    pub cost: Decimal,
+    pub currency: String,
+    pub category: ChargeCategory,
+    /// FOCUS `ChargeClass = Correction`: a fix to an earlier period.
+    pub correction: bool,
+    pub description: Option<String>,
+    pub source: String,
+    pub row: u64,
+}
+
+impl BilledLine {
+    /// Usage lines are the ones split over teams by logged usage.
+    pub fn is_usage(&self) -> bool {
+        self.category == ChargeCategory::Usage && !self.correction
+    }
+}
+
+/// A row set aside, with why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct QuarantinedRow {
+    pub source: String,
+    pub row: u64,
+    pub column: String,
+    pub reason: String,
+}
+
+/// Opens one object as a lazy frame in its format. CSV columns all come in
+/// as text, so that every value is checked by our rules, not guessed.
+pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Result<LazyFrame> {
+    let format = format
+        .or_else(|| FileFormat::from_name(url))
+        .ok_or_else(|| {
+            Error::input(
+                Location::file(url),
+                "cannot tell the file's format from its name",
+            )
+            .with_hint("name it .csv, .parquet or .jsonl, or give `format` in the policy")
+        })?;
+    let sources = ctx.store.scan_sources(url)?;
+    let lf = match format {
+        FileFormat::Csv => LazyCsvReader::new_with_sources(sources)
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .with_missing_is_null(true)
+            .finish(),
+        FileFormat::Parquet => LazyFrame::scan_parquet_sources(sources, ScanArgsParquet::default()),
+        FileFormat::Jsonl => LazyJsonLineReader::new_with_sources(sources)
+            .with_infer_schema_length(std::num::NonZeroUsize::new(1000))
+            .finish(),
+    };
+    let not_format = |e: PolarsError| {
+        Error::input(
+            Location::file(url),
+            format!(
+                "cannot read the file as {}: {}",
+                format.name(),
+                first_line(&e.to_string())
+            ),
+        )
+        .with_hint(format!(
+            "the file's name says {}; check that it is one, or set `format` in the policy",
+            format.name()
+        ))
+    };
+    let mut lf = lf.map_err(not_format)?;
+    lf.collect_schema().map_err(not_format)?;
+    Ok(lf)
+}
+
+pub(crate) fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
+/// Column names of a frame, for error messages.
+pub(crate) fn column_list(schema: &Schema) -> String {
+    schema
+        .iter_names()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,414 @@
+//! Bills against logs: the bill says how much, the logs say who.
+//!
+//! Each billed usage line is matched to logged usage at the grain the line
+//! has (provider, scope, day, model, token class — fewer when the export
+//! is coarser) and split over the matched usage by weight, exactly. What
+//! the logs do not cover stays unattributed; providers that sent no bill
+//! are priced from the catalog and marked estimated.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::catalog::{Catalog, UsageType};
+use crate::ingest::{BilledLine, UsageCell};
+use crate::money::{Decimal, split_exact};
+
+/// Something finance should look at before closing the month.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Exception {
+    pub kind: &'static str,
+    pub provider: String,
+    pub day: String,
+    pub model: String,
+    pub team: String,
+    /// `uri:row` of the input behind it, when there is one.
+    pub source: String,
+    pub detail: String,
+}
+
+impl Exception {
+    pub fn new(kind: &'static str, detail: impl Into<String>) -> Exception {
+        Exception {
+            kind,
+            provider: String::new(),
+            day: String::new(),
+            model: String::new(),
+            team: String::new(),
+            source: String::new(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One row of `reconciliation.csv`: provider × day × model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReconRow {
+    pub provider: String,
+    pub day: String,
+    pub model: String,
+    pub billed_cost: Decimal,
+    /// Tokens the bill states (lines that state a token class and count).
+    pub billed_tokens: Decimal,
+    /// Logged tokens of the same lines' classes.
+    pub logged_tokens: Decimal,
+    pub attributed: Decimal,
+    pub unattributed: Decimal,
+    pub estimated: Decimal,
+    /// The billed tokens at catalog prices, when every line could be priced.
+    pub catalog_cost: Option<Decimal>,
+    #[serde(skip)]
+    priced_all: bool,
+}
+
+impl ReconRow {
+    /// Logged / billed tokens.
+    pub fn coverage(&self) -> Option<Decimal> {
+        (!self.billed_tokens.is_zero()).then(|| self.logged_tokens / self.billed_tokens)
+    }
+
+    /// Billed / catalog − 1.
+    pub fn price_variance(&self) -> Option<Decimal> {
+        match self.catalog_cost {
+            Some(c) if !c.is_zero() && self.priced_all => Some(self.billed_cost / c - Decimal::ONE),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// Exact billed cost attributed to each usage cell (same index).
+    pub cell_billed: Vec<Decimal>,
+    /// Exact catalog-priced cost of cells whose provider sent no bill.
+    pub cell_estimated: Vec<Decimal>,
+    /// Exact unattributed billed cost per provider.
+    pub unattributed: BTreeMap<String, Decimal>,
+    /// Σ billed usage lines, exact.
+    pub billed_total: Decimal,
+    /// Σ estimated cells, exact.
+    pub estimated_total: Decimal,
+    /// Providers priced from the catalog because they sent no bill.
+    pub estimated_providers: BTreeSet<String>,
+    pub rows: Vec<ReconRow>,
+    pub exceptions: Vec<Exception>,
+}
+
+/// Tolerances from the policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerances {
+    pub min_coverage: Decimal,
+    pub max_price_variance: Decimal,
+}
+
+pub fn reconcile(
+    lines: &[BilledLine],
+    cells: &[UsageCell],
+    catalog: &Catalog,
+    tol: Tolerances,
+) -> Reconciled {
+    let mut out = Reconciled {
+        cell_billed: vec![Decimal::ZERO; cells.len()],
+        cell_estimated: vec![Decimal::ZERO; cells.len()],
+        ..Default::default()
+    };
+    let mut by_day: HashMap<(&str, NaiveDate), Vec<usize>> = HashMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        by_day
+            .entry((c.provider.as_str(), c.day))
+            .or_default()
+            .push(i);
+    }
+    let mut rows: BTreeMap<(String, NaiveDate, String), ReconRow> = BTreeMap::new();
+    let mut matched = vec![false; cells.len()];
+    let billed_providers: BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l.is_usage())
+        .map(|l| l.provider.as_str())
+        .collect();
+
+    for line in lines.iter().filter(|l| l.is_usage()) {
+        out.billed_total += line.cost;
+        let model_label = line
+            .model
+            .clone()
+            .or_else(|| line.model_raw.clone())
+            .unwrap_or_else(|| "(all models)".into());
+        let row = rows
+            .entry((line.provider.clone(), line.day, model_label.clone()))
+            .or_insert_with(|| ReconRow {
+                provider: line.provider.clone(),
+                day: line.day.to_string(),
+                model: model_label.clone(),
+                priced_all: true,
+                ..Default::default()
+            });
+        row.billed_cost += line.cost;
+        if line.model.is_none() && line.model_raw.is_some() {
+            out.exceptions.push(Exception {
+                provider: line.provider.clone(),
+                day: line.day.to_string(),
+                model: model_label.clone(),
+                source: format!("{}:{}", line.source, line.row),
+                ..Exception::new(
+                    "billed_model_unknown",
+                    format!(
+                        "the bill names model `{model_label}`, which is not in the catalog; its {} stays unattributed",
+                        line.cost
+                    ),
+                )
+            });
+        }
+        let candidates: Vec<usize> = by_day
+            .get(&(line.provider.as_str(), line.day))
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&i| {
+                        let c = &cells[i];
+                        (line.scope.is_empty() || c.scope == line.scope)
+                            && match (&line.model, &line.model_raw) {
+                                (Some(m), _) => &c.model == m,
+                                (None, Some(_)) => false,
+                                (None, None) => true,
+                            }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let weights = line_weights(line, &candidates, cells, catalog);
+        let logged: Decimal = match line.usage_type {
+            Some(t) => candidates
+                .iter()
+                .map(|&i| Decimal::from(cells[i].tokens_of(t)))
+                .sum(),
+            None => Decimal::ZERO,
+        };
+        let weight_sum: Decimal = weights.iter().copied().sum();
+        // The share of the line the logs explain.
+        let covered = match (line.usage_type, line.quantity) {
+            (Some(_), Some(q)) if q > Decimal::ZERO => (logged / q).min(Decimal::ONE),
+            _ if weight_sum > Decimal::ZERO => Decimal::ONE,
+            _ => Decimal::ZERO,
+        };
+        if let (Some(t), Some(q)) = (line.usage_type, line.quantity) {
+            row.billed_tokens += q;
+            row.logged_tokens += logged;
+            match (&line.model, catalog_price(catalog, line, t)) {
+                (Some(_), Some(p)) => {
+                    *row.catalog_cost.get_or_insert(Decimal::ZERO) +=
+                        q * p / Decimal::from(1_000_000u64);
+                }
+                _ => row.priced_all = false,
+            }
+        } else {
+            row.priced_all = false;
+        }
+        let attributed = if covered == Decimal::ONE {
+            line.cost
+        } else {
+            line.cost * covered
+        };
+        let parts = if weight_sum > Decimal::ZERO {
+            split_exact(attributed, &weights)
+        } else {
+            None
+        };
+        let attributed = match parts {
+            Some(parts) => {
+                for (k, &i) in candidates.iter().enumerate() {
+                    out.cell_billed[i] += parts[k];
+                    if !weights[k].is_zero() {
+                        matched[i] = true;
+                    }
+                }
+                attributed
+            }
+            None => Decimal::ZERO,
+        };
+        let rest = line.cost - attributed;
+        row.attributed += attributed;
+        row.unattributed += rest;
+        if !rest.is_zero() {
+            *out.unattributed.entry(line.provider.clone()).or_default() += rest;
+        }
+    }
+
+    // Logged usage of providers that sent no bill: priced from the catalog.
+    let mut unbilled: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        if billed_providers.contains(c.provider.as_str()) {
+            if !matched[i] && c.total_tokens() > 0 {
+                *unbilled
+                    .entry((c.provider.clone(), c.model.clone()))
+                    .or_default() += c.total_tokens();
+            }
+            continue;
+        }
+        out.estimated_providers.insert(c.provider.clone());
+        let row = rows
+            .entry((c.provider.clone(), c.day, c.model.clone()))
+            .or_insert_with(|| ReconRow {
+                provider: c.provider.clone(),
+                day: c.day.to_string(),
+                model: c.model.clone(),
+                ..Default::default()
+            });
+        match catalog.prices_on(&c.provider, &c.model, c.day) {
+            Some(p) => {
+                let cost: Decimal = UsageType::ALL
+                    .iter()
+                    .map(|&t| p.cost(t, c.tokens_of(t)))
+                    .sum();
+                out.cell_estimated[i] = cost;
+                out.estimated_total += cost;
+                row.estimated += cost;
+            }
+            None => out.exceptions.push(Exception {
+                provider: c.provider.clone(),
+                day: c.day.to_string(),
+                model: c.model.clone(),
+                team: c.team.clone(),
+                ..Exception::new(
+                    "no_catalog_price",
+                    format!(
+                        "no price for `{}` is in force on {}; {} tokens are not charged",
+                        c.model,
+                        c.day,
+                        c.total_tokens()
+                    ),
+                )
+            }),
+        }
+    }
+    for p in &out.estimated_providers {
+        out.exceptions.push(Exception {
+            provider: p.clone(),
+            ..Exception::new(
+                "estimated_provider",
+                format!("no bill was loaded for `{p}`; its usage is charged at catalog prices"),
+            )
+        });
+    }
+    for ((provider, model), tokens) in unbilled {
+        out.exceptions.push(Exception {
+            provider,
+            model,
+            ..Exception::new(
+                "usage_without_bill_line",
+                format!("{tokens} logged tokens match no billed line; they carry no cost"),
+            )
+        });
+    }
+
+    for row in rows.values() {
+        let at = |kind: &'static str, detail: String| Exception {
+            provider: row.provider.clone(),
+            day: row.day.clone(),
+            model: row.model.clone(),
+            ..Exception::new(kind, detail)
+        };
+        match row.coverage() {
+            Some(c) if c < tol.min_coverage => out.exceptions.push(at(
+                "coverage_below_minimum",
+                format!(
+                    "logs cover {} of {} billed tokens ({}), below the minimum {}",
+                    row.logged_tokens.normalize(),
+                    row.billed_tokens.normalize(),
+                    ratio(c),
+                    tol.min_coverage
+                ),
+            )),
+            Some(c) if c > Decimal::ONE => out.exceptions.push(at(
+                "logs_exceed_bill",
+                format!(
+                    "logs show {} tokens but the bill {}; shares were scaled to the bill",
+                    row.logged_tokens.normalize(),
+                    row.billed_tokens.normalize()
+                ),
+            )),
+            None if row.unattributed > Decimal::ZERO && row.billed_tokens.is_zero() => {
+                out.exceptions.push(at(
+                    "billed_without_logs",
+                    format!(
+                        "{} billed with no matching logs",
+                        row.unattributed.normalize()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(v) = row.price_variance() {
+            if v.abs() > tol.max_price_variance {
+                out.exceptions.push(at(
+                    "price_variance",
+                    format!(
+                        "billed {} vs {} at catalog prices ({}), beyond the tolerance {}",
+                        row.billed_cost.normalize(),
+                        row.catalog_cost.unwrap_or_default().round_dp(6).normalize(),
+                        signed_ratio(v),
+                        tol.max_price_variance
+                    ),
+                ));
+            }
+        }
+    }
+    out.rows = rows.into_values().collect();
+    out.exceptions.sort();
+    out
+}
+
+/// How much of a line each candidate cell carries: tokens of the line's
+/// class when the line names one model and class (catalog cost would be
+/// proportional), catalog cost otherwise.
+fn line_weights(
+    line: &BilledLine,
+    candidates: &[usize],
+    cells: &[UsageCell],
+    catalog: &Catalog,
+) -> Vec<Decimal> {
+    if let (Some(t), Some(_)) = (line.usage_type, &line.model) {
+        return candidates
+            .iter()
+            .map(|&i| Decimal::from(cells[i].tokens_of(t)))
+            .collect();
+    }
+    let classes: Vec<UsageType> = match line.usage_type {
+        Some(t) => vec![t],
+        None => UsageType::ALL.to_vec(),
+    };
+    let priced: Option<Vec<Decimal>> = candidates
+        .iter()
+        .map(|&i| {
+            let c = &cells[i];
+            let p = catalog.prices_on(&c.provider, &c.model, c.day)?;
+            Some(classes.iter().map(|&t| p.cost(t, c.tokens_of(t))).sum())
+        })
+        .collect();
+    priced.unwrap_or_else(|| {
+        candidates
+            .iter()
+            .map(|&i| Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>()))
+            .collect()
+    })
+}
+
+fn catalog_price(catalog: &Catalog, line: &BilledLine, t: UsageType) -> Option<Decimal> {
+    let m = line.model.as_deref()?;
+    Some(catalog.prices_on(&line.provider, m, line.day)?.per_mtok(t))
+}
+
+/// A ratio as a percentage with one decimal, e.g. `93.1%`.
+pub fn ratio(r: Decimal) -> String {
+    format!("{}%", (r * Decimal::ONE_HUNDRED).round_dp(1).normalize())
+}
+
+fn signed_ratio(r: Decimal) -> String {
+    let s = ratio(r);
+    if r > Decimal::ZERO {
+        format!("+{s}")
+    } else {
+        s
+    }
+}

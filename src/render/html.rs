@@ -1,0 +1,187 @@
+//! HTML invoices and the finance summary, through Handlebars in strict
+//! mode: a template that names a missing field is an error, and every value
+//! is HTML-escaped (templates never use triple braces).
+
+use handlebars::{
+    Context as HbContext, Handlebars, Helper, HelperResult, Output, RenderContext,
+    RenderErrorReason,
+};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+use crate::invoice::{Invoice, Month};
+use crate::money::{Decimal, parse_amount};
+use crate::store::join;
+
+const INVOICE: &str = include_str!("../../templates/invoice.html.hbs");
+const SUMMARY: &str = include_str!("../../templates/summary.html.hbs");
+const STYLE: &str = include_str!("../../templates/style.css.hbs");
+
+pub const TEMPLATE_NAMES: [&str; 3] = ["invoice.html.hbs", "summary.html.hbs", "style.css.hbs"];
+
+pub struct HtmlRenderer {
+    hb: Handlebars<'static>,
+}
+
+#[derive(Serialize)]
+struct InvoicePage<'a> {
+    month: &'a Month,
+    invoice: &'a Invoice,
+}
+
+impl HtmlRenderer {
+    /// The built-in templates, each replaced by a file of the same name in
+    /// `override_dir` when there is one.
+    pub fn new(ctx: &Context, override_dir: Option<&str>) -> Result<HtmlRenderer> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::html_escape);
+        hb.register_helper("num", Box::new(num_helper));
+        hb.register_helper("money", Box::new(money_helper));
+        hb.register_helper("add", Box::new(add));
+        hb.register_helper("sub", Box::new(sub));
+        for (name, builtin) in TEMPLATE_NAMES.iter().zip([INVOICE, SUMMARY, STYLE]) {
+            let (uri, text) = match override_dir {
+                Some(dir) if ctx.store.exists(&join(dir, name)) => {
+                    let uri = join(dir, name);
+                    let text = ctx.store.read_text(&uri)?;
+                    (uri, text)
+                }
+                _ => (format!("templates/{name}"), builtin.to_string()),
+            };
+            let key = name.trim_end_matches(".hbs");
+            hb.register_template_string(key, text).map_err(|e| {
+                let pos = e.pos();
+                Error::policy(
+                    Location {
+                        uri: uri.clone(),
+                        row: pos.map(|p| p.0 as u64),
+                        column: pos.map(|p| p.1.to_string()),
+                    },
+                    format!("template error: {}", e.reason()),
+                )
+            })?;
+        }
+        Ok(HtmlRenderer { hb })
+    }
+
+    pub fn invoice(&self, month: &Month, invoice: &Invoice) -> Result<String> {
+        self.render("invoice.html", &InvoicePage { month, invoice })
+    }
+
+    pub fn summary(&self, month: &Month) -> Result<String> {
+        self.render("summary.html", month)
+    }
+
+    fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
+        self.hb.render(name, data).map_err(|e| {
+            let at = Location {
+                uri: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                row: e.line_no.map(|l| l as u64),
+                column: e.column_no.map(|c| c.to_string()),
+            };
+            let reason = match e.reason() {
+                RenderErrorReason::MissingVariable(Some(path)) => {
+                    format!("the template uses `{path}`, which the invoice data does not have")
+                }
+                other => other.to_string(),
+            };
+            Error::policy(at, format!("template error: {reason}"))
+                .with_hint("the fields a template may use are the keys of invoices.json")
+        })
+    }
+}
+
+/// `{{num tokens}}`: an integer with thousands separators.
+fn num_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &HbContext,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or_default();
+    let text = match v {
+        serde_json::Value::Number(n) => group_digits(&n.to_string()),
+        serde_json::Value::String(s) => group_digits(&s),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    out.write(&handlebars::html_escape(&text))?;
+    Ok(())
+}
+
+/// `{{money amount}}`: a decimal string with thousands separators, as is.
+fn money_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &HbContext,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let v = h.param(0).map(|p| p.value().clone()).unwrap_or_default();
+    let text = match v {
+        serde_json::Value::String(s) => group_digits(&s),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    out.write(&handlebars::html_escape(&text))?;
+    Ok(())
+}
+
+handlebars::handlebars_helper!(add: |a: str, b: str| decimal_op(a, b, |x, y| x + y));
+handlebars::handlebars_helper!(sub: |a: str, b: str| decimal_op(a, b, |x, y| x - y));
+
+/// Exact arithmetic on two decimal strings for templates (`{{money (sub total usage_cost)}}`),
+/// keeping the larger number of places.
+fn decimal_op(a: &str, b: &str, op: fn(Decimal, Decimal) -> Decimal) -> String {
+    match (parse_amount(a), parse_amount(b)) {
+        (Ok(x), Ok(y)) => {
+            let mut r = op(x, y);
+            r.rescale(x.scale().max(y.scale()));
+            r.to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// `1234567.89` → `1,234,567.89`; `-1234` → `-1,234`; other text unchanged.
+pub fn group_digits(s: &str) -> String {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", s),
+    };
+    let (int, frac) = match rest.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (rest, None),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_string();
+    }
+    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_digits() {
+        assert_eq!(group_digits("1234567.89"), "1,234,567.89");
+        assert_eq!(group_digits("-1234"), "-1,234");
+        assert_eq!(group_digits("999"), "999");
+        assert_eq!(group_digits("0.50"), "0.50");
+        assert_eq!(group_digits("n/a"), "n/a");
+    }
+}

@@ -1,0 +1,97 @@
+//! Canonical column and field names: the only place they are spelled.
+//!
+//! Adapters map their source's names onto these; every later stage refers
+//! to the constants, so a rename is one edit.
+
+/// The canonical request log (DESIGN §3.1).
+pub mod request {
+    pub const REQUEST_ID: &str = "request_id";
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const PROVIDER: &str = "provider";
+    pub const MODEL: &str = "model";
+    pub const BILLING_SCOPE: &str = "billing_scope";
+    pub const TEAM: &str = "team";
+    pub const USE_CASE: &str = "use_case";
+    pub const INPUT_TOKENS: &str = "input_tokens";
+    pub const CACHED_INPUT_TOKENS: &str = "cached_input_tokens";
+    pub const CACHE_WRITE_TOKENS: &str = "cache_write_tokens";
+    pub const OUTPUT_TOKENS: &str = "output_tokens";
+    pub const STATUS: &str = "status";
+    pub const TOKENS_ESTIMATED: &str = "tokens_estimated";
+
+    /// Columns a request log must have.
+    pub const REQUIRED: [&str; 6] = [
+        REQUEST_ID,
+        TIMESTAMP,
+        PROVIDER,
+        MODEL,
+        INPUT_TOKENS,
+        OUTPUT_TOKENS,
+    ];
+
+    /// Token columns, in canonical order; the classes are mutually exclusive.
+    pub const TOKEN_COLUMNS: [&str; 4] = [
+        INPUT_TOKENS,
+        CACHED_INPUT_TOKENS,
+        CACHE_WRITE_TOKENS,
+        OUTPUT_TOKENS,
+    ];
+
+    /// The owner of requests that carry no team tag.
+    pub const UNTAGGED_TEAM: &str = "untagged";
+    /// The use case of requests that carry none.
+    pub const NO_USE_CASE: &str = "general";
+}
+
+/// Working columns added while ingesting; never written to an output.
+pub mod work {
+    pub const SOURCE: &str = "__source";
+    pub const ROW: &str = "__row";
+    pub const DAY: &str = "__day";
+    pub const REASON: &str = "__reason";
+    pub const COLUMN: &str = "__column";
+    pub const VALUE: &str = "__value";
+    pub const RESOLVED_MODEL: &str = "__model";
+    pub const CATALOG_NAME: &str = "__catalog_name";
+    pub const IS_ERROR: &str = "__is_error";
+    pub const REQUESTS: &str = "__requests";
+    pub const ERRORS: &str = "__errors";
+}
+
+/// FOCUS 1.x columns we read (DESIGN §3.2), plus our `x_` extension.
+pub mod focus {
+    pub const BILLED_COST: &str = "BilledCost";
+    pub const BILLING_CURRENCY: &str = "BillingCurrency";
+    pub const CHARGE_PERIOD_START: &str = "ChargePeriodStart";
+    pub const CHARGE_CATEGORY: &str = "ChargeCategory";
+    pub const CHARGE_CLASS: &str = "ChargeClass";
+    pub const CHARGE_DESCRIPTION: &str = "ChargeDescription";
+    pub const PROVIDER_NAME: &str = "ProviderName";
+    pub const PUBLISHER_NAME: &str = "PublisherName";
+    pub const SERVICE_NAME: &str = "ServiceName";
+    pub const SUB_ACCOUNT_ID: &str = "SubAccountId";
+    pub const CONSUMED_QUANTITY: &str = "ConsumedQuantity";
+    pub const CONSUMED_UNIT: &str = "ConsumedUnit";
+    pub const PRICING_QUANTITY: &str = "PricingQuantity";
+    pub const PRICING_UNIT: &str = "PricingUnit";
+    pub const X_MODEL: &str = "x_Model";
+    pub const X_USAGE_TYPE: &str = "x_UsageType";
+
+    /// Columns every FOCUS export must have for us to read it.
+    pub const REQUIRED: [&str; 5] = [
+        BILLED_COST,
+        BILLING_CURRENCY,
+        CHARGE_PERIOD_START,
+        CHARGE_CATEGORY,
+        PROVIDER_NAME,
+    ];
+}
+
+/// Token classes, as `usage_type` values on billed lines and prices.
+pub mod usage_type {
+    pub const INPUT: &str = "input";
+    pub const CACHED_INPUT: &str = "cached_input";
+    pub const CACHE_WRITE: &str = "cache_write";
+    pub const OUTPUT: &str = "output";
+    pub const OTHER: &str = "other";
+}
