@@ -11,6 +11,50 @@ use serde::Deserialize;
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
 
+/// Money and rates are TOML strings (`"0.20"`), read as exact decimals; a
+/// TOML float is refused, because it has already lost exactness.
+mod exact {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+
+    use crate::money::{Decimal, parse_amount};
+
+    struct Exact;
+
+    impl Visitor<'_> for Exact {
+        type Value = Decimal;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a decimal string such as \"0.20\"")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Decimal, E> {
+            parse_amount(v).map_err(E::custom)
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
+            Err(E::custom(format!(
+                "money and rates are strings: write `\"{v}\"`, not `{v}`"
+            )))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Decimal, E> {
+            Err(E::custom(format!(
+                "money and rates are strings: write `\"{v}\"`, not `{v}`"
+            )))
+        }
+    }
+
+    pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        d.deserialize_any(Exact)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        d.deserialize_any(Exact).map(Some)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
@@ -177,9 +221,9 @@ pub struct Reconciliation {
     pub unattributed: UnattributedPolicy,
     #[serde(default)]
     pub failed_requests: FailedRequests,
-    #[serde(default = "default_min_coverage")]
+    #[serde(default = "default_min_coverage", deserialize_with = "exact::decimal")]
     pub min_coverage: Decimal,
-    #[serde(default = "default_max_variance")]
+    #[serde(default = "default_max_variance", deserialize_with = "exact::decimal")]
     pub max_price_variance: Decimal,
 }
 
@@ -274,6 +318,7 @@ pub struct Tier {
     /// Upper bound, inclusive, in millions of tokens; none for the last tier.
     #[serde(default)]
     pub up_to_mtokens: Option<u64>,
+    #[serde(deserialize_with = "exact::decimal")]
     pub markup: Decimal,
 }
 
@@ -282,17 +327,23 @@ pub struct Tier {
 pub struct ChargebackDefaults {
     #[serde(default = "default_model")]
     pub model: ChargebackModel,
-    #[serde(default = "default_platform_fee_rate")]
+    #[serde(
+        default = "default_platform_fee_rate",
+        deserialize_with = "exact::decimal"
+    )]
     pub platform_fee_rate: Decimal,
     #[serde(default)]
     pub tier_mode: TierMode,
     #[serde(default = "default_tiers")]
     pub tiers: Vec<Tier>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact::decimal")]
     pub markup: Decimal,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exact::decimal")]
     pub fixed_fee: Decimal,
-    #[serde(default = "default_alert_threshold")]
+    #[serde(
+        default = "default_alert_threshold",
+        deserialize_with = "exact::decimal"
+    )]
     pub alert_threshold: Decimal,
 }
 
@@ -347,12 +398,17 @@ pub struct Team {
     pub name: Option<String>,
     pub cost_center: Option<String>,
     pub model: Option<ChargebackModel>,
+    #[serde(default, deserialize_with = "exact::option")]
     pub markup: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::option")]
     pub fixed_fee: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::option")]
     pub platform_fee_rate: Option<Decimal>,
     pub tier_mode: Option<TierMode>,
     pub tiers: Option<Vec<Tier>>,
+    #[serde(default, deserialize_with = "exact::option")]
     pub budget: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact::option")]
     pub alert_threshold: Option<Decimal>,
 }
 
@@ -631,7 +687,7 @@ catalog = "catalog.json"
         let e = Policy::parse(&text, "p.toml").unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.starts_with("p.toml:12:1: unknown field `budgett`"),
+            msg.starts_with("p.toml:11:1: unknown field `budgett`"),
             "{msg}"
         );
         assert_eq!(e.exit_code(), 1);
@@ -641,7 +697,10 @@ catalog = "catalog.json"
     fn money_must_be_a_string() {
         let text = format!("{MINIMAL}\n[teams.support]\nmarkup = 0.2\n");
         let e = Policy::parse(&text, "p.toml").unwrap_err();
-        assert!(e.to_string().starts_with("p.toml:11:10:"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "p.toml:10:10: money and rates are strings: write `\"0.2\"`, not `0.2`"
+        );
     }
 
     #[test]
@@ -652,7 +711,7 @@ catalog = "catalog.json"
         let e = Policy::parse(&text, "p.toml").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "p.toml:11:1: the last tier `b` has `up_to_mtokens`; the last tier must be open-ended"
+            "p.toml:10:1: the last tier `b` has `up_to_mtokens`; the last tier must be open-ended"
         );
     }
 
@@ -662,7 +721,7 @@ catalog = "catalog.json"
         let e = Policy::parse(&text, "p.toml").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "p.toml:11:1: `unattributed` names team `platform`, which is not in [teams]"
+            "p.toml:10:1: `unattributed` names team `platform`, which is not in [teams]"
         );
     }
 }

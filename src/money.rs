@@ -116,14 +116,20 @@ pub fn largest_remainder(amounts: &[Decimal], target: Decimal, scale: u32) -> Ve
     floors
 }
 
-/// Splits `total` over `weights` in proportion, at full precision, so that
-/// the parts add up to `total` exactly: the last bit of division error goes
-/// to the largest part. Zero total weight gives no split (`None`).
+/// Places kept on the parts of a split: far below a cent, and few enough
+/// that sums of parts stay exact within the 28 digits of a `Decimal`.
+pub const SPLIT_PLACES: u32 = 12;
+
+/// Splits `total` over `weights` in proportion, so that the parts add up to
+/// `total` exactly: parts are cut to [`SPLIT_PLACES`] (or the total's own
+/// places, if more), and what the cut leaves goes to the largest part.
+/// Zero total weight gives no split (`None`).
 pub fn split_exact(total: Decimal, weights: &[Decimal]) -> Option<Vec<Decimal>> {
     let sum: Decimal = weights.iter().copied().sum();
     if sum.is_zero() {
         return None;
     }
+    let places = total.scale().max(SPLIT_PLACES);
     let mut parts: Vec<Decimal> = weights
         .iter()
         .map(|w| {
@@ -135,6 +141,7 @@ pub fn split_exact(total: Decimal, weights: &[Decimal]) -> Option<Vec<Decimal>> 
                     .checked_mul(*w)
                     .and_then(|p| p.checked_div(sum))
                     .unwrap_or_else(|| total / sum * *w)
+                    .round_dp_with_strategy(places, RoundingStrategy::ToZero)
             }
         })
         .collect();

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, UsageType};
 use crate::ingest::{BilledLine, UsageCell};
-use crate::money::{Decimal, split_exact};
+use crate::money::{Decimal, SPLIT_PLACES, split_exact};
+use rust_decimal::RoundingStrategy;
 
 /// Something finance should look at before closing the month.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -208,7 +209,8 @@ pub fn reconcile(
         let attributed = if covered == Decimal::ONE {
             line.cost
         } else {
-            line.cost * covered
+            // Cut, not rounded, so the unattributed rest is never negative.
+            (line.cost * covered).round_dp_with_strategy(SPLIT_PLACES, RoundingStrategy::ToZero)
         };
         let parts = if weight_sum > Decimal::ZERO {
             split_exact(attributed, &weights)
