@@ -38,6 +38,8 @@ pub struct InvoiceLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct BudgetView {
     pub status: String,
+    /// `status` for people: `no budget` rather than `no_budget`.
+    pub label: String,
     pub budget: Option<String>,
     pub threshold: String,
     pub spent: String,
@@ -251,6 +253,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             lines,
             budget: BudgetView {
                 status: b.status.as_str().into(),
+                label: b.status.as_str().replace('_', " "),
                 budget: b.budget.map(money),
                 threshold: rate(b.threshold),
                 spent: money(b.spent),

@@ -304,6 +304,7 @@ pub fn reconcile(
         });
     }
 
+    let mut prices: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
     for row in rows.values() {
         let at = |kind: &'static str, detail: String| Exception {
             provider: row.provider.clone(),
@@ -341,19 +342,34 @@ pub fn reconcile(
             }
             _ => {}
         }
-        if let Some(v) = row.price_variance() {
-            if v.abs() > tol.max_price_variance {
-                out.exceptions.push(at(
+        if let (Some(_), Some(c)) = (row.price_variance(), row.catalog_cost) {
+            let e = prices
+                .entry((row.provider.clone(), row.model.clone()))
+                .or_default();
+            e.0 += row.billed_cost;
+            e.1 += c;
+        }
+    }
+    // A price difference is a property of the contract, not of a day: one
+    // exception per provider and model over the month (the daily figures
+    // are in reconciliation.csv).
+    for ((provider, model), (billed, catalog)) in prices {
+        let v = billed / catalog - Decimal::ONE;
+        if v.abs() > tol.max_price_variance {
+            out.exceptions.push(Exception {
+                provider,
+                model,
+                ..Exception::new(
                     "price_variance",
                     format!(
-                        "billed {} vs {} at catalog prices ({}), beyond the tolerance {}",
-                        row.billed_cost.normalize(),
-                        row.catalog_cost.unwrap_or_default().round_dp(6).normalize(),
+                        "billed {} vs {} at catalog prices over the month ({}), beyond the tolerance {}; a negotiated rate belongs in the catalog",
+                        billed.round_dp(6).normalize(),
+                        catalog.round_dp(6).normalize(),
                         signed_ratio(v),
                         tol.max_price_variance
                     ),
-                ));
-            }
+                )
+            });
         }
     }
     out.rows = rows.into_values().collect();

@@ -4,5 +4,6 @@
 mod util;
 
 mod cli;
+mod demo;
 mod mini;
 mod properties;
