@@ -22,6 +22,8 @@ pub const TEMPLATE_NAMES: [&str; 3] = ["invoice.html.hbs", "summary.html.hbs", "
 
 pub struct HtmlRenderer {
     hb: Handlebars<'static>,
+    /// Where each registered template came from, for error messages.
+    sources: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,7 @@ impl HtmlRenderer {
     /// `override_dir` when there is one.
     pub fn new(ctx: &Context, override_dir: Option<&str>) -> Result<HtmlRenderer> {
         let mut hb = Handlebars::new();
+        let mut sources = std::collections::BTreeMap::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::html_escape);
         hb.register_helper("num", Box::new(num_helper));
@@ -51,6 +54,7 @@ impl HtmlRenderer {
                 _ => (format!("templates/{name}"), builtin.to_string()),
             };
             let key = name.trim_end_matches(".hbs");
+            sources.insert(key.to_string(), uri.clone());
             hb.register_template_string(key, text).map_err(|e| {
                 let pos = e.pos();
                 Error::policy(
@@ -63,7 +67,7 @@ impl HtmlRenderer {
                 )
             })?;
         }
-        Ok(HtmlRenderer { hb })
+        Ok(HtmlRenderer { hb, sources })
     }
 
     pub fn invoice(&self, month: &Month, invoice: &Invoice) -> Result<String> {
@@ -77,7 +81,12 @@ impl HtmlRenderer {
     fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
         self.hb.render(name, data).map_err(|e| {
             let at = Location {
-                uri: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                uri: e
+                    .template_name
+                    .as_ref()
+                    .and_then(|t| self.sources.get(t))
+                    .cloned()
+                    .unwrap_or_else(|| name.to_string()),
                 row: e.line_no.map(|l| l as u64),
                 column: e.column_no.map(|c| c.to_string()),
             };

@@ -235,3 +235,89 @@ fn html_escapes_team_names() {
     assert!(summary.contains("Search &lt;Relevance&gt; &amp; Ranking"));
     assert!(summary.contains("Ties to the bill"));
 }
+
+#[test]
+fn templates_can_be_overridden_and_errors_name_the_field() {
+    let t = TestDir::with_fixture("mini");
+    let policy = t.read("fixtures/mini/chargeback.toml").replace(
+        "url = \"out/{period}/\"",
+        "url = \"out/{period}/\"\ntemplates = \"branding\"",
+    );
+    t.write("fixtures/mini/chargeback.toml", &policy);
+    t.write(
+        "branding/invoice.html.hbs",
+        "<h1>{{month.issuer.name}}</h1>\n<p>{{invoice.invoice_number}}: {{money invoice.total}}</p>\n",
+    );
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(
+        t.read("out/2025-01/invoices/support.html"),
+        "<h1>Mini Corp AI Platform</h1>\n<p>MC-2025-01-support: 257.98</p>\n"
+    );
+    // The summary still uses the built-in template.
+    assert!(
+        t.read("out/2025-01/summary.html")
+            .contains("Finance summary")
+    );
+
+    t.write(
+        "branding/invoice.html.hbs",
+        "<p>{{invoice.invoice_number}}</p>\n<p>{{invoice.po_number}}</p>\n",
+    );
+    std::fs::remove_dir_all(t.path().join("out")).unwrap();
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert_eq!(
+        out.stderr,
+        "error: branding/invoice.html.hbs:2:4: template error: the template uses `invoice.po_number`, which the invoice data does not have\n\
+         hint: the fields a template may use are the keys of invoices.json\n"
+    );
+    assert!(
+        !t.exists("out"),
+        "nothing is published after a template error"
+    );
+}
+
+#[test]
+fn json_lines_logs_give_the_same_invoices_as_csv() {
+    let t = TestDir::with_fixture("mini");
+    let (_, csv_out) = run_mini(&[]);
+    assert_eq!(csv_out.code, 0);
+    // The clean rows of the mini month, as JSON lines.
+    let jsonl = [
+        r#"{"request_id":"r01","timestamp":"2025-01-03T10:00:00Z","provider":"openai","model":"gpt-4o","billing_scope":"proj_a","team":"support","use_case":"tickets","input_tokens":1000000,"output_tokens":100000}"#,
+        r#"{"request_id":"r02","timestamp":"2025-01-03T11:00:00Z","provider":"openai","model":"gpt-4o-2024-08-06","billing_scope":"proj_a","team":"search","use_case":"query rewrite","input_tokens":3000000,"output_tokens":300000}"#,
+        r#"{"request_id":"r03","timestamp":"2025-01-04T09:00:00Z","provider":"openai","model":"gpt-4o-mini","billing_scope":"proj_a","team":"support","use_case":"triage","input_tokens":1000000,"output_tokens":0,"status":"error"}"#,
+    ]
+    .join("\n");
+    t.write("fixtures/mini/requests/gateway.jsonl", &(jsonl + "\n"));
+    let policy = t.read("fixtures/mini/chargeback.toml").replace(
+        "requests = [\"fixtures/mini/requests/*.csv\"]",
+        "requests = [\"fixtures/mini/requests/gateway.jsonl\"]",
+    );
+    t.write("fixtures/mini/chargeback.toml", &policy);
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    assert_eq!(invoice(&month, "support")["usage_cost"], "6.65");
+    assert_eq!(invoice(&month, "search")["usage_cost"], "19.50");
+    assert_eq!(month["unattributed"], "0.15");
+}
