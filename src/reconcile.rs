@@ -109,6 +109,8 @@ pub fn reconcile(
     catalog: &Catalog,
     tol: Tolerances,
 ) -> Reconciled {
+    let merged = unscoped(lines, cells);
+    let lines = merged.as_slice();
     let mut out = Reconciled {
         cell_billed: vec![Decimal::ZERO; cells.len()],
         cell_estimated: vec![Decimal::ZERO; cells.len()],
@@ -377,6 +379,60 @@ pub fn reconcile(
     out
 }
 
+/// The usage lines to match. `billing_scope` is optional in the logs: for
+/// a provider whose logs carry none, the bill's scopes cannot be matched,
+/// so its lines are matched without scope, merged across scopes so that
+/// coverage compares like with like.
+fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
+    let scoped: BTreeSet<&str> = cells
+        .iter()
+        .filter(|c| !c.scope.is_empty())
+        .map(|c| c.provider.as_str())
+        .collect();
+    let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
+    let mut index: HashMap<
+        (
+            String,
+            NaiveDate,
+            Option<String>,
+            Option<String>,
+            Option<UsageType>,
+        ),
+        usize,
+    > = HashMap::new();
+    for l in lines.iter().filter(|l| l.is_usage()) {
+        if l.scope.is_empty() || scoped.contains(l.provider.as_str()) {
+            out.push(l.clone());
+            continue;
+        }
+        let key = (
+            l.provider.clone(),
+            l.day,
+            l.model.clone(),
+            l.model_raw.clone(),
+            l.usage_type,
+        );
+        match index.get(&key) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.cost += l.cost;
+                m.quantity = match (m.quantity, l.quantity) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(BilledLine {
+                    scope: String::new(),
+                    ..l.clone()
+                });
+            }
+        }
+    }
+    out
+}
+
 /// How much of a line each candidate cell carries: tokens of the line's
 /// class when the line names one model and class (catalog cost would be
 /// proportional), catalog cost otherwise.
@@ -428,5 +484,100 @@ fn signed_ratio(r: Decimal) -> String {
         format!("+{s}")
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::ChargeCategory;
+
+    fn catalog() -> Catalog {
+        Catalog::parse(
+            r#"{"models":[{"provider":"openai","model":"gpt-4o","prices":[{"effective_from":"2024-01-01","input":"10000","output":"15"}]}]}"#,
+            "c.json",
+        )
+        .unwrap()
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 1, 3).unwrap()
+    }
+
+    fn cell(team: &str, scope: &str, input: u64) -> UsageCell {
+        UsageCell {
+            provider: "openai".into(),
+            scope: scope.into(),
+            day: day(),
+            model: "gpt-4o".into(),
+            team: team.into(),
+            use_case: "chat".into(),
+            tokens: [input, 0, 0, 0],
+            requests: 1,
+            errors: 0,
+        }
+    }
+
+    fn line(scope: &str, tokens: u64, cost: &str) -> BilledLine {
+        BilledLine {
+            provider: "openai".into(),
+            scope: scope.into(),
+            day: day(),
+            model: Some("gpt-4o".into()),
+            model_raw: Some("gpt-4o".into()),
+            usage_type: Some(UsageType::Input),
+            quantity: Some(Decimal::from(tokens)),
+            cost: cost.parse().unwrap(),
+            currency: "USD".into(),
+            category: ChargeCategory::Usage,
+            correction: false,
+            description: None,
+            source: "bill.csv".into(),
+            row: 1,
+        }
+    }
+
+    const TOL: Tolerances = Tolerances {
+        min_coverage: Decimal::from_parts(98, 0, 0, false, 2),
+        max_price_variance: Decimal::from_parts(5, 0, 0, false, 2),
+    };
+
+    #[test]
+    fn scopes_split_the_bill_when_logs_carry_them() {
+        let cells = [cell("a", "p1", 100), cell("b", "p2", 300)];
+        let lines = [line("p1", 100, "1.00"), line("p2", 300, "3.00")];
+        let r = reconcile(&lines, &cells, &catalog(), TOL);
+        assert_eq!(r.cell_billed, vec![Decimal::ONE, Decimal::from(3)]);
+        assert!(r.exceptions.is_empty(), "{:?}", r.exceptions);
+    }
+
+    #[test]
+    fn logs_without_scopes_match_the_bill_across_scopes() {
+        let cells = [cell("a", "", 100), cell("b", "", 300)];
+        let lines = [line("p1", 100, "1.00"), line("p2", 300, "3.00")];
+        let r = reconcile(&lines, &cells, &catalog(), TOL);
+        assert_eq!(r.cell_billed, vec![Decimal::ONE, Decimal::from(3)]);
+        assert!(r.unattributed.is_empty());
+        assert_eq!(r.rows.len(), 1);
+        assert_eq!(r.rows[0].coverage(), Some(Decimal::ONE));
+        assert!(r.exceptions.is_empty(), "{:?}", r.exceptions);
+    }
+
+    #[test]
+    fn uncovered_tokens_stay_unattributed_and_excess_is_scaled() {
+        let cells = [cell("a", "p1", 50)];
+        let r = reconcile(&[line("p1", 100, "1.00")], &cells, &catalog(), TOL);
+        assert_eq!(r.cell_billed[0], Decimal::new(5, 1));
+        assert_eq!(r.unattributed["openai"], Decimal::new(5, 1));
+        assert_eq!(r.exceptions[0].kind, "coverage_below_minimum");
+
+        let cells = [cell("a", "p1", 150), cell("b", "p1", 50)];
+        let r = reconcile(&[line("p1", 100, "1.00")], &cells, &catalog(), TOL);
+        assert_eq!(
+            r.cell_billed,
+            vec![Decimal::new(75, 2), Decimal::new(25, 2)]
+        );
+        assert!(r.unattributed.is_empty());
+        assert_eq!(r.exceptions[0].kind, "logs_exceed_bill");
     }
 }
