@@ -390,16 +390,15 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
         .map(|c| c.provider.as_str())
         .collect();
     let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
-    let mut index: HashMap<
-        (
-            String,
-            NaiveDate,
-            Option<String>,
-            Option<String>,
-            Option<UsageType>,
-        ),
-        usize,
-    > = HashMap::new();
+    // A line's grain without its scope.
+    type Grain = (
+        String,
+        NaiveDate,
+        Option<String>,
+        Option<String>,
+        Option<UsageType>,
+    );
+    let mut index: HashMap<Grain, usize> = HashMap::new();
     for l in lines.iter().filter(|l| l.is_usage()) {
         if l.scope.is_empty() || scoped.contains(l.provider.as_str()) {
             out.push(l.clone());
