@@ -67,6 +67,10 @@ pub struct Catalog {
     pub models: Vec<ModelEntry>,
     #[serde(skip)]
     names: HashMap<(String, String), usize>,
+    /// (provider, name without punctuation) → entry; `None` when two
+    /// entries collide that way.
+    #[serde(skip)]
+    compact: HashMap<(String, String), Option<usize>>,
 }
 
 fn usd() -> String {
@@ -122,9 +126,74 @@ impl PriceSet {
     }
 }
 
+/// Providers that resell other publishers' models.
+pub const MARKETPLACES: [&str; 3] = ["aws-bedrock", "azure-openai", "vertex-ai"];
+
 /// Lower-cases and trims a model or provider name for matching.
 pub fn normalize_name(name: &str) -> String {
     name.trim().to_lowercase()
+}
+
+/// A lower-cased model id without a cloud's decorations: region and vendor
+/// prefixes (`us.anthropic.`), version suffixes (`-v1:0`, `:0`) and a dated
+/// snapshot suffix (`-20240620`, `-2024-08-06`).
+fn undecorated(name: &str) -> String {
+    let mut s = name;
+    for prefix in ["us.", "eu.", "apac.", "global.", "jp.", "au."] {
+        s = s.strip_prefix(prefix).unwrap_or(s);
+    }
+    for vendor in [
+        "anthropic.",
+        "amazon.",
+        "meta.",
+        "mistral.",
+        "cohere.",
+        "ai21.",
+        "openai.",
+        "deepseek.",
+        "google.",
+        "writer.",
+        "qwen.",
+    ] {
+        s = s.strip_prefix(vendor).unwrap_or(s);
+    }
+    let mut s = s.to_string();
+    if let Some(at) = s.rfind(':') {
+        if s[at + 1..].bytes().all(|b| b.is_ascii_digit()) {
+            s.truncate(at);
+        }
+    }
+    if let Some(at) = s.rfind("-v") {
+        if s.len() > at + 2 && s[at + 2..].bytes().all(|b| b.is_ascii_digit()) {
+            s.truncate(at);
+        }
+    }
+    // -20240620
+    if s.len() > 9
+        && s.as_bytes()[s.len() - 9] == b'-'
+        && s[s.len() - 8..].bytes().all(|b| b.is_ascii_digit())
+    {
+        s.truncate(s.len() - 9);
+    }
+    // -2024-08-06
+    let b = s.as_bytes();
+    if b.len() > 11
+        && b[b.len() - 11] == b'-'
+        && b[b.len() - 6] == b'-'
+        && b[b.len() - 3] == b'-'
+        && s[s.len() - 10..].bytes().filter(u8::is_ascii_digit).count() == 8
+    {
+        s.truncate(s.len() - 11);
+    }
+    s
+}
+
+/// A name with everything but letters and digits removed.
+fn compact(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 impl Catalog {
@@ -177,29 +246,72 @@ impl Catalog {
                         )));
                     }
                 }
+                let c = (
+                    provider.clone(),
+                    compact(&undecorated(&normalize_name(name))),
+                );
                 self.names.insert(key, i);
+                let slot = self.compact.entry(c).or_insert(Some(i));
+                if *slot != Some(i) {
+                    *slot = None;
+                }
             }
         }
         Ok(())
     }
 
     /// The catalog entry a logged or billed model name stands for.
+    ///
+    /// Tried in order: the name or an alias as written (any case); the name
+    /// without a cloud's decorations (`us.anthropic.…`, `…-v1:0`, a dated
+    /// snapshot suffix such as `-20240620` or `-2024-08-06`); the same
+    /// with punctuation and spaces ignored (`Claude3.5Sonnet`,
+    /// `Claude 3.5 Sonnet`, `gpt 4o`). A marketplace provider
+    /// (`aws-bedrock`, `azure-openai`, `vertex-ai`) without an entry of its
+    /// own falls back to the one entry of that name under any provider.
     pub fn resolve(&self, provider: &str, model: &str) -> Option<&ModelEntry> {
-        self.names
-            .get(&(normalize_name(provider), normalize_name(model)))
-            .map(|&i| &self.models[i])
+        let provider = normalize_name(provider);
+        let index = self.resolve_in(&provider, model).or_else(|| {
+            if !MARKETPLACES.contains(&provider.as_str()) {
+                return None;
+            }
+            let mut found = self
+                .providers()
+                .filter(|p| *p != provider)
+                .filter_map(|p| self.resolve_in(p, model));
+            let first = found.next()?;
+            // Ambiguous across providers: no guess.
+            found.all(|i| i == first).then_some(first)
+        })?;
+        Some(&self.models[index])
     }
 
-    /// Every (provider, name) the catalog answers to, with the canonical
-    /// model name, for matching in a frame.
-    pub fn name_table(&self) -> Vec<(String, String, String)> {
-        let mut rows: Vec<_> = self
-            .names
-            .iter()
-            .map(|((p, n), &i)| (p.clone(), n.clone(), self.models[i].model.clone()))
-            .collect();
-        rows.sort();
-        rows
+    fn providers(&self) -> impl Iterator<Item = &str> {
+        let mut ps: Vec<&str> = self.names.keys().map(|(p, _)| p.as_str()).collect();
+        ps.sort_unstable();
+        ps.dedup();
+        ps.into_iter()
+    }
+
+    fn resolve_in(&self, provider: &str, model: &str) -> Option<usize> {
+        let lookup = |name: &str| {
+            self.names
+                .get(&(provider.to_string(), name.to_string()))
+                .copied()
+        };
+        let plain = normalize_name(model);
+        if let Some(i) = lookup(&plain) {
+            return Some(i);
+        }
+        let bare = undecorated(&plain);
+        if let Some(i) = lookup(&bare) {
+            return Some(i);
+        }
+        let key = compact(&bare);
+        self.compact
+            .get(&(provider.to_string(), key))
+            .copied()
+            .flatten()
     }
 
     /// The prices of a canonical model in force on a day.
@@ -238,6 +350,44 @@ mod tests {
         );
         assert_eq!(c.resolve("openai", "gpt-4O").unwrap().model, "gpt-4o");
         assert!(c.resolve("anthropic", "gpt-4o").is_none());
+    }
+
+    #[test]
+    fn resolves_cloud_ids_and_display_names() {
+        let text = r#"{"models":[
+          {"provider":"anthropic","model":"claude-3-5-sonnet","aliases":["claude-3-5-sonnet-20241022"],
+           "prices":[{"effective_from":"2024-01-01","input":"3","output":"15"}]},
+          {"provider":"openai","model":"gpt-4o","prices":[{"effective_from":"2024-01-01","input":"5","output":"15"}]}
+        ]}"#;
+        let c = Catalog::parse(text, "c.json").unwrap();
+        let m = |p: &str, n: &str| c.resolve(p, n).map(|e| e.model.as_str());
+        assert_eq!(
+            m("aws-bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            Some("claude-3-5-sonnet")
+        );
+        assert_eq!(
+            m(
+                "aws-bedrock",
+                "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+            ),
+            Some("claude-3-5-sonnet")
+        );
+        assert_eq!(
+            m("aws-bedrock", "Claude3.5Sonnet"),
+            Some("claude-3-5-sonnet")
+        );
+        assert_eq!(
+            m("anthropic", "Claude 3.5 Sonnet"),
+            Some("claude-3-5-sonnet")
+        );
+        assert_eq!(m("azure-openai", "gpt 4o"), Some("gpt-4o"));
+        assert_eq!(m("openai", "gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(m("openai", "gpt-4o-mini"), None);
+        assert_eq!(
+            m("openai", "claude-3-5-sonnet"),
+            None,
+            "a direct provider does not borrow another's models"
+        );
     }
 
     #[test]

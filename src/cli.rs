@@ -48,7 +48,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub month: MonthArgs,
 
-    /// Output folder, overriding [output] url in the policy
+    /// Output folder or URL, overriding [output] url in the policy
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<String>,
 
@@ -56,6 +56,16 @@ pub struct RunArgs {
     /// critical (repeatable)
     #[arg(long, value_enum, value_name = "GATE")]
     pub fail_on: Vec<Gate>,
+
+    /// Replace a closed month whose published outputs differ from this
+    /// run's (a rerun that gives the same bytes needs no force)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Read exactly the objects a published manifest records (same
+    /// versions, same bytes), for an auditor's rerun
+    #[arg(long, value_name = "URL")]
+    pub pin_manifest: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

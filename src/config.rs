@@ -68,6 +68,9 @@ pub struct Policy {
     pub chargeback: ChargebackDefaults,
     #[serde(default)]
     pub teams: BTreeMap<String, Team>,
+    /// Retries, timeouts and object-store options (`[storage]`).
+    #[serde(default)]
+    pub storage: crate::store::StorageOptions,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +104,94 @@ pub struct Sources {
     #[serde(default)]
     pub billing: Vec<BillingSpec>,
     pub catalog: String,
+    /// How LiteLLM `SpendLogs` exports map onto the canonical log.
+    #[serde(default)]
+    pub litellm: LitellmOptions,
+    /// Which OpenTelemetry attributes carry team, use case and scope.
+    #[serde(default)]
+    pub otel: OtelOptions,
+}
+
+/// `[sources.litellm]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LitellmOptions {
+    /// Hashed virtual key (`api_key`) → the provider billing scope it calls
+    /// with (OpenAI project, Anthropic workspace, …).
+    #[serde(default)]
+    pub key_scopes: BTreeMap<String, String>,
+    /// Which LiteLLM team field is the team id of the policy: `team_id`
+    /// (default) or `team_alias` (when ids are generated UUIDs); each
+    /// falls back to the other.
+    #[serde(default)]
+    pub team: LitellmTeam,
+    /// The use case is the request tag `<use_case_tag>:<value>`, else the
+    /// `spend_logs_metadata` key of that name.
+    #[serde(default = "default_use_case_attribute")]
+    pub use_case_tag: String,
+}
+
+impl Default for LitellmOptions {
+    fn default() -> Self {
+        LitellmOptions {
+            key_scopes: BTreeMap::new(),
+            team: LitellmTeam::default(),
+            use_case_tag: default_use_case_attribute(),
+        }
+    }
+}
+
+/// `[sources.litellm] team`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LitellmTeam {
+    #[default]
+    TeamId,
+    TeamAlias,
+}
+
+/// `[sources.otel]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelOptions {
+    /// Span or resource attribute naming the team.
+    #[serde(default = "default_team_attribute")]
+    pub team_attribute: String,
+    /// Span or resource attribute naming the use case.
+    #[serde(default = "default_use_case_attribute")]
+    pub use_case_attribute: String,
+    /// Span or resource attribute naming the billing scope, if any.
+    #[serde(default)]
+    pub scope_attribute: Option<String>,
+    /// `gen_ai.operation.name` values that are billed model calls; spans of
+    /// other operations (agents, tools, workflows: their usage repeats
+    /// their children's) are skipped. A span without the attribute counts.
+    #[serde(default = "default_otel_operations")]
+    pub operations: Vec<String>,
+}
+
+fn default_otel_operations() -> Vec<String> {
+    ["chat", "generate_content", "text_completion", "embeddings"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_team_attribute() -> String {
+    "team".into()
+}
+fn default_use_case_attribute() -> String {
+    "use_case".into()
+}
+
+impl Default for OtelOptions {
+    fn default() -> Self {
+        OtelOptions {
+            team_attribute: default_team_attribute(),
+            use_case_attribute: default_use_case_attribute(),
+            scope_attribute: None,
+            operations: default_otel_operations(),
+        }
+    }
 }
 
 /// A request-log source: a URL (format from its extension) or a table.
@@ -115,8 +206,12 @@ pub enum SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct SourceTable {
     pub url: String,
+    /// What the log is; detected from the file when left out.
     #[serde(default)]
-    pub format: Option<FileFormat>,
+    pub format: Option<RequestFormat>,
+    /// The file's container format when its extension does not say.
+    #[serde(default)]
+    pub file_format: Option<FileFormat>,
 }
 
 impl SourceSpec {
@@ -126,10 +221,38 @@ impl SourceSpec {
             SourceSpec::Table(t) => &t.url,
         }
     }
-    pub fn format(&self) -> Option<FileFormat> {
+    pub fn format(&self) -> Option<RequestFormat> {
         match self {
             SourceSpec::Url(_) => None,
             SourceSpec::Table(t) => t.format,
+        }
+    }
+    pub fn file_format(&self) -> Option<FileFormat> {
+        match self {
+            SourceSpec::Url(_) => None,
+            SourceSpec::Table(t) => t.file_format,
+        }
+    }
+}
+
+/// The kinds of request log we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestFormat {
+    /// Our canonical schema (DESIGN §3.1).
+    Canonical,
+    /// LiteLLM proxy `LiteLLM_SpendLogs` export.
+    Litellm,
+    /// OpenTelemetry GenAI spans, one JSON object per line.
+    Otel,
+}
+
+impl RequestFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestFormat::Canonical => "canonical request log",
+            RequestFormat::Litellm => "LiteLLM SpendLogs export",
+            RequestFormat::Otel => "OpenTelemetry GenAI spans",
         }
     }
 }
@@ -138,13 +261,19 @@ impl SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct BillingSpec {
     pub url: String,
-    pub format: BillingFormat,
+    /// What the bill is; detected from the file when left out.
+    #[serde(default)]
+    pub format: Option<BillingFormat>,
     /// The file's container format when its extension does not say.
     #[serde(default)]
     pub file_format: Option<FileFormat>,
     /// The FOCUS column holding the billing scope.
     #[serde(default = "default_scope_column")]
     pub scope_column: String,
+    /// A key of the FOCUS `Tags` column holding the billing scope; wins
+    /// over `scope_column` on rows that carry it.
+    #[serde(default)]
+    pub scope_tag: Option<String>,
 }
 
 fn default_scope_column() -> String {
@@ -154,7 +283,28 @@ fn default_scope_column() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BillingFormat {
+    /// FOCUS 1.x (CSV or Parquet): AWS CUR 2.0 FOCUS, Azure, GCP, or ours.
     Focus,
+    /// OpenAI `/v1/organization/costs` JSON pages.
+    OpenaiCosts,
+    /// OpenAI dashboard cost CSV export.
+    OpenaiCostCsv,
+    /// Anthropic `/v1/organizations/cost_report` JSON pages.
+    AnthropicCostReport,
+    /// Anthropic console cost CSV export.
+    AnthropicCostCsv,
+}
+
+impl BillingFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            BillingFormat::Focus => "FOCUS export",
+            BillingFormat::OpenaiCosts => "OpenAI costs API page",
+            BillingFormat::OpenaiCostCsv => "OpenAI dashboard cost CSV",
+            BillingFormat::AnthropicCostReport => "Anthropic cost report",
+            BillingFormat::AnthropicCostCsv => "Anthropic console cost CSV",
+        }
+    }
 }
 
 /// A file's container format.
@@ -164,6 +314,8 @@ pub enum FileFormat {
     Csv,
     Parquet,
     Jsonl,
+    /// One JSON document (API pages).
+    Json,
 }
 
 impl FileFormat {
@@ -176,6 +328,8 @@ impl FileFormat {
             Some(FileFormat::Parquet)
         } else if n.ends_with(".jsonl") || n.ends_with(".ndjson") {
             Some(FileFormat::Jsonl)
+        } else if n.ends_with(".json") {
+            Some(FileFormat::Json)
         } else {
             None
         }
@@ -186,6 +340,7 @@ impl FileFormat {
             FileFormat::Csv => "CSV",
             FileFormat::Parquet => "Parquet",
             FileFormat::Jsonl => "JSON lines",
+            FileFormat::Json => "JSON",
         }
     }
 }

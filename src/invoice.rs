@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use crate::attribute::{Attribution, TeamUsage};
@@ -67,6 +67,8 @@ pub struct Invoice {
     pub outcome_charges: String,
     pub adjustments: String,
     pub total: String,
+    /// `total − usage_cost`: every markup, fee and charge line together.
+    pub markup_and_fees: String,
     pub tokens: u64,
     pub requests: u64,
     pub lines: Vec<InvoiceLine>,
@@ -113,6 +115,19 @@ pub struct ExceptionCount {
     pub count: usize,
 }
 
+/// One bar of a finance-summary chart. `amount` is the printed money string;
+/// `bar` is the bar's length in percent of the chart's longest bar (`"62.5"`),
+/// for drawing only — it is never printed as money.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartBar {
+    /// What the bar stands for: a team id (empty for the unattributed
+    /// bucket), `provider/model` or a day.
+    pub key: String,
+    pub label: String,
+    pub amount: String,
+    pub bar: String,
+}
+
 /// The whole month: every invoice plus what the finance summary shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Month {
@@ -128,6 +143,8 @@ pub struct Month {
     pub unattributed_by_provider: BTreeMap<String, String>,
     pub charged_total: String,
     pub markup_total: String,
+    /// `attributed_total + unattributed`: the usage cost of the month.
+    pub usage_total: String,
     pub ties_to_bill: bool,
     pub invoices: Vec<Invoice>,
     pub providers: Vec<ProviderView>,
@@ -136,6 +153,15 @@ pub struct Month {
     pub inputs: InputCounts,
     pub exceptions: Vec<ExceptionCount>,
     pub exception_total: usize,
+    /// Usage cost per team, and the unattributed bucket, largest first
+    /// (ties by key): sums to billed + estimated.
+    pub cost_by_team: Vec<ChartBar>,
+    /// Billed + estimated usage cost per provider and model, largest first
+    /// (ties by key); exact sums rounded for display.
+    pub cost_by_model: Vec<ChartBar>,
+    /// Billed + estimated usage cost per UTC day, every day of the period in
+    /// date order; exact sums rounded for display.
+    pub daily_cost: Vec<ChartBar>,
 }
 
 /// A team id made safe as a file name: it cannot leave the output folder.
@@ -248,6 +274,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             outcome_charges: money(Decimal::ZERO),
             adjustments: money(Decimal::ZERO),
             total: money(t.charges.total),
+            markup_and_fees: money(t.charges.total - t.usage.usage_cost),
             tokens: t.usage.tokens,
             requests: t.usage.requests,
             lines,
@@ -294,6 +321,51 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
         .iter()
         .map(|t| t.charges.total - t.usage.usage_cost)
         .sum();
+    let mut by_team: Vec<(String, String, Decimal)> = m
+        .teams
+        .iter()
+        .map(|t| (t.terms.id.clone(), t.terms.name.clone(), t.usage.usage_cost))
+        .collect();
+    if !a.unattributed_total.is_zero() {
+        by_team.push((String::new(), "Unattributed".into(), a.unattributed_total));
+    }
+    let mut by_model: BTreeMap<(&str, &str), Decimal> = BTreeMap::new();
+    let mut by_day: BTreeMap<String, Decimal> = BTreeMap::new();
+    if let Ok(first) = NaiveDate::parse_from_str(&format!("{}-01", m.period), "%Y-%m-%d") {
+        for d in first
+            .iter_days()
+            .take_while(|d| d.month0() == first.month0())
+        {
+            by_day.insert(d.to_string(), Decimal::ZERO);
+        }
+    }
+    for r in m.rows {
+        let cost = r.billed_cost + r.estimated;
+        *by_model.entry((&r.provider, &r.model)).or_default() += cost;
+        *by_day.entry(r.day.clone()).or_default() += cost;
+    }
+    let by_model: Vec<(String, String, Decimal)> = by_model
+        .into_iter()
+        .map(|((p, model), v)| {
+            let label = if model.is_empty() {
+                format!("{p} (model not stated)")
+            } else {
+                format!("{model} ({p})")
+            };
+            (format!("{p}/{model}"), label, v)
+        })
+        .collect();
+    let by_day: Vec<(String, String, Decimal)> = by_day
+        .into_iter()
+        .map(|(day, v)| {
+            let label = day
+                .rsplit('-')
+                .next()
+                .unwrap_or(&day)
+                .trim_start_matches('0');
+            (day.clone(), label.to_string(), v)
+        })
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for e in m.exceptions {
         *counts.entry(e.kind).or_default() += 1;
@@ -319,6 +391,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             .collect(),
         charged_total: money(charged),
         markup_total: money(markup),
+        usage_total: money(a.attributed_total + a.unattributed_total),
         ties_to_bill: a.attributed_total + a.unattributed_total
             == a.billed_total + a.estimated_total,
         invoices,
@@ -334,7 +407,40 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             })
             .collect(),
         exception_total: m.exceptions.len(),
+        cost_by_team: chart(by_team, true, m.scale),
+        cost_by_model: chart(by_model, true, m.scale),
+        daily_cost: chart(by_day, false, m.scale),
     }
+}
+
+/// Chart bars from `(key, label, exact amount)`: amounts rounded for print,
+/// lengths relative to the largest amount (negative amounts draw no bar).
+/// `largest_first` sorts by amount, descending, ties by key.
+fn chart(
+    mut items: Vec<(String, String, Decimal)>,
+    largest_first: bool,
+    scale: u32,
+) -> Vec<ChartBar> {
+    if largest_first {
+        items.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    }
+    let max = items.iter().map(|i| i.2).max().unwrap_or_default();
+    items
+        .into_iter()
+        .map(|(key, label, v)| {
+            let bar = if max > Decimal::ZERO && v > Decimal::ZERO {
+                (v / max * Decimal::ONE_HUNDRED).round_dp(1)
+            } else {
+                Decimal::ZERO
+            };
+            ChartBar {
+                key,
+                label,
+                amount: format_amount(v, scale),
+                bar: bar.normalize().to_string(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -52,7 +52,6 @@ pub mod work {
     pub const COLUMN: &str = "__column";
     pub const VALUE: &str = "__value";
     pub const RESOLVED_MODEL: &str = "__model";
-    pub const CATALOG_NAME: &str = "__catalog_name";
     pub const IS_ERROR: &str = "__is_error";
     pub const REQUESTS: &str = "__requests";
     pub const ERRORS: &str = "__errors";
@@ -76,6 +75,23 @@ pub mod focus {
     pub const PRICING_UNIT: &str = "PricingUnit";
     pub const X_MODEL: &str = "x_Model";
     pub const X_USAGE_TYPE: &str = "x_UsageType";
+    pub const TAGS: &str = "Tags";
+    pub const RESOURCE_ID: &str = "ResourceId";
+    pub const SKU_METER: &str = "SkuMeter";
+    /// Azure's and GCP's FOCUS exports name the meter / SKU here.
+    pub const X_SKU_METER_NAME: &str = "x_SkuMeterName";
+    pub const X_SKU_DESCRIPTION: &str = "x_SkuDescription";
+
+    /// Columns that may name the token meter, most specific first. AWS's
+    /// FOCUS export puts the CUR usage type (`USE1-Claude3.5Sonnet-input-tokens`)
+    /// in `x_UsageType`.
+    pub const METER_COLUMNS: [&str; 5] = [
+        X_USAGE_TYPE,
+        SKU_METER,
+        X_SKU_METER_NAME,
+        X_SKU_DESCRIPTION,
+        CHARGE_DESCRIPTION,
+    ];
 
     /// Columns every FOCUS export must have for us to read it.
     pub const REQUIRED: [&str; 5] = [

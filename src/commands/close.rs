@@ -11,12 +11,13 @@ use crate::attribute::{TeamUsage, attribute};
 use crate::budget::{BudgetLevel, budget_status};
 use crate::catalog::Catalog;
 use crate::chargeback::charge;
+use crate::config::BillingFormat;
 use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::ingest::focus::load_focus;
 use crate::ingest::requests::{RequestSource, load_requests};
 use crate::ingest::{BilledLine, QuarantinedRow};
+use crate::ingest::{anthropic, detect, focus, openai};
 use crate::invoice::{InputCounts, Month, MonthInput, OtherCharge, TeamResult, build_month};
 use crate::manifest::{Manifest, Totals};
 use crate::money::{Decimal, format_amount, minor_units};
@@ -24,6 +25,7 @@ use crate::period::Period;
 use crate::publish::{Outputs, csv_bytes};
 use crate::reconcile::{Exception, Tolerances, reconcile};
 use crate::render::html::HtmlRenderer;
+use crate::render::pdf::PdfRenderer;
 use crate::store::ObjectRecord;
 
 /// A closed month, ready to publish.
@@ -45,6 +47,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let period = req.period;
     let policy_text = ctx.store.read_text(req.config)?;
     let policy = Policy::parse(&policy_text, req.config)?;
+    ctx.store.configure(&policy.storage)?;
     let policy_record = ctx.store.record(req.config)?;
 
     let catalog_url = period.expand(&policy.sources.catalog);
@@ -65,15 +68,24 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut request_sources: Vec<RequestSource> = Vec::new();
     for spec in &policy.sources.requests {
         for url in ctx.store.list(&period.expand(spec.url()))? {
-            request_sources.push((url, spec.format()));
+            let format = match spec.format() {
+                Some(f) => f,
+                None => detect::request_format(ctx, &url, spec.file_format())?,
+            };
+            request_sources.push(RequestSource {
+                url,
+                format,
+                file_format: spec.file_format(),
+            });
         }
     }
     // One order whatever the order of the policy's list.
-    request_sources.sort_by(|a, b| a.0.cmp(&b.0));
-    request_sources.dedup_by(|a, b| a.0 == b.0);
+    request_sources.sort_by(|a, b| a.url.cmp(&b.url));
+    request_sources.dedup_by(|a, b| a.url == b.url);
     let log = load_requests(
         ctx,
         &request_sources,
+        &policy.sources,
         &catalog,
         period,
         policy.reconciliation.failed_requests,
@@ -85,7 +97,18 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut billing_urls: Vec<String> = Vec::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
-            let bill = load_focus(ctx, &url, spec, &catalog, period, &currency)?;
+            let format = match spec.format {
+                Some(f) => f,
+                None => detect::billing_format(ctx, &url, spec.file_format)?,
+            };
+            let load = match format {
+                BillingFormat::Focus => focus::load_focus,
+                BillingFormat::OpenaiCosts => openai::load_costs,
+                BillingFormat::OpenaiCostCsv => openai::load_cost_csv,
+                BillingFormat::AnthropicCostReport => anthropic::load_cost_report,
+                BillingFormat::AnthropicCostCsv => anthropic::load_cost_csv,
+            };
+            let bill = load(ctx, &url, spec, &catalog, period, &currency)?;
             billing_rows += bill.rows_read;
             lines.extend(bill.lines);
             billing_quarantine.extend(bill.quarantine);
@@ -223,14 +246,20 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     });
 
     let renderer = HtmlRenderer::new(ctx, policy.output.templates.as_deref())?;
+    let pdf = PdfRenderer::new(ctx, policy.output.templates.as_deref());
     let mut outputs = Outputs::default();
     for inv in &month.invoices {
         outputs.add(
             format!("invoices/{}.html", inv.file),
             renderer.invoice(&month, inv)?.into_bytes(),
         );
+        outputs.add(
+            format!("invoices/{}.pdf", inv.file),
+            pdf.invoice(&month, inv)?,
+        );
     }
     outputs.add("summary.html", renderer.summary(&month)?.into_bytes());
+    outputs.add("summary.pdf", pdf.summary(&month)?);
     outputs.add_json("invoices.json", &month);
     outputs.add_json(
         "budgets.json",
@@ -258,7 +287,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     }
 
     let mut inputs: Vec<ObjectRecord> = Vec::new();
-    for url in request_sources.iter().map(|s| &s.0).chain(&billing_urls) {
+    for url in request_sources.iter().map(|s| &s.url).chain(&billing_urls) {
         inputs.push(ctx.store.record(url)?);
     }
     let manifest = Manifest {

@@ -1,18 +1,24 @@
 //! `chargeback run`: close a month and publish it.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 
 use super::close::{Closed, MonthRequest, close_month};
 use crate::cli::{Gate, MonthArgs, RunArgs};
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
+use crate::manifest::Manifest;
 use crate::period::Period;
-use crate::publish::publish;
+use crate::publish::{PublishOptions, publish_with};
 use crate::render::html::group_digits;
 use crate::store::join;
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let (period, as_of) = parse_month(&args.month)?;
+    if let Some(url) = &args.pin_manifest {
+        ctx.store.pin_to_manifest(url);
+    }
     let closed = close_month(
         ctx,
         &MonthRequest {
@@ -25,7 +31,16 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| period.expand(&closed.policy.output.url));
-    publish(ctx, &out, &closed.outputs, &closed.manifest)?;
+    if let Some(url) = &args.pin_manifest {
+        check_pinned_inputs(ctx, url, &closed.manifest)?;
+    }
+    publish_with(
+        ctx,
+        &out,
+        &closed.outputs,
+        &closed.manifest,
+        PublishOptions { force: args.force },
+    )?;
     if !args.month.quiet {
         print!("{}", report(&closed, &format!("closed {period} → {out}")));
     }
@@ -56,6 +71,39 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             message: format!("--fail-on tripped after publishing: {}", tripped.join("; ")),
         })
     }
+}
+
+/// A pinned rerun reads exactly the objects the pinned manifest records:
+/// none missing, none added (each one's bytes were checked on reading).
+fn check_pinned_inputs(ctx: &Context, url: &str, manifest: &Manifest) -> Result<()> {
+    if !ctx.store.pins_loaded() {
+        return Err(Error::usage(format!(
+            "`--pin-manifest {url}` was not applied"
+        )));
+    }
+    let pinned: BTreeSet<String> = ctx.store.pinned().into_iter().map(|r| r.url).collect();
+    let read: BTreeSet<String> = manifest
+        .inputs
+        .iter()
+        .chain([&manifest.catalog])
+        .map(|r| r.url.clone())
+        .collect();
+    let hint = "the policy's [sources] or `--period` differ from the pinned run's";
+    if let Some(missing) = pinned.difference(&read).next() {
+        return Err(Error::input(
+            Location::file(url),
+            format!("the pinned manifest lists `{missing}`, which this run did not read"),
+        )
+        .with_hint(hint));
+    }
+    if let Some(extra) = read.difference(&pinned).next() {
+        return Err(Error::input(
+            Location::file(url),
+            format!("this run read `{extra}`, which the pinned manifest does not list"),
+        )
+        .with_hint(hint));
+    }
+    Ok(())
 }
 
 /// The period and as-of date of a month command; a bad one is a usage error.

@@ -6,7 +6,9 @@
 
 use polars::prelude::*;
 
-use super::{BilledLine, ChargeCategory, QuarantinedRow, column_list, first_line, scan, time};
+use super::{
+    Bill, BilledLine, ChargeCategory, QuarantinedRow, column_list, first_line, scan, time,
+};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingSpec;
 use crate::context::Context;
@@ -14,15 +16,6 @@ use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
-
-#[derive(Debug, Clone, Default)]
-pub struct Bill {
-    pub lines: Vec<BilledLine>,
-    pub quarantine: Vec<QuarantinedRow>,
-    pub rows_read: u64,
-    /// Rows whose charge period is another month.
-    pub outside_period: u64,
-}
 
 pub fn load_focus(
     ctx: &Context,
@@ -64,7 +57,7 @@ pub fn load_focus(
             .with_hint("export costs as decimal or text columns"));
         }
     }
-    let wanted = [
+    let mut wanted = vec![
         BILLED_COST,
         BILLING_CURRENCY,
         CHARGE_PERIOD_START,
@@ -80,8 +73,14 @@ pub fn load_focus(
         PRICING_UNIT,
         X_MODEL,
         X_USAGE_TYPE,
-        spec.scope_column.as_str(),
+        TAGS,
+        SKU_METER,
+        X_SKU_METER_NAME,
+        X_SKU_DESCRIPTION,
     ];
+    if !wanted.contains(&spec.scope_column.as_str()) {
+        wanted.push(spec.scope_column.as_str());
+    }
     let exprs: Vec<Expr> = wanted
         .iter()
         .map(|&c| {
@@ -179,30 +178,48 @@ fn read_row<'a>(
         v(SERVICE_NAME).unwrap_or(""),
         v(PUBLISHER_NAME).unwrap_or(""),
     );
-    let model_raw = v(X_MODEL).map(str::to_string);
+    // Our `x_Model` / `x_UsageType` extension first; else the provider's
+    // meter or SKU text (Bedrock usage types, Azure meters, Vertex SKUs).
+    let ours = v(X_USAGE_TYPE).and_then(UsageType::parse);
+    let meter = METER_COLUMNS
+        .iter()
+        .filter_map(|c| v(c))
+        .find_map(|text| parse_meter(text).filter(|m| m.usage_type.is_some()));
+    let model_raw = v(X_MODEL)
+        .map(str::to_string)
+        .or_else(|| meter.as_ref().and_then(|m| m.model.clone()));
     let model = model_raw
         .as_deref()
         .and_then(|m| catalog.resolve(&provider, m))
         .map(|e| e.model.clone());
-    let usage_type = match v(X_USAGE_TYPE) {
-        None => None,
-        Some(t) => match UsageType::parse(t) {
-            Some(u) => Some(u),
-            None if t.eq_ignore_ascii_case("other") => None,
-            None => {
-                return Err((
-                    X_USAGE_TYPE,
-                    format!(
-                        "`{X_USAGE_TYPE}` is `{t}`, expected input, cached_input, cache_write, output or other"
-                    ),
-                ));
-            }
+    let usage_type = match (ours, v(X_USAGE_TYPE)) {
+        (Some(u), _) => Some(u),
+        (None, Some(t)) if t.eq_ignore_ascii_case("other") => None,
+        _ => match &meter {
+            Some(m) => m.usage_type,
+            None => match v(X_USAGE_TYPE) {
+                Some(t) if category == ChargeCategory::Usage => {
+                    return Err((
+                        X_USAGE_TYPE,
+                        format!(
+                            "`{X_USAGE_TYPE}` is `{t}`: neither a token class (input, cached_input, cache_write, output, other) nor a usage type we can read"
+                        ),
+                    ));
+                }
+                _ => None,
+            },
         },
     };
-    let quantity = token_quantity(v)?;
+    let scope = spec
+        .scope_tag
+        .as_deref()
+        .and_then(|key| v(TAGS).and_then(|tags| tag_value(tags, key)))
+        .or_else(|| v(&spec.scope_column).map(str::to_string))
+        .unwrap_or_default();
+    let quantity = token_quantity(v, usage_type.is_some())?;
     Ok(BilledLine {
         provider,
-        scope: v(&spec.scope_column).unwrap_or("").to_string(),
+        scope,
         day,
         model,
         model_raw,
@@ -222,16 +239,21 @@ fn read_row<'a>(
 /// `PricingQuantity` times the tokens in one `PricingUnit` (`1M Tokens`).
 fn token_quantity<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
+    token_line: bool,
 ) -> std::result::Result<Option<Decimal>, RowError> {
     let parse = |c: &'static str, t: &str| parse_amount(t).map_err(|e| (c, format!("`{c}`: {e}")));
+    // A token meter's unit may say only `1K` or `1M` (Azure).
+    let per_unit = |unit: &str| {
+        tokens_per_unit(unit).or_else(|| token_line.then(|| bare_unit(unit)).flatten())
+    };
     if let Some(q) = v(CONSUMED_QUANTITY) {
         let unit = v(CONSUMED_UNIT).unwrap_or("tokens");
-        if let Some(per) = tokens_per_unit(unit) {
+        if let Some(per) = per_unit(unit) {
             return Ok(Some(parse(CONSUMED_QUANTITY, q)? * per));
         }
     }
     if let (Some(q), Some(unit)) = (v(PRICING_QUANTITY), v(PRICING_UNIT)) {
-        if let Some(per) = tokens_per_unit(unit) {
+        if let Some(per) = per_unit(unit) {
             return Ok(Some(parse(PRICING_QUANTITY, q)? * per));
         }
     }
@@ -256,6 +278,162 @@ pub fn tokens_per_unit(unit: &str) -> Option<Decimal> {
     };
     let n = parse_amount(num.trim()).ok()?;
     Some(n * Decimal::from(mult))
+}
+
+/// `1K`, `1M`, `1000`, `1 M` as a count of units; `None` otherwise.
+fn bare_unit(unit: &str) -> Option<Decimal> {
+    let u = unit.trim().to_ascii_lowercase().replace(' ', "");
+    let (num, mult) = match u.chars().last()? {
+        'k' => (&u[..u.len() - 1], 1_000u64),
+        'm' => (&u[..u.len() - 1], 1_000_000u64),
+        _ => (u.as_str(), 1),
+    };
+    let n = if num.is_empty() {
+        Decimal::ONE
+    } else {
+        parse_amount(num).ok()?
+    };
+    Some(n * Decimal::from(mult))
+}
+
+/// What a provider's meter or SKU text says: the model it is for and the
+/// token class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meter {
+    pub model: Option<String>,
+    pub usage_type: Option<UsageType>,
+}
+
+/// Reads a meter text:
+/// * Bedrock usage types: `USE1-Claude3.5Sonnet-input-tokens`,
+///   `…-output-tokens`, `…-cache-read-input-token-count`,
+///   `…-cache-write-input-token-count`, `…-mantle-input-tokens-…`;
+///   Marketplace `USE1-MP:USE1_InputTokenCount-Units` (no model);
+/// * Azure meters: `gpt-4o 1120 Inp glbl Tokens`,
+///   `gpt 4o 1120 cached Inp glbl Tokens`, `GPT 5 outpt Glbl 1M Tokens`;
+/// * Vertex SKUs: `Gemini 2.5 Flash Text Input - Predictions`,
+///   `Gemini 2.5 Flash Thinking Text Output - Predictions`.
+pub fn parse_meter(text: &str) -> Option<Meter> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    // Bedrock: region prefix, model, token suffix.
+    const BEDROCK: [(&str, UsageType); 6] = [
+        ("-cache-read-input-token-count", UsageType::CachedInput),
+        ("-cache-write-input-token-count", UsageType::CacheWrite),
+        ("-mantle-input-tokens", UsageType::Input),
+        ("-mantle-output-tokens", UsageType::Output),
+        ("-input-tokens", UsageType::Input),
+        ("-output-tokens", UsageType::Output),
+    ];
+    for (suffix, ut) in BEDROCK {
+        if let Some(at) = lower.find(suffix) {
+            let head = &t[..at];
+            let model = head.split_once('-').map(|(_, m)| m).unwrap_or(head);
+            return Some(Meter {
+                model: (!model.is_empty()).then(|| model.to_string()),
+                usage_type: Some(ut),
+            });
+        }
+    }
+    if lower.contains("mp:") || lower.contains("tokencount") {
+        let ut = if lower.contains("cachewrite") {
+            Some(UsageType::CacheWrite)
+        } else if lower.contains("cacheread") {
+            Some(UsageType::CachedInput)
+        } else if lower.contains("inputtoken") || lower.contains("input_tokens") {
+            Some(UsageType::Input)
+        } else if lower.contains("outputtoken") || lower.contains("output_tokens") {
+            Some(UsageType::Output)
+        } else {
+            None
+        };
+        return ut.map(|u| Meter {
+            model: None,
+            usage_type: Some(u),
+        });
+    }
+    // Vertex: "<Model> [GA] [Thinking] <Modality> Input|Output [Priority] - <Operation>".
+    if let Some((left, _)) = t.split_once(" - ") {
+        let words: Vec<&str> = left.split_whitespace().collect();
+        if let Some(k) = words
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case("input") || w.eq_ignore_ascii_case("output"))
+        {
+            let ut = if words[k].eq_ignore_ascii_case("input") {
+                UsageType::Input
+            } else {
+                UsageType::Output
+            };
+            let model: Vec<&str> = words[..k]
+                .iter()
+                .copied()
+                .filter(|w| {
+                    ![
+                        "ga", "text", "image", "audio", "video", "thinking", "preview",
+                    ]
+                    .contains(&w.to_ascii_lowercase().as_str())
+                })
+                .collect();
+            return Some(Meter {
+                model: (!model.is_empty()).then(|| model.join(" ")),
+                usage_type: Some(ut),
+            });
+        }
+    }
+    // Azure: "<model words> [date code] [cached] Inp|Outp <deployment> [1M] Tokens".
+    if lower.ends_with("tokens") {
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let is_class = |w: &str| {
+            let w = w.to_ascii_lowercase();
+            w.starts_with("inp")
+                || w.starts_with("outp")
+                || w == "output"
+                || w == "cached"
+                || w == "cchd"
+        };
+        let k = words.iter().position(|w| is_class(w))?;
+        let cached = words
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("cached") || w.eq_ignore_ascii_case("cchd"));
+        let output = words[k..]
+            .iter()
+            .any(|w| w.to_ascii_lowercase().starts_with("out"));
+        let ut = if cached {
+            UsageType::CachedInput
+        } else if output {
+            UsageType::Output
+        } else {
+            UsageType::Input
+        };
+        // A 4-digit model version code (`1120`, `0416`) is not part of the name.
+        let model: Vec<&str> = words[..k]
+            .iter()
+            .copied()
+            .filter(|w| !(w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit())))
+            .collect();
+        return Some(Meter {
+            model: (!model.is_empty()).then(|| model.join(" ")),
+            usage_type: Some(ut),
+        });
+    }
+    None
+}
+
+/// A key of a FOCUS `Tags` value: a JSON object, or the same without its
+/// outer braces as older Azure exports write it (`"env": "prod","team": "x"`).
+pub fn tag_value(tags: &str, key: &str) -> Option<String> {
+    let t = tags.trim();
+    let text = if t.starts_with('{') {
+        t.to_string()
+    } else {
+        format!("{{{t}}}")
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    match v.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
 }
 
 /// Our provider id for a FOCUS row (DESIGN §3.1 ids).
@@ -292,6 +470,106 @@ mod tests {
         );
         assert_eq!(tokens_per_unit("1M tokens"), Some(Decimal::from(1_000_000)));
         assert_eq!(tokens_per_unit("GB-Hours"), None);
+    }
+
+    fn meter(text: &str) -> (Option<String>, Option<UsageType>) {
+        let m = parse_meter(text).unwrap_or_else(|| panic!("no meter in {text}"));
+        (m.model, m.usage_type)
+    }
+
+    #[test]
+    fn bedrock_usage_types() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            meter("USE1-Claude3.5Sonnet-input-tokens"),
+            (some("Claude3.5Sonnet"), Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("USE1-Claude3.5Sonnet-output-tokens"),
+            (some("Claude3.5Sonnet"), Some(UsageType::Output))
+        );
+        assert_eq!(
+            meter("USW2-Claude3.5Haiku-cache-read-input-token-count"),
+            (some("Claude3.5Haiku"), Some(UsageType::CachedInput))
+        );
+        assert_eq!(
+            meter("USE1-Claude3.5Sonnet-cache-write-input-token-count"),
+            (some("Claude3.5Sonnet"), Some(UsageType::CacheWrite))
+        );
+        assert_eq!(
+            meter("USE1-MP:USE1_InputTokenCount-Units"),
+            (None, Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("USE2_CacheWriteInputTokenCount"),
+            (None, Some(UsageType::CacheWrite))
+        );
+    }
+
+    #[test]
+    fn azure_meters() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            meter("gpt-4o 1120 Inp glbl Tokens"),
+            (some("gpt-4o"), Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("gpt-4o 1120 Outp glbl Tokens"),
+            (some("gpt-4o"), Some(UsageType::Output))
+        );
+        assert_eq!(
+            meter("gpt 4o 1120 cached Inp glbl Tokens"),
+            (some("gpt 4o"), Some(UsageType::CachedInput))
+        );
+        assert_eq!(
+            meter("GPT 5 outpt Glbl 1M Tokens"),
+            (some("GPT 5"), Some(UsageType::Output))
+        );
+        assert_eq!(
+            meter("o4-mini 0416 Inp glbl Tokens"),
+            (some("o4-mini"), Some(UsageType::Input))
+        );
+    }
+
+    #[test]
+    fn vertex_skus() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            meter("Gemini 2.5 Flash Text Input - Predictions"),
+            (some("Gemini 2.5 Flash"), Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("Gemini 2.5 Flash GA Text Input - Predictions"),
+            (some("Gemini 2.5 Flash"), Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("Gemini 2.5 Flash Thinking Text Output - Predictions"),
+            (some("Gemini 2.5 Flash"), Some(UsageType::Output))
+        );
+        assert!(parse_meter("Gemini 2.5 Flash Input Text Caching Storage").is_none());
+        assert!(parse_meter("Sales tax").is_none());
+    }
+
+    #[test]
+    fn azure_units_of_1k_and_1m_tokens() {
+        assert_eq!(bare_unit("1K"), Some(Decimal::from(1000)));
+        assert_eq!(bare_unit("1M"), Some(Decimal::from(1_000_000)));
+        assert_eq!(bare_unit("1000"), Some(Decimal::from(1000)));
+        assert_eq!(bare_unit("GB"), None);
+    }
+
+    #[test]
+    fn tags_with_and_without_braces() {
+        assert_eq!(
+            tag_value(r#"{"team":"web","env":"prod"}"#, "team").as_deref(),
+            Some("web")
+        );
+        assert_eq!(
+            tag_value(r#""env": "prod","team": "ops""#, "team").as_deref(),
+            Some("ops")
+        );
+        assert_eq!(tag_value(r#"{"team":"web"}"#, "missing"), None);
+        assert_eq!(tag_value("not json", "team"), None);
     }
 
     #[test]

@@ -2,7 +2,12 @@
 //! provider bills (§3.2). Adapters own their source's quirks; what leaves
 //! this module is canonical, typed and free of rows that failed a check.
 
+pub mod anthropic;
+pub mod detect;
 pub mod focus;
+pub mod litellm;
+pub mod openai;
+pub mod otel;
 pub mod requests;
 pub mod time;
 
@@ -112,6 +117,16 @@ impl BilledLine {
     }
 }
 
+/// What a bill adapter read from one file.
+#[derive(Debug, Clone, Default)]
+pub struct Bill {
+    pub lines: Vec<BilledLine>,
+    pub quarantine: Vec<QuarantinedRow>,
+    pub rows_read: u64,
+    /// Rows whose charge period is another month.
+    pub outside_period: u64,
+}
+
 /// A row set aside, with why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct QuarantinedRow {
@@ -144,6 +159,14 @@ pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Resu
         FileFormat::Jsonl => LazyJsonLineReader::new_with_sources(sources)
             .with_infer_schema_length(std::num::NonZeroUsize::new(1000))
             .finish(),
+        // A JSON array of records: read whole (exports of this shape are small).
+        FileFormat::Json => {
+            let bytes = ctx.store.read(url)?;
+            JsonReader::new(std::io::Cursor::new(bytes.to_vec()))
+                .with_json_format(JsonFormat::Json)
+                .finish()
+                .map(DataFrame::lazy)
+        }
     };
     let not_format = |e: PolarsError| {
         Error::input(

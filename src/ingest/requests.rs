@@ -2,12 +2,15 @@
 //! Parquet or JSON lines: checked row by row, de-duplicated exactly by
 //! `request_id`, resolved through the catalog and summed into usage cells.
 
+use std::collections::HashMap;
+
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{QuarantinedRow, UsageCell, column_list, first_line, scan, time};
+use super::litellm::SOURCE_LINE;
+use super::{QuarantinedRow, UsageCell, column_list, first_line, litellm, otel, scan, time};
 use crate::catalog::Catalog;
-use crate::config::{FailedRequests, FileFormat};
+use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::period::Period;
@@ -26,6 +29,14 @@ pub struct RequestStats {
     pub used: u64,
     /// Of those, requests with status `error`.
     pub errors: u64,
+    /// OpenTelemetry spans that are not model calls (agent, tool and
+    /// workflow spans): not requests, so not in `rows_read`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub spans_skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone)]
@@ -35,23 +46,32 @@ pub struct RequestLog {
     pub stats: RequestStats,
 }
 
-/// A request-log object and its format (from its name when `None`).
-pub type RequestSource = (String, Option<FileFormat>);
+/// A request-log object: what it is, and its container format (from its
+/// name when `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSource {
+    pub url: String,
+    pub format: RequestFormat,
+    pub file_format: Option<FileFormat>,
+}
 
 pub fn load_requests(
     ctx: &Context,
     sources: &[RequestSource],
+    options: &Sources,
     catalog: &Catalog,
     period: Period,
     failed: FailedRequests,
 ) -> Result<RequestLog> {
-    let frames = sources
-        .iter()
-        .enumerate()
-        .map(|(i, (url, fmt))| normalize(ctx, i as u32, url, *fmt))
-        .collect::<Result<Vec<_>>>()?;
+    let mut frames = Vec::with_capacity(sources.len());
+    let mut spans_skipped = 0;
+    for (i, s) in sources.iter().enumerate() {
+        let (frame, skipped) = normalize(ctx, i as u32, s, options)?;
+        frames.push(frame);
+        spans_skipped += skipped;
+    }
     let polars_err = |e: PolarsError| {
-        let urls: Vec<&str> = sources.iter().map(|(u, _)| u.as_str()).collect();
+        let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
         Error::input(
             Location::file(urls.join(", ")),
             format!(
@@ -91,13 +111,7 @@ pub fn load_requests(
     ]);
     let resolved = good
         .filter(col("__first"))
-        .with_column(col(MODEL).str().to_lowercase().alias(work::CATALOG_NAME))
-        .join(
-            name_table(catalog).lazy(),
-            [col(PROVIDER), col(work::CATALOG_NAME)],
-            [col(PROVIDER), col(work::CATALOG_NAME)],
-            JoinArgs::new(JoinType::Left),
-        );
+        .with_column(resolve_models(catalog).alias(work::RESOLVED_MODEL));
     let unknown = resolved
         .clone()
         .filter(col(work::RESOLVED_MODEL).is_null())
@@ -162,6 +176,7 @@ pub fn load_requests(
     let mut stats = RequestStats::default();
     let quarantine = quarantine_rows(&quarantine_df, sources, &mut stats).map_err(polars_err)?;
     let cells = usage_cells(&usage_df, period, failed, &mut stats).map_err(polars_err)?;
+    stats.spans_skipped = spans_skipped;
     stats.rows_read = stats.quarantined
         + stats.duplicates
         + stats.outside_period
@@ -179,10 +194,21 @@ pub fn load_requests(
 fn normalize(
     ctx: &Context,
     index: u32,
-    url: &str,
-    format: Option<FileFormat>,
-) -> Result<LazyFrame> {
-    let mut lf = scan(ctx, url, format)?;
+    source: &RequestSource,
+    options: &Sources,
+) -> Result<(LazyFrame, u64)> {
+    let url = source.url.as_str();
+    let (mut lf, skipped) = match source.format {
+        RequestFormat::Canonical => (scan(ctx, url, source.file_format)?, 0),
+        RequestFormat::Litellm => (
+            litellm::load(ctx, url, source.file_format, &options.litellm)?,
+            0,
+        ),
+        RequestFormat::Otel => {
+            let spans = otel::load_spans(ctx, url, source.file_format, &options.otel)?;
+            (spans.frame.lazy(), spans.skipped)
+        }
+    };
     let schema = lf
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
@@ -280,7 +306,14 @@ fn normalize(
         exprs.push(raw.clone().alias(format!("__{c}_text")));
         exprs.push(raw.cast(DataType::Int64).alias(c));
     }
-    Ok(lf.with_row_index(work::ROW, Some(1)).select(exprs))
+    // Adapters that do not keep one row per line say which line a row
+    // came from; the rest are numbered in file order.
+    let lf = if schema.contains(SOURCE_LINE) {
+        lf.with_column(col(SOURCE_LINE).cast(IDX_DTYPE).alias(work::ROW))
+    } else {
+        lf.with_row_index(work::ROW, Some(1))
+    };
+    Ok((lf.select(exprs), skipped))
 }
 
 fn days_since_epoch(d: chrono::NaiveDate) -> i32 {
@@ -350,21 +383,29 @@ fn row_checks() -> (Expr, Expr) {
     (reason, column)
 }
 
-/// (provider, lower-cased name) → canonical model, as a frame to join on.
-fn name_table(catalog: &Catalog) -> DataFrame {
-    let rows = catalog.name_table();
-    let providers: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    let names: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    let models: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
-    DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new(PROVIDER.into(), providers),
-            Column::new(work::CATALOG_NAME.into(), names),
-            Column::new(work::RESOLVED_MODEL.into(), models),
-        ],
+/// The catalog's name for each row's (provider, model); null when the
+/// catalog does not know it. Resolution runs once per distinct pair.
+fn resolve_models(catalog: &Catalog) -> Expr {
+    let catalog = std::sync::Arc::new(catalog.clone());
+    col(PROVIDER).map_many(
+        move |cols| {
+            let (providers, models) = (cols[0].str()?, cols[1].str()?);
+            let mut known: HashMap<(&str, &str), Option<&str>> = HashMap::new();
+            let out: StringChunked = providers
+                .iter()
+                .zip(models.iter())
+                .map(|pm| match pm {
+                    (Some(p), Some(m)) => *known
+                        .entry((p, m))
+                        .or_insert_with(|| catalog.resolve(p, m).map(|e| e.model.as_str())),
+                    _ => None,
+                })
+                .collect();
+            Ok(out.with_name(work::RESOLVED_MODEL.into()).into_column())
+        },
+        &[col(MODEL)],
+        |_, _| Ok(Field::new(work::RESOLVED_MODEL.into(), DataType::String)),
     )
-    .expect("columns of equal length")
 }
 
 fn quarantine_rows(
@@ -386,7 +427,7 @@ fn quarantine_rows(
             stats.quarantined += 1;
         }
         out.push(QuarantinedRow {
-            source: sources[src.get(i).unwrap_or(0) as usize].0.clone(),
+            source: sources[src.get(i).unwrap_or(0) as usize].url.clone(),
             row: row.get(i).unwrap_or(0),
             column: column.get(i).unwrap_or("").to_string(),
             reason: reason.get(i).unwrap_or("").to_string(),

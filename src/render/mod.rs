@@ -2,3 +2,4 @@
 //! model, so every format shows the same numbers.
 
 pub mod html;
+pub mod pdf;

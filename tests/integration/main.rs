@@ -5,5 +5,9 @@ mod util;
 
 mod cli;
 mod demo;
+mod formats_bills;
+mod formats_logs;
 mod mini;
+mod pdf;
 mod properties;
+mod s3;

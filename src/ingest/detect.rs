@@ -1,0 +1,280 @@
+//! Telling what an input is from the file itself, so a policy can list a
+//! bucket of exports without saying which is which. The policy's `format`
+//! wins when given.
+
+use super::{first_line, scan};
+use crate::config::{BillingFormat, FileFormat, RequestFormat};
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+
+/// Column names of a table file, or the keys that occur in a JSON document
+/// (any depth), with the document's text for JSON.
+fn fingerprint(
+    ctx: &Context,
+    url: &str,
+    file_format: Option<FileFormat>,
+) -> Result<(Vec<String>, String)> {
+    let format = file_format.or_else(|| FileFormat::from_name(url));
+    if format == Some(FileFormat::Json) {
+        let text = ctx.store.read_text(url)?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::input(
+                Location {
+                    uri: url.to_string(),
+                    row: Some(e.line() as u64),
+                    column: Some(e.column().to_string()),
+                },
+                format!("not valid JSON: {e}"),
+            )
+        })?;
+        let mut keys = Vec::new();
+        collect_keys(&v, &mut keys, 0);
+        keys.sort();
+        keys.dedup();
+        return Ok((keys, text));
+    }
+    let mut lf = scan(ctx, url, file_format)?;
+    let schema = lf
+        .collect_schema()
+        .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
+    Ok((
+        schema.iter_names().map(|n| n.to_string()).collect(),
+        String::new(),
+    ))
+}
+
+fn collect_keys(v: &serde_json::Value, out: &mut Vec<String>, depth: usize) {
+    if depth > 6 {
+        return;
+    }
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                out.push(k.clone());
+                collect_keys(x, out, depth + 1);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a.iter().take(20) {
+                collect_keys(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn has(names: &[String], wanted: &[&str]) -> bool {
+    wanted.iter().all(|w| names.iter().any(|n| n == w))
+}
+
+fn found(names: &[String]) -> String {
+    let shown: Vec<String> = names.iter().take(24).map(|n| format!("`{n}`")).collect();
+    let more = if names.len() > 24 {
+        format!(" and {} more", names.len() - 24)
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// Which kind of request log a file is.
+pub fn request_format(
+    ctx: &Context,
+    url: &str,
+    file_format: Option<FileFormat>,
+) -> Result<RequestFormat> {
+    let jsonl = file_format.or_else(|| FileFormat::from_name(url)) == Some(FileFormat::Jsonl);
+    let names = match fingerprint(ctx, url, file_format) {
+        Ok((names, _)) => names,
+        // Spans whose lines differ in shape may defeat Polars' schema
+        // inference; they are peeked at below.
+        Err(_) if jsonl => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut names = names;
+    let mut format = request_rules(&names);
+    if format.is_none() && jsonl {
+        names = jsonl_keys(ctx, url)?;
+        format = request_rules(&names);
+    }
+    format.ok_or_else(|| {
+        Error::input(
+            Location::file(url),
+            format!(
+                "cannot tell what request log this is; found {}",
+                found(&names)
+            ),
+        )
+        .with_hint(
+            "expected a canonical log (`request_id`, `timestamp`, …), a LiteLLM SpendLogs export \
+             (`request_id`, `startTime`, `prompt_tokens`, …) or OpenTelemetry GenAI spans \
+             (`resourceSpans`, or `attributes` with `gen_ai.*`); or set `format` in the policy",
+        )
+    })
+}
+
+/// The request-log rules, over column names or JSON keys (any depth).
+fn request_rules(names: &[String]) -> Option<RequestFormat> {
+    let any = |wanted: &[&str]| wanted.iter().any(|w| names.iter().any(|n| n == w));
+    // LiteLLM's `metadata` may hold a `timestamp` key; a canonical log
+    // never has `startTime`.
+    if has(names, &["request_id", "timestamp"]) && !any(&["startTime"]) {
+        Some(RequestFormat::Canonical)
+    } else if has(names, &["request_id"]) && any(&["startTime", "prompt_tokens"]) {
+        Some(RequestFormat::Litellm)
+    } else if any(&["resourceSpans", "resource_spans", "attributes"])
+        || names.iter().any(|n| n.starts_with("gen_ai."))
+    {
+        Some(RequestFormat::Otel)
+    } else {
+        None
+    }
+}
+
+/// The keys (any depth) of the first lines of a JSON lines file.
+fn jsonl_keys(ctx: &Context, url: &str) -> Result<Vec<String>> {
+    let text = ctx.store.read_text(url)?;
+    let mut keys = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .take(20)
+    {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+            Error::input(
+                Location {
+                    uri: url.to_string(),
+                    row: Some(i as u64 + 1),
+                    column: Some(e.column().to_string()),
+                },
+                format!(
+                    "not valid JSON: {}",
+                    e.to_string().split(" at line ").next().unwrap_or("")
+                ),
+            )
+            .with_hint("JSON lines hold one JSON object per line")
+        })?;
+        collect_keys(&v, &mut keys, 0);
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// Which kind of bill a file is.
+pub fn billing_format(
+    ctx: &Context,
+    url: &str,
+    file_format: Option<FileFormat>,
+) -> Result<BillingFormat> {
+    // Provider API pages (one, an array, or one per line), whatever the
+    // extension says, before the one-document fingerprint.
+    let container = file_format.or_else(|| FileFormat::from_name(url));
+    if matches!(container, Some(FileFormat::Json | FileFormat::Jsonl)) {
+        if let Some(format) = json_bill_format(&ctx.store.read_text(url)?) {
+            return Ok(format);
+        }
+    }
+    let (names, text) = fingerprint(ctx, url, file_format)?;
+    if has(&names, &["BilledCost"]) {
+        Ok(BillingFormat::Focus)
+    } else if has(&names, &["amount_value", "line_item"]) {
+        Ok(BillingFormat::OpenaiCostCsv)
+    } else if has(&names, &["cost_usd", "usage_date_utc"]) {
+        Ok(BillingFormat::AnthropicCostCsv)
+    } else if text.contains("organization.costs.result") {
+        Ok(BillingFormat::OpenaiCosts)
+    } else if has(&names, &["starting_at", "results", "amount"]) {
+        Ok(BillingFormat::AnthropicCostReport)
+    } else {
+        Err(Error::input(
+            Location::file(url),
+            format!("cannot tell what bill this is; found {}", found(&names)),
+        )
+        .with_hint(
+            "expected a FOCUS export (`BilledCost`, …), OpenAI costs pages (`organization.costs.result`) \
+             or dashboard CSV (`amount_value`, `line_item`), an Anthropic cost report (`starting_at`, \
+             `results`, `amount`) or console CSV (`usage_date_utc`, `cost_usd`); or set `format` in the policy",
+        ))
+    }
+}
+
+/// Which provider API bill a JSON text is: OpenAI costs pages (also when
+/// every bucket is empty) or an Anthropic cost report (not its usage report).
+fn json_bill_format(text: &str) -> Option<BillingFormat> {
+    if text.contains("organization.costs.result") {
+        return Some(BillingFormat::OpenaiCosts);
+    }
+    let mut names = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for v in serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .take(3)
+    {
+        collect_keys(&v.ok()?, &mut names, 0);
+    }
+    if has(&names, &["data", "start_time", "end_time", "results"])
+        && !text.contains("organization.usage.")
+    {
+        Some(BillingFormat::OpenaiCosts)
+    } else if has(&names, &["data", "starting_at", "results"])
+        && (has(&names, &["amount"]) || !has(&names, &["uncached_input_tokens"]))
+    {
+        Some(BillingFormat::AnthropicCostReport)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(names: &[&str]) -> Option<RequestFormat> {
+        request_rules(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn request_logs_are_told_apart() {
+        assert_eq!(
+            rules(&["request_id", "timestamp", "model"]),
+            Some(RequestFormat::Canonical)
+        );
+        assert_eq!(
+            rules(&["request_id", "startTime", "prompt_tokens"]),
+            Some(RequestFormat::Litellm)
+        );
+        // A SpendLogs JSON export whose metadata holds a `timestamp` key.
+        assert_eq!(
+            rules(&["request_id", "startTime", "metadata", "timestamp"]),
+            Some(RequestFormat::Litellm)
+        );
+        assert_eq!(
+            rules(&["resourceSpans", "scopeSpans", "spans"]),
+            Some(RequestFormat::Otel)
+        );
+        assert_eq!(rules(&["span_id", "attributes"]), Some(RequestFormat::Otel));
+        assert_eq!(
+            rules(&["span_id", "gen_ai.usage.input_tokens"]),
+            Some(RequestFormat::Otel)
+        );
+        assert_eq!(rules(&["id", "cost"]), None);
+    }
+
+    #[test]
+    fn spans_that_defeat_schema_inference_are_peeked_at() {
+        let ctx = Context::new(crate::store::Store::new());
+        ctx.store.put_memory(
+            "spans.jsonl",
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"5"}}]}]}]}]}
+{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":5}}]}]}]}]}
+"#
+            .to_vec(),
+        );
+        assert_eq!(
+            request_format(&ctx, "memory://spans.jsonl", None).unwrap(),
+            RequestFormat::Otel
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! PDF invoices and the finance summary, typeset in-process by typst from
+//! `templates/*.typ`. The templates read the same view model as the HTML
+//! (`/data.json`, a part of `invoices.json`), and that JSON is attached to
+//! the PDF (PDF/A-3b, relationship `Data`: the Factur-X idea), so a machine
+//! can check every number the page shows.
+//!
+//! Deterministic: fonts are compiled into the binary (typst-assets), no
+//! file outside the templates folder is visible, packages and the network
+//! are not, `datetime.today()` is the issue date, and the PDF's dates and
+//! document id come from the issue date and the document's number.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use serde::Serialize;
+use typst::diag::{FileError, FileResult, Severity, SourceDiagnostic};
+use typst::foundations::{Bytes, Datetime, Smart};
+use typst::layout::PagedDocument;
+use typst::syntax::{FileId, Source, VirtualPath};
+use typst::text::{Font, FontBook};
+use typst::utils::LazyHash;
+use typst::{Library, World};
+use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
+
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+use crate::invoice::{Invoice, Month};
+use crate::store::{Store, join};
+
+/// The built-in templates, each replaceable by a file of the same name in
+/// the policy's templates folder. `brand.typ` holds colours and the logo,
+/// `common.typ` the page frame and number formatting.
+const BUILTIN: [(&str, &str); 4] = [
+    ("invoice.typ", include_str!("../../templates/invoice.typ")),
+    ("summary.typ", include_str!("../../templates/summary.typ")),
+    ("common.typ", include_str!("../../templates/common.typ")),
+    ("brand.typ", include_str!("../../templates/brand.typ")),
+];
+
+pub const TEMPLATE_NAMES: [&str; 4] = ["invoice.typ", "summary.typ", "common.typ", "brand.typ"];
+
+/// The virtual file the templates read their data from.
+const DATA: &str = "/data.json";
+
+/// The folder of the generated main files: each includes a template and
+/// attaches its data, so an overriding template cannot drop the attachment.
+const WRAPPER_DIR: &str = "/__chargeback__/";
+
+/// The keys of the month an invoice shows: the invoice's own data is
+/// `{ month: { these }, invoice }`, never another team's numbers.
+const MONTH_HEADER: [&str; 5] = ["period", "currency", "issuer", "issue_date", "due_date"];
+
+/// The standard library and the bundled fonts, loaded once per process.
+struct Assets {
+    library: LazyHash<Library>,
+    book: LazyHash<FontBook>,
+    fonts: Vec<Font>,
+}
+
+fn assets() -> &'static Assets {
+    static ASSETS: OnceLock<Assets> = OnceLock::new();
+    ASSETS.get_or_init(|| {
+        let fonts: Vec<Font> = typst_assets::fonts()
+            .flat_map(|data| Font::iter(Bytes::new(data)))
+            .collect();
+        Assets {
+            library: LazyHash::new(Library::builder().build()),
+            book: LazyHash::new(FontBook::from_fonts(&fonts)),
+            fonts,
+        }
+    })
+}
+
+pub struct PdfRenderer {
+    store: Store,
+    override_dir: Option<String>,
+    /// Parsed template sources, by file, with the URI each came from.
+    sources: Mutex<HashMap<FileId, (String, Source)>>,
+}
+
+#[derive(Serialize)]
+struct InvoiceData<'a> {
+    month: serde_json::Value,
+    invoice: &'a Invoice,
+}
+
+impl PdfRenderer {
+    /// The built-in templates, each replaced by a file of the same name in
+    /// `override_dir` when there is one. Files the templates include or
+    /// show (`logo.png`) are looked up in `override_dir` too.
+    pub fn new(ctx: &Context, override_dir: Option<&str>) -> PdfRenderer {
+        PdfRenderer {
+            store: ctx.store.clone(),
+            override_dir: override_dir.map(str::to_string),
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `invoices/<team>.pdf`; the attached `invoice.json` is exactly the data
+    /// the template rendered.
+    pub fn invoice(&self, month: &Month, invoice: &Invoice) -> Result<Vec<u8>> {
+        let header = match serde_json::to_value(month) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.retain(|k, _| MONTH_HEADER.contains(&k.as_str()));
+                serde_json::Value::Object(m)
+            }
+            _ => serde_json::Value::Null,
+        };
+        let data = json_bytes(&InvoiceData {
+            month: header,
+            invoice,
+        });
+        self.render(
+            "invoice.typ",
+            data,
+            &month.issue_date,
+            &format!("llm-chargeback/invoice/{}", invoice.invoice_number),
+        )
+    }
+
+    /// `summary.pdf`; the attached `invoices.json` is the whole view model.
+    pub fn summary(&self, month: &Month) -> Result<Vec<u8>> {
+        self.render(
+            "summary.typ",
+            json_bytes(month),
+            &month.issue_date,
+            &format!("llm-chargeback/summary/{}", month.period),
+        )
+    }
+
+    fn render(
+        &self,
+        template: &str,
+        data: Vec<u8>,
+        issue_date: &str,
+        ident: &str,
+    ) -> Result<Vec<u8>> {
+        let date = issue_datetime(issue_date);
+        let world = RenderWorld {
+            renderer: self,
+            main: FileId::new(None, VirtualPath::new(format!("{WRAPPER_DIR}{template}"))),
+            data: Bytes::new(data),
+            today: date,
+        };
+        let document = typst::compile::<PagedDocument>(&world)
+            .output
+            .map_err(|diags| self.template_error(template, &diags))?;
+        let standards = PdfStandards::new(&[PdfStandard::A_3b])
+            .map_err(|e| Error::policy(Location::file(template), e.to_string()))?;
+        let options = PdfOptions {
+            ident: Smart::Custom(ident),
+            timestamp: date.map(Timestamp::new_utc),
+            page_ranges: None,
+            standards,
+        };
+        typst_pdf::pdf(&document, &options).map_err(|diags| self.template_error(template, &diags))
+    }
+
+    /// The first error, as `uri:line:column: template error: …` with
+    /// typst's hints.
+    fn template_error(&self, template: &str, diags: &[SourceDiagnostic]) -> Error {
+        let Some(d) = diags
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .or(diags.first())
+        else {
+            return Error::policy(Location::file(template), "template error");
+        };
+        let mut at = Location::file(self.uri_of(template));
+        if let Some((uri, source)) = d.span.id().and_then(|id| self.source_of(id).ok()) {
+            at.uri = uri;
+            if let Some(range) = source.range(d.span) {
+                at.row = source.byte_to_line(range.start).map(|l| l as u64 + 1);
+                at.column = source
+                    .byte_to_column(range.start)
+                    .map(|c| (c + 1).to_string());
+            }
+        }
+        let mut message = format!("template error: {}", d.message);
+        for h in &d.hints {
+            message.push_str("; ");
+            message.push_str(h);
+        }
+        Error::policy(at, message)
+            .with_hint("the fields a template may use are the keys of its data: invoices.json for summary.typ, `{ month, invoice }` for invoice.typ")
+    }
+
+    fn uri_of(&self, name: &str) -> String {
+        match &self.override_dir {
+            Some(dir) if self.store.exists(&join(dir, name)) => join(dir, name),
+            _ => format!("templates/{name}"),
+        }
+    }
+
+    /// A file of the templates folder: the override, else the built-in.
+    fn read(&self, id: FileId) -> FileResult<(String, Bytes)> {
+        if id.package().is_some() {
+            return Err(FileError::Other(Some(
+                "packages are not available: templates may only use files of the templates folder"
+                    .into(),
+            )));
+        }
+        let rel = id
+            .vpath()
+            .as_rootless_path()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if let Some(template) = format!("/{rel}").strip_prefix(WRAPPER_DIR) {
+            let text = wrapper(template);
+            return Ok((
+                format!("templates/{template}"),
+                Bytes::new(text.into_bytes()),
+            ));
+        }
+        if let Some(dir) = &self.override_dir {
+            let uri = join(dir, &rel);
+            if self.store.exists(&uri) {
+                let bytes = self
+                    .store
+                    .read(&uri)
+                    .map_err(|e| FileError::Other(Some(e.to_string().into())))?;
+                return Ok((uri, Bytes::new(bytes.to_vec())));
+            }
+        }
+        BUILTIN
+            .iter()
+            .find(|(name, _)| *name == rel)
+            .map(|(name, text)| (format!("templates/{name}"), Bytes::new(text.as_bytes())))
+            .ok_or_else(|| FileError::NotFound(id.vpath().as_rooted_path().to_path_buf()))
+    }
+
+    fn source_of(&self, id: FileId) -> FileResult<(String, Source)> {
+        let mut cache = self.sources.lock().expect("template cache lock");
+        if let Some(s) = cache.get(&id) {
+            return Ok(s.clone());
+        }
+        let (uri, bytes) = self.read(id)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| FileError::InvalidUtf8)?;
+        let entry = (uri, Source::new(id, text.to_string()));
+        cache.insert(id, entry.clone());
+        Ok(entry)
+    }
+}
+
+/// One compilation: the templates, one document's data and its date.
+struct RenderWorld<'a> {
+    renderer: &'a PdfRenderer,
+    main: FileId,
+    data: Bytes,
+    today: Option<Datetime>,
+}
+
+impl World for RenderWorld<'_> {
+    fn library(&self) -> &LazyHash<Library> {
+        &assets().library
+    }
+
+    fn book(&self) -> &LazyHash<FontBook> {
+        &assets().book
+    }
+
+    fn main(&self) -> FileId {
+        self.main
+    }
+
+    fn source(&self, id: FileId) -> FileResult<Source> {
+        self.renderer.source_of(id).map(|(_, s)| s)
+    }
+
+    fn file(&self, id: FileId) -> FileResult<Bytes> {
+        if id.package().is_none() && id.vpath().as_rooted_path() == std::path::Path::new(DATA) {
+            return Ok(self.data.clone());
+        }
+        self.renderer.read(id).map(|(_, b)| b)
+    }
+
+    fn font(&self, index: usize) -> Option<Font> {
+        assets().fonts.get(index).cloned()
+    }
+
+    fn today(&self, _offset: Option<i64>) -> Option<Datetime> {
+        self.today
+    }
+}
+
+/// The main file of a compilation: the template, then its data attached
+/// (`invoice.json` or `invoices.json`, as the file is named in the output).
+fn wrapper(template: &str) -> String {
+    let (name, what) = if template == "summary.typ" {
+        (
+            "invoices.json",
+            "the finance summary's data (the run's invoices.json)",
+        )
+    } else {
+        (
+            "invoice.json",
+            "this invoice's data, as printed, from the run's invoices.json",
+        )
+    };
+    format!(
+        "#include \"/{template}\"\n\
+         #pdf.embed(\"/{name}\", read(\"{DATA}\", encoding: none), relationship: \"data\", \
+         mime-type: \"application/json\", description: \"{what}\")\n"
+    )
+}
+
+fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(value).expect("view model serialises");
+    v.push(b'\n');
+    v
+}
+
+/// `2025-02-01` → that day, 00:00:00 (UTC in the PDF).
+fn issue_datetime(date: &str) -> Option<Datetime> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    use chrono::Datelike;
+    Datetime::from_ymd_hms(d.year(), d.month() as u8, d.day() as u8, 0, 0, 0)
+}
