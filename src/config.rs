@@ -293,6 +293,10 @@ pub enum BillingFormat {
     AnthropicCostReport,
     /// Anthropic console cost CSV export.
     AnthropicCostCsv,
+    /// OpenAI `/v1/organization/usage/completions` JSON pages (tokens, no money).
+    OpenaiUsage,
+    /// Anthropic `/v1/organizations/usage_report/messages` JSON pages (tokens, no money).
+    AnthropicUsageReport,
 }
 
 impl BillingFormat {
@@ -303,6 +307,8 @@ impl BillingFormat {
             BillingFormat::OpenaiCostCsv => "OpenAI dashboard cost CSV",
             BillingFormat::AnthropicCostReport => "Anthropic cost report",
             BillingFormat::AnthropicCostCsv => "Anthropic console cost CSV",
+            BillingFormat::OpenaiUsage => "OpenAI usage API page",
+            BillingFormat::AnthropicUsageReport => "Anthropic usage report",
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::ingest::requests::{RequestSource, load_requests};
 use crate::ingest::{BilledLine, QuarantinedRow};
-use crate::ingest::{anthropic, detect, focus, openai};
+use crate::ingest::{anthropic, detect, focus, openai, usage_report};
 use crate::invoice::{InputCounts, Month, MonthInput, OtherCharge, TeamResult, build_month};
 use crate::manifest::{Manifest, Totals};
 use crate::money::{Decimal, format_amount, minor_units};
@@ -95,6 +95,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut billing_quarantine: Vec<QuarantinedRow> = Vec::new();
     let mut billing_rows = 0u64;
     let mut billing_urls: Vec<String> = Vec::new();
+    let mut reported_usage = Vec::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
             let format = match spec.format {
@@ -107,16 +108,21 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
                 BillingFormat::OpenaiCostCsv => openai::load_cost_csv,
                 BillingFormat::AnthropicCostReport => anthropic::load_cost_report,
                 BillingFormat::AnthropicCostCsv => anthropic::load_cost_csv,
+                BillingFormat::OpenaiUsage => usage_report::load_openai_usage,
+                BillingFormat::AnthropicUsageReport => usage_report::load_anthropic_usage,
             };
             let bill = load(ctx, &url, spec, &catalog, period, &currency)?;
             billing_rows += bill.rows_read;
             lines.extend(bill.lines);
+            reported_usage.extend(bill.usage);
             billing_quarantine.extend(bill.quarantine);
             billing_urls.push(url);
         }
     }
     billing_urls.sort();
     billing_urls.dedup();
+    // Cost lines without model or quantity, cut by the provider's usage.
+    let lines = usage_report::refine(lines, &reported_usage, &catalog);
 
     let tol = Tolerances {
         min_coverage: policy.reconciliation.min_coverage,

@@ -195,7 +195,9 @@ pub fn billing_format(
         .with_hint(
             "expected a FOCUS export (`BilledCost`, …), OpenAI costs pages (`organization.costs.result`) \
              or dashboard CSV (`amount_value`, `line_item`), an Anthropic cost report (`starting_at`, \
-             `results`, `amount`) or console CSV (`usage_date_utc`, `cost_usd`); or set `format` in the policy",
+             `results`, `amount`) or console CSV (`usage_date_utc`, `cost_usd`), or a usage report of \
+             either (`organization.usage.completions.result`, `uncached_input_tokens`); or set `format` \
+             in the policy",
         ))
     }
 }
@@ -206,6 +208,11 @@ fn json_bill_format(text: &str) -> Option<BillingFormat> {
     if text.contains("organization.costs.result") {
         return Some(BillingFormat::OpenaiCosts);
     }
+    if text.contains("organization.usage.completions.result")
+        || text.contains("organization.usage.embeddings.result")
+    {
+        return Some(BillingFormat::OpenaiUsage);
+    }
     let mut names = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for v in serde_json::Deserializer::from_str(text)
@@ -213,6 +220,13 @@ fn json_bill_format(text: &str) -> Option<BillingFormat> {
         .take(3)
     {
         collect_keys(&v.ok()?, &mut names, 0);
+    }
+    if has(
+        &names,
+        &["data", "starting_at", "results", "uncached_input_tokens"],
+    ) && !has(&names, &["amount"])
+    {
+        return Some(BillingFormat::AnthropicUsageReport);
     }
     if has(&names, &["data", "start_time", "end_time", "results"])
         && !text.contains("organization.usage.")
@@ -233,6 +247,18 @@ mod tests {
 
     fn rules(names: &[&str]) -> Option<RequestFormat> {
         request_rules(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn usage_reports_are_told_from_cost_reports() {
+        let openai = r#"{"object": "page", "data": [{"start_time": 1, "end_time": 2, "results": [{"object": "organization.usage.completions.result", "input_tokens": 1}]}]}"#;
+        assert_eq!(json_bill_format(openai), Some(BillingFormat::OpenaiUsage));
+        let costs = r#"{"object": "page", "data": [{"start_time": 1, "end_time": 2, "results": [{"object": "organization.costs.result"}]}]}"#;
+        assert_eq!(json_bill_format(costs), Some(BillingFormat::OpenaiCosts));
+        let usage = r#"{"data": [{"starting_at": "x", "results": [{"uncached_input_tokens": 1, "output_tokens": 2}]}]}"#;
+        assert_eq!(json_bill_format(usage), Some(BillingFormat::AnthropicUsageReport));
+        let cost = r#"{"data": [{"starting_at": "x", "results": [{"amount": "1", "currency": "USD"}]}]}"#;
+        assert_eq!(json_bill_format(cost), Some(BillingFormat::AnthropicCostReport));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod openai;
 pub mod otel;
 pub mod requests;
 pub mod time;
+pub mod usage_report;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -125,6 +126,8 @@ pub struct Bill {
     pub rows_read: u64,
     /// Rows whose charge period is another month.
     pub outside_period: u64,
+    /// The provider's own token counts (usage reports), for [`usage_report::refine`].
+    pub usage: Vec<usage_report::ReportedUsage>,
 }
 
 /// A row set aside, with why.
@@ -155,7 +158,15 @@ pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Resu
             .with_infer_schema_length(Some(0))
             .with_missing_is_null(true)
             .finish(),
-        FileFormat::Parquet => LazyFrame::scan_parquet_sources(sources, ScanArgsParquet::default()),
+        // No hive partitions: an object's folder names are not columns, and
+        // Polars cannot take them from an in-memory (remote) object.
+        FileFormat::Parquet => LazyFrame::scan_parquet_sources(
+            sources,
+            ScanArgsParquet {
+                hive_options: HiveOptions::new_disabled(),
+                ..ScanArgsParquet::default()
+            },
+        ),
         FileFormat::Jsonl => LazyJsonLineReader::new_with_sources(sources)
             .with_infer_schema_length(std::num::NonZeroUsize::new(1000))
             .finish(),

@@ -15,6 +15,12 @@
 //!   org-level 0.003835980000000000000000000000 split by catalog cost
 //!   (5 : 6.5); blank rows are empty days; the 04-01 row is another month.
 //!   Billed 11.50383598 → 11.50: support 5.00, search 6.50.
+//! * 2025-04, costs by project only (no model) with the usage API's pages
+//!   by project and model: proj_support 6.30 is cut at catalog cost into
+//!   gpt-4o input 0.8M 4.00, cached 0.2M 0.50, output 0.1M 1.50 and
+//!   gpt-4o-mini input 2M 0.30; proj_search 0.90 into mini input 4M 0.60
+//!   and output 0.5M 0.30. The logs have 0.4M of gpt-4o's 0.8M input:
+//!   2.00 stays unattributed. Billed 7.20: support 4.30, search 0.90.
 //!
 //! Anthropic:
 //! * 2025-08, cost report in cents: support 37.0371 + 6 + 3.75 + 30 cents =
@@ -23,6 +29,11 @@
 //! * 2025-09, console CSV in dollars with display names: support 3.00 +
 //!   1.50 + "1,200.00" = 1204.50; research 2.00 + 0.10 + 0.03 + 0.0075 +
 //!   0.015 = 2.1525; billed 1206.6525 → 1206.65 = 1204.50 + 2.15.
+//! * 2025-10, cost report by model and token type (no quantities) with the
+//!   usage report: support's sonnet input 300 cents is for 1M uncached
+//!   tokens, of which the logs have 0.8M → 2.40 attributed, 0.60 not;
+//!   output 1.50, cache read 0.15 and 5m cache write 0.75 fully covered.
+//!   Billed 8.40: support 4.80, research 3.00, unattributed 0.60.
 
 use serde_json::Value;
 
@@ -119,6 +130,43 @@ fn anthropic_console_cost_csv() {
         "1206.65",
         "0.00",
         &[("support", "1204.50"), ("research", "2.15")],
+    );
+}
+
+#[test]
+fn openai_costs_by_project_cut_by_the_usage_api() {
+    let (t, month) = close("openai", "2025-04");
+    assert_month(
+        &month,
+        "7.20",
+        "2.00",
+        &[("support", "4.30"), ("search", "0.90")],
+    );
+    // The provider's token counts are the billed quantities.
+    let recon = t.read("out/2025-04/reconciliation.csv");
+    assert!(
+        recon.contains("openai,2025-04-02,gpt-4o,6,1100000,700000,0.6364,4.00,2.00,"),
+        "{recon}"
+    );
+    assert!(
+        recon.contains("openai,2025-04-02,gpt-4o-mini,1.2,6500000,6500000,1,1.20,0.00,"),
+        "{recon}"
+    );
+}
+
+#[test]
+fn anthropic_cost_report_with_the_usage_report() {
+    let (t, month) = close("anthropic", "2025-10");
+    assert_month(
+        &month,
+        "8.40",
+        "0.60",
+        &[("support", "4.80"), ("research", "3.00")],
+    );
+    let exceptions = t.read("out/2025-10/exceptions.csv");
+    assert!(
+        exceptions.contains("logs cover 1600000 of 1800000 billed tokens (88.9%)"),
+        "{exceptions}"
     );
 }
 
