@@ -2,7 +2,8 @@
 //! `templates/*.typ`. The templates read the same view model as the HTML
 //! (`/data.json`, a part of `invoices.json`), and that JSON is attached to
 //! the PDF (PDF/A-3b, relationship `Data`: the Factur-X idea), so a machine
-//! can check every number the page shows.
+//! can check every number the page shows. PDF/A-3, not 2: PDF/A-2 admits
+//! only PDF/A files as attachments, and typst 0.13 refuses any under it.
 //!
 //! Deterministic: fonts are compiled into the binary (typst-assets), no
 //! file outside the templates folder is visible, packages and the network

@@ -1,8 +1,9 @@
 //! PDF invoices and the summary: the text a reader sees carries every
 //! amount of invoices.json, the attached JSON is that data, reruns give the
 //! same bytes, long invoices paginate, and template errors point at the
-//! template. Text and attachments are read with poppler-utils (`pdftotext`,
-//! `pdfdetach`, `pdfinfo`; `.ci/run` installs them).
+//! template. Text, fonts and attachments are read with poppler-utils
+//! (`pdftotext`, `pdfdetach`, `pdfinfo`, `pdffonts`; `.ci/run` installs
+//! them).
 
 use std::path::Path;
 use std::process::Command;
@@ -182,13 +183,38 @@ fn demo_pdfs_show_every_amount_and_carry_their_data() {
         "the summary carries invoices.json byte for byte"
     );
 
-    // PDF/A-3b, dated by the issue date, not the clock.
+    // The charts are drawn in the HTML too, one SVG bar per bar of the data.
+    let html = t.read("out/2025-01/summary.html");
+    let bars = month["cost_by_team"].as_array().unwrap().len()
+        + month["cost_by_model"].as_array().unwrap().len();
+    assert_eq!(html.matches("<svg class=\"hbar\"").count(), bars);
+    assert_eq!(html.matches("<div class=\"day\"").count(), 31);
+
+    // PDF/A-3b (typst checks the rules it can while writing; no validator
+    // runs here), dated by the issue date, not the clock.
     let meta = poppler("pdfinfo", &["-meta", summary.to_str().unwrap()]);
     assert!(meta.contains("<pdfaid:part>3</pdfaid:part>"), "{meta}");
     assert!(
         meta.contains("<pdfaid:conformance>B</pdfaid:conformance>"),
         "{meta}"
     );
+    // What a validator would look at first: every font embedded, an output
+    // intent, and the JSON as an associated file of the document.
+    let fonts = poppler("pdffonts", &[summary.to_str().unwrap()]);
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty(), "{fonts}");
+    for row in rows {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let n = cols.len();
+        assert_eq!(cols[n - 5..n - 2], ["yes", "yes", "yes"], "{row}");
+    }
+    let bytes = t.read_bytes("out/2025-01/summary.pdf");
+    for needle in ["/OutputIntents", "/AFRelationship /Data", "/AF ["] {
+        assert!(
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} missing"
+        );
+    }
     let info = poppler("pdfinfo", &["-isodates", summary.to_str().unwrap()]);
     assert!(info.contains("2025-02-01T00:00:00"), "{info}");
 }
@@ -321,7 +347,7 @@ fn two_hundred_lines_paginate_with_the_total_on_the_last_page() {
             squash(&text).contains(&format!("Page {p} of {n}")),
             "page {p}: {text}"
         );
-        assert!(text.contains("DESCRIPTION"), "header on page {p}");
+        assert!(text.contains("USE CASE"), "header on page {p}");
         seen += (0..100)
             .filter(|u| text.contains(&format!("use case {u:03}")))
             .count();
