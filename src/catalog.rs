@@ -391,6 +391,40 @@ mod tests {
     }
 
     #[test]
+    fn resolves_names_read_from_cloud_meters() {
+        let text = r#"{"models":[
+          {"provider":"vertex-ai","model":"gemini-2.5-flash","prices":[{"effective_from":"2025-06-17","input":"0.30","output":"2.50"}]},
+          {"provider":"vertex-ai","model":"gemini-2.5-flash-lite","prices":[{"effective_from":"2025-06-17","input":"0.10","output":"0.40"}]},
+          {"provider":"vertex-ai","model":"gemini-2.5-pro","aliases":["gemini-2.5-pro-preview-06-05"],
+           "prices":[{"effective_from":"2025-06-17","input":"1.25","output":"10"}]},
+          {"provider":"azure-openai","model":"gpt-5","prices":[{"effective_from":"2025-08-07","input":"1.25","output":"10"}]},
+          {"provider":"aws-bedrock","model":"claude-3-5-haiku","prices":[{"effective_from":"2024-11-04","input":"0.80","output":"4"}]}
+        ]}"#;
+        let c = Catalog::parse(text, "c.json").unwrap();
+        let m = |p: &str, n: &str| c.resolve(p, n).map(|e| e.model.as_str());
+        // Vertex SKU descriptions, Azure meter names, Bedrock usage types.
+        assert_eq!(m("vertex-ai", "Gemini 2.5 Flash"), Some("gemini-2.5-flash"));
+        assert_eq!(
+            m("vertex-ai", "Gemini 2.5 Flash Lite"),
+            Some("gemini-2.5-flash-lite")
+        );
+        assert_eq!(
+            m("vertex-ai", "gemini-2.5-pro-preview-06-05"),
+            Some("gemini-2.5-pro")
+        );
+        assert_eq!(m("azure-openai", "GPT 5"), Some("gpt-5"));
+        assert_eq!(m("azure-openai", "gpt-5-2025-08-07"), Some("gpt-5"));
+        assert_eq!(m("aws-bedrock", "Claude3.5Haiku"), Some("claude-3-5-haiku"));
+        assert_eq!(
+            m("aws-bedrock", "us.anthropic.claude-3-5-haiku-20241022-v1:0"),
+            Some("claude-3-5-haiku")
+        );
+        // Unknown stays unknown: the reconciliation lists it, never guesses.
+        assert_eq!(m("aws-bedrock", "Nova2.0Lite"), None);
+        assert_eq!(m("vertex-ai", "Gemini 2.5"), None);
+    }
+
+    #[test]
     fn prices_follow_effective_dates() {
         let c = Catalog::parse(CAT, "c.json").unwrap();
         let p = c.prices_on("openai", "gpt-4o", day("2024-09-30")).unwrap();

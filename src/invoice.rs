@@ -2,7 +2,7 @@
 //! Plain strings and integers only — no Polars types, no floats; money as
 //! decimal strings with the currency's places.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -85,6 +85,10 @@ pub struct ProviderView {
     /// Logged / billed tokens over the month, where the bill states tokens.
     pub coverage: Option<String>,
     pub estimated_only: bool,
+    /// What the provider's numbers came from: the kinds of bill read
+    /// (`FOCUS export`, `Anthropic cost report`, …), or `catalog prices`
+    /// when no bill was.
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +206,8 @@ pub struct MonthInput<'a> {
     pub other_total: Decimal,
     pub inputs: InputCounts,
     pub exceptions: &'a [Exception],
+    /// Provider → the kinds of bill read for it.
+    pub bill_sources: &'a BTreeMap<String, BTreeSet<&'static str>>,
 }
 
 pub fn build_month(m: MonthInput<'_>) -> Month {
@@ -313,6 +319,10 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             estimated: money(v[3]),
             coverage: (!v[4].is_zero()).then(|| ratio(v[5] / v[4])),
             estimated_only: v[0].is_zero() && !v[3].is_zero(),
+            sources: match m.bill_sources.get(p) {
+                Some(kinds) if !kinds.is_empty() => kinds.iter().map(|k| k.to_string()).collect(),
+                _ => vec!["catalog prices".to_string()],
+            },
         })
         .collect();
     let charged: Decimal = m.teams.iter().map(|t| t.charges.total).sum();

@@ -121,8 +121,12 @@ pub fn publish_with(
     marker.push(b'\n');
     ctx.store.write(&marker_url, &marker)?;
 
-    // From here until the new manifest lands, the folder has none.
-    ctx.store.delete(&manifest_url)?;
+    // From here until the new manifest lands, the folder has none, unless
+    // this run gives the very same manifest: then every output it lists is
+    // rewritten with the bytes it records, and it can stay.
+    if previous.as_deref() != Some(&bytes[..]) {
+        ctx.store.delete(&manifest_url)?;
+    }
     for (path, bytes) in &outputs.files {
         ctx.store.write(&join(out, path), bytes)?;
     }

@@ -390,8 +390,9 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
         .map(|c| c.provider.as_str())
         .collect();
     let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
-    // A line's grain without its scope.
+    // A line's grain: its scope is left out when the logs carry none.
     type Grain = (
+        String,
         String,
         NaiveDate,
         Option<String>,
@@ -400,12 +401,24 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
     );
     let mut index: HashMap<Grain, usize> = HashMap::new();
     for l in lines.iter().filter(|l| l.is_usage()) {
-        if l.scope.is_empty() || scoped.contains(l.provider.as_str()) {
+        let keep_scope = l.scope.is_empty() || scoped.contains(l.provider.as_str());
+        // Token lines of one grain (hourly rows of a day, two meters of one
+        // class) are matched as one, or each would claim the day's logs.
+        let counted = l.usage_type.is_some()
+            && l.quantity.is_some()
+            && (l.model.is_some() || l.model_raw.is_none());
+        if keep_scope && !counted {
             out.push(l.clone());
             continue;
         }
+        let scope = if keep_scope {
+            l.scope.clone()
+        } else {
+            String::new()
+        };
         let key = (
             l.provider.clone(),
+            scope.clone(),
             l.day,
             l.model.clone(),
             l.model_raw.clone(),
@@ -422,10 +435,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
             }
             None => {
                 index.insert(key, out.len());
-                out.push(BilledLine {
-                    scope: String::new(),
-                    ..l.clone()
-                });
+                out.push(BilledLine { scope, ..l.clone() });
             }
         }
     }
@@ -560,6 +570,18 @@ mod tests {
         assert_eq!(r.rows.len(), 1);
         assert_eq!(r.rows[0].coverage(), Some(Decimal::ONE));
         assert!(r.exceptions.is_empty(), "{:?}", r.exceptions);
+    }
+
+    #[test]
+    fn hourly_lines_of_a_day_share_the_days_logs() {
+        // Two hourly lines of 100 tokens each; the day's logs cover 150.
+        let cells = [cell("a", "p1", 150)];
+        let lines = [line("p1", 100, "1.00"), line("p1", 100, "1.00")];
+        let r = reconcile(&lines, &cells, &catalog(), TOL);
+        assert_eq!(r.cell_billed[0], Decimal::new(15, 1));
+        assert_eq!(r.unattributed["openai"], Decimal::new(5, 1));
+        assert_eq!(r.rows[0].billed_tokens, Decimal::from(200));
+        assert_eq!(r.rows[0].logged_tokens, Decimal::from(150));
     }
 
     #[test]

@@ -165,11 +165,20 @@ struct RemoteState {
     clients: BTreeMap<String, Arc<dyn ObjectStore>>,
     /// What a pinned rerun must read, by URL.
     pins: BTreeMap<String, ObjectRecord>,
+    /// The policy the pinned run read: a rerun that reads its policy from
+    /// the same URL must read the same bytes.
+    policy_pin: Option<ObjectRecord>,
     /// A manifest to pin to once the policy's options are known.
     pending_pins: Option<String>,
     pins_loaded: bool,
     /// Remote objects already read: their record and where their bytes are.
     fetched: BTreeMap<String, Fetched>,
+    /// Bytes of remote objects held in memory; past `spool_above_mb`, the
+    /// next object goes to a temporary file, however small.
+    in_memory: u64,
+    /// The variables the clouds' clients are configured from; `None`: the
+    /// process environment.
+    env: Option<Vec<(String, String)>>,
 }
 
 #[derive(Clone)]
@@ -296,6 +305,15 @@ impl Store {
         Store::default()
     }
 
+    /// A store whose object-store clients see these variables instead of
+    /// the process environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`, …): for
+    /// tests, and for embedding the pipeline with credentials of its own.
+    pub fn with_env(vars: impl IntoIterator<Item = (String, String)>) -> Store {
+        let store = Store::default();
+        store.state().env = Some(vars.into_iter().collect());
+        store
+    }
+
     /// Puts an object in the in-memory store (tests, examples).
     pub fn put_memory(&self, key: &str, bytes: impl Into<Arc<[u8]>>) {
         self.memory
@@ -361,14 +379,26 @@ impl Store {
             })?;
             pins.insert(record.url.clone(), record);
         }
+        let policy_pin = serde_json::from_value::<ObjectRecord>(v["policy"].clone()).ok();
         let mut st = self.state();
         st.pins = pins;
+        st.policy_pin = policy_pin;
         st.pins_loaded = true;
         Ok(())
     }
 
     fn pin(&self, url: &str) -> Option<ObjectRecord> {
         self.state().pins.get(url).cloned()
+    }
+
+    /// The record a read of `url` is checked against: an input's or the
+    /// catalog's, or the policy's.
+    fn check_pin(&self, url: &str) -> Option<ObjectRecord> {
+        let st = self.state();
+        st.pins
+            .get(url)
+            .cloned()
+            .or_else(|| st.policy_pin.as_ref().filter(|p| p.url == url).cloned())
     }
 
     /// The URLs a source pattern names, sorted. A pattern without glob
@@ -532,7 +562,7 @@ impl Store {
                 }
             }
         };
-        let pinned = self.pin(url).map(|p| p.sha256);
+        let pinned = self.check_pin(url).map(|p| p.sha256);
         if pinned.as_ref().is_some_and(|p| *p != record.sha256) {
             let pinned = pinned.unwrap_or_default();
             return Err(Error::input(
@@ -561,9 +591,10 @@ impl Store {
                     .collect(),
             )
         };
-        let buffer_source = |bytes: &[u8]| {
+        // The bytes themselves, not a copy.
+        let buffer_source = |bytes: Arc<[u8]>| {
             ScanSources::Buffers(
-                [polars_buffer::Buffer::from(bytes.to_vec())]
+                [polars_buffer::Buffer::from_owner(bytes)]
                     .into_iter()
                     .collect(),
             )
@@ -575,9 +606,9 @@ impl Store {
                 }
                 Ok(path_source(&path))
             }
-            Target::Memory(_) => Ok(buffer_source(&self.read(url)?)),
+            Target::Memory(_) => Ok(buffer_source(self.read(url)?)),
             Target::Remote => match self.fetch(url)?.body {
-                Body::Memory(bytes) => Ok(buffer_source(&bytes)),
+                Body::Memory(bytes) => Ok(buffer_source(bytes)),
                 Body::Spooled(path) => Ok(path_source(&path)),
             },
         }
@@ -663,7 +694,10 @@ impl Store {
 
     /// Masks every credential the store knows of in a text.
     pub fn redact(&self, text: &str) -> String {
-        let secrets = secrets(&self.state().options);
+        let secrets = {
+            let st = self.state();
+            secrets(&st.options, &env_of(&st))
+        };
         let mut out = text.to_string();
         for s in secrets {
             out = out.replace(&s, "****");
@@ -689,16 +723,27 @@ impl Store {
                 .and_then(|p| p.etag.clone()),
             ..GetOptions::default()
         };
-        let spool_above = self
-            .state()
-            .options
-            .spool_above_mb
-            .unwrap_or(DEFAULT_SPOOL_ABOVE_MB)
-            .saturating_mul(1 << 20);
         let result = self
             .block_on(store.get_opts(&at.path, options))
             .map_err(|e| self.remote_error(url, "reading", e))?;
-        let spool = match result.meta.size > spool_above {
+        // In memory while the run holds less than `spool_above_mb` of
+        // objects there; on disk otherwise, however small the object.
+        let spool = {
+            let mut st = self.state();
+            let budget = st
+                .options
+                .spool_above_mb
+                .unwrap_or(DEFAULT_SPOOL_ABOVE_MB)
+                .saturating_mul(1 << 20);
+            let held = st.in_memory.saturating_add(result.meta.size);
+            if held > budget {
+                true
+            } else {
+                st.in_memory = held;
+                false
+            }
+        };
+        let spool = match spool {
             true => Some(self.spool_path(url)?),
             false => None,
         };
@@ -790,15 +835,17 @@ impl Store {
         if let Some(c) = st.clients.get(&at.base) {
             return Ok(c.clone());
         }
-        let built = build_client(at, &st.options);
-        let client = built.map_err(|e| {
-            let message = clean_message(&e.to_string());
-            let secrets = secrets(&st.options);
-            redact_error(
-                Error::storage(url, format!("cannot set up the store: {message}"))
-                    .with_hint(credentials_hint(&at.scheme)),
-                &secrets,
-            )
+        let env = env_of(&st);
+        let client = build_client(at, &st.options, &env).map_err(|e| {
+            let e = match e {
+                Setup::Store(e) => Error::storage(
+                    url,
+                    format!("cannot set up the store: {}", store_message(&e)),
+                )
+                .with_hint(credentials_hint(&at.scheme)),
+                Setup::Ours { message, hint } => Error::storage(url, message).with_hint(hint),
+            };
+            redact_error(e, &secrets(&st.options, &env))
         })?;
         st.clients.insert(at.base.clone(), client.clone());
         Ok(client)
@@ -820,18 +867,48 @@ impl Store {
     /// 1, with the usual hint), everything else is storage (exit 3) with
     /// the store's own message, credentials masked.
     fn remote_error(&self, url: &str, doing: &str, e: object_store::Error) -> Error {
-        let message = clean_message(&e.to_string());
-        let (retries, scheme) = {
-            let st = self.state();
-            let retries = st
-                .options
-                .max_retries
-                .unwrap_or(RetryConfig::default().max_retries);
-            let scheme = parse_remote(url).map(|a| a.scheme).ok();
-            (retries, scheme)
+        let message = store_message(&e);
+        let retries = retries_of(&message);
+        let message = message_without_retries(&message);
+        let configured = self
+            .state()
+            .options
+            .max_retries
+            .unwrap_or(RetryConfig::default().max_retries);
+        let scheme = parse_remote(url).map(|a| a.scheme).ok();
+        let credentials = scheme
+            .as_ref()
+            .map(credentials_hint)
+            .unwrap_or("check the store's credentials");
+        let no_bucket = ["NoSuchBucket", "ContainerNotFound", "bucket does not exist"]
+            .iter()
+            .any(|m| message.contains(m));
+        let after = match retries {
+            Some(n) if n > 0 => format!(" after {n} {}", plural(n, "retry", "retries")),
+            _ => String::new(),
         };
+        let reading = doing == "reading" || doing == "listing";
         let err = match &e {
-            object_store::Error::NotFound { .. } => {
+            _ if no_bucket => {
+                let bucket = parse_remote(url).map(|a| a.base).unwrap_or_default();
+                let e = if reading {
+                    Error::input(Location::file(url), format!("no such bucket `{bucket}`"))
+                } else {
+                    Error::storage(url, format!("{doing} failed: no such bucket `{bucket}`"))
+                };
+                e.with_hint(match scheme {
+                    Some(ObjectStoreScheme::AmazonS3) => {
+                        "check the bucket's name in the URL, and the endpoint and region it is \
+                         looked up at (AWS_ENDPOINT_URL, AWS_REGION or [storage.s3])"
+                    }
+                    Some(ObjectStoreScheme::MicrosoftAzure) => {
+                        "check the container's name in the URL, and the storage account \
+                         (AZURE_STORAGE_ACCOUNT_NAME or [storage.azure])"
+                    }
+                    _ => "check the bucket's name in the URL",
+                })
+            }
+            object_store::Error::NotFound { .. } if reading => {
                 Error::input(Location::file(url), "no such file").with_hint(MISSING_HINT)
             }
             object_store::Error::Precondition { .. } => Error::input(
@@ -841,25 +918,43 @@ impl Store {
             .with_hint("its ETag no longer matches; restore it, or rerun without `--pin-manifest`"),
             object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. } => {
-                Error::storage(url, format!("{doing}: access denied: {message}")).with_hint(
-                    scheme
-                        .as_ref()
-                        .map(credentials_hint)
-                        .unwrap_or("check the store's credentials"),
-                )
+                Error::storage(url, format!("{doing}: access denied: {message}"))
+                    .with_hint(credentials)
             }
-            _ => Error::storage(url, format!("{doing} failed: {message}")).with_hint(format!(
-                "transient errors (5xx, resets, timeouts) were retried up to {retries} times; \
-                 check that the store is reachable, or raise [storage] max_retries"
-            )),
+            _ if is_credentials_failure(&message) => {
+                let detail = message.strip_prefix(CREDENTIALS_LEAD).unwrap_or(&message);
+                Error::storage(url, format!("{doing}: no credentials found: {detail}"))
+                    .with_hint(credentials)
+            }
+            _ => Error::storage(url, format!("{doing} failed{after}: {message}")).with_hint(
+                match configured {
+                    0 => "transient errors (5xx, 429, resets, timeouts) are not retried with \
+                          [storage] max_retries = 0; check that the store is reachable, or raise \
+                          it"
+                    .to_string(),
+                    n => format!(
+                        "transient errors (5xx, 429, resets, timeouts) are retried up to {n} {}; \
+                         check that the store is reachable, or raise [storage] max_retries",
+                        plural(n, "time", "times")
+                    ),
+                },
+            ),
         };
         self.redacted(err)
     }
 
     fn redacted(&self, e: Error) -> Error {
-        let secrets = secrets(&self.state().options);
-        redact_error(e, &secrets)
+        let st = self.state();
+        redact_error(e, &secrets(&st.options, &env_of(&st)))
     }
+}
+
+fn env_of(st: &RemoteState) -> Vec<(String, String)> {
+    st.env.clone().unwrap_or_else(|| std::env::vars().collect())
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 fn spool_error(path: &Path, e: std::io::Error) -> object_store::Error {
@@ -881,6 +976,161 @@ fn clean_message(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The store's own words, on one line: the request that failed and the
+/// answer (an S3 or Azure error's code and message rather than its XML, a
+/// GCS error's message rather than its JSON), or the cause of a failed
+/// connection (refused, unknown host, timeout), without timings, so that
+/// the same failure reads the same every time.
+fn store_message(e: &(dyn std::error::Error + 'static)) -> String {
+    // The causes a message does not already quote: for a connection that
+    // failed, `error sending request` says little and its causes say why.
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        source = s.source();
+    }
+    condense(&without_byte_lists(&clean_message(&text)))
+}
+
+/// A list of byte values (`[45, 45, 66, …]`) is how some parsers quote the
+/// line they failed on, such as a line of a private key: never shown.
+fn without_byte_lists(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let list = tail.find(']').map(|j| &tail[1..j]).filter(|inner| {
+            inner.matches(',').count() >= 3
+                && inner
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+        });
+        match list {
+            Some(inner) => {
+                out.push_str("[bytes not shown]");
+                rest = &tail[inner.len() + 2..];
+            }
+            None => {
+                out.push('[');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `object_store`'s `Error performing GET URL in 1.2ms, after 2 retries,
+/// max_retries: 2, retry_timeout: 5s - Server returned non-2xx status code:
+/// 500 Internal Server Error: <?xml…>` as `GET URL: 500 Internal Server
+/// Error: InternalError: …`, with ` (after 2 retries)` kept for
+/// [`retries_of`]. Any other text comes back as it is.
+fn condense(text: &str) -> String {
+    const PERFORMING: &str = "Error performing ";
+    let Some(i) = text.rfind(PERFORMING) else {
+        // `Generic S3 error: …` says no more than its tail.
+        return match text.split_once(" error: ") {
+            Some((head, tail)) if head.starts_with("Generic ") => tail.to_string(),
+            _ => text.to_string(),
+        };
+    };
+    let rest = &text[i + PERFORMING.len()..];
+    let Some((head, answer)) = rest.split_once(" - ") else {
+        return text.to_string();
+    };
+    let (request, timing) = head.rsplit_once(" in ").unwrap_or((head, ""));
+    let retries = timing
+        .split_once("after ")
+        .and_then(|(_, t)| t.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    // What object_store says before the request: a credential fetch is
+    // worth keeping, a restatement of the path is not.
+    let before = &text[..i];
+    let lead = if before.contains("token request") || before.contains("credential") {
+        CREDENTIALS_LEAD
+    } else {
+        ""
+    };
+    let answer = answer.trim();
+    let answer = answer.strip_prefix("HTTP error: ").unwrap_or(answer);
+    let answer = match answer
+        .strip_prefix("Server returned non-2xx status code: ")
+        .or_else(|| answer.strip_prefix("Server returned error response: "))
+    {
+        Some(a) => match a.find(": ") {
+            Some(j) => format!("{}: {}", &a[..j], error_body(&a[j + 2..])),
+            None => a.to_string(),
+        },
+        None => answer.to_string(),
+    };
+    let mut out = format!("{lead}{}: {answer}", request.trim());
+    if let Some(n) = retries {
+        out.push_str(&format!(" (after {n} retries)"));
+    }
+    out
+}
+
+/// An error body as its code and message: `<Code>X</Code><Message>Y`
+/// (S3, Azure) → `X: Y`; `{"error": {"message": Y}}` (GCS) → `Y`; anything
+/// else, cut short.
+fn error_body(body: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find(&close)? + start;
+        Some(body[start..end].trim().to_string())
+    };
+    if let Some(code) = tag("Code") {
+        return match tag("Message") {
+            // Azure appends a request id and a time: noise, and never the
+            // same twice.
+            Some(m) => format!("{code}: {}", m.split(" RequestId:").next().unwrap_or(&m)),
+            None => code,
+        };
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        if let Some(m) = v["error"]["message"].as_str().or(v["message"].as_str()) {
+            return clean_message(m);
+        }
+    }
+    let mut cut: String = body.chars().take(200).collect();
+    if cut.len() < body.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+const CREDENTIALS_LEAD: &str = "getting credentials: ";
+
+/// The retries [`condense`] noted, if any.
+fn retries_of(message: &str) -> Option<usize> {
+    let (_, tail) = message.rsplit_once(" (after ")?;
+    tail.strip_suffix(" retries)")?.parse().ok()
+}
+
+fn message_without_retries(message: &str) -> String {
+    match message.rsplit_once(" (after ") {
+        Some((m, tail)) if tail.ends_with(" retries)") => m.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+/// Whether a failure came from looking for credentials where a cloud host
+/// would have them (instance metadata, a container's credential endpoint):
+/// off such hosts, it means none were given.
+fn is_credentials_failure(message: &str) -> bool {
+    message.starts_with(CREDENTIALS_LEAD)
+        || ["169.254.169.254", "169.254.170.2", "fd00:ec2::254"]
+            .iter()
+            .any(|h| message.contains(h))
+}
+
 fn credentials_hint(scheme: &ObjectStoreScheme) -> &'static str {
     match scheme {
         ObjectStoreScheme::AmazonS3 => {
@@ -899,10 +1149,70 @@ fn credentials_hint(scheme: &ObjectStoreScheme) -> &'static str {
     }
 }
 
+/// Why a client could not be built: the store's own error, or ours, which
+/// says what to change.
+enum Setup {
+    Store(object_store::Error),
+    Ours { message: String, hint: String },
+}
+
+impl From<object_store::Error> for Setup {
+    fn from(e: object_store::Error) -> Setup {
+        Setup::Store(e)
+    }
+}
+
+/// The variables of `env` a cloud's builder reads, as `object_store`'s
+/// `from_env` reads them (those with the cloud's prefix whose name is an
+/// option), so that a test can hand the builder an environment of its own.
+fn env_config<K: std::str::FromStr>(
+    env: &[(String, String)],
+    prefix: &str,
+) -> impl Iterator<Item = (K, String)> {
+    env.iter()
+        .filter(move |(k, _)| k.starts_with(prefix))
+        .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v.clone())))
+}
+
+fn env_var<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn is_truthy(v: Option<String>) -> bool {
+    v.is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "1" | "true" | "on" | "yes" | "y"
+        )
+    })
+}
+
+/// A plain-HTTP endpoint is used only when allowed, as `object_store`
+/// wants; said up front, since the client's own error (`builder error`)
+/// does not say why.
+fn check_http_endpoint(
+    endpoint: Option<String>,
+    allowed: bool,
+    variable: &str,
+    table: &str,
+) -> std::result::Result<(), Setup> {
+    match endpoint {
+        Some(e) if e.to_ascii_lowercase().starts_with("http://") && !allowed => Err(Setup::Ours {
+            message: format!("the endpoint `{e}` is plain HTTP, which is off unless allowed"),
+            hint: format!(
+                "set {variable}=true (or `allow_http = true` in [storage.{table}]) for a \
+                     store on a trusted network, or give an `https://` endpoint"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn build_client(
     at: &RemoteUrl,
     options: &StorageOptions,
-) -> std::result::Result<Arc<dyn ObjectStore>, object_store::Error> {
+    env: &[(String, String)],
+) -> std::result::Result<Arc<dyn ObjectStore>, Setup> {
     let retry = RetryConfig {
         max_retries: options
             .max_retries
@@ -916,39 +1226,66 @@ fn build_client(
     let timeout = options.timeout_seconds.map(|s| format!("{s}s"));
     let store: Arc<dyn ObjectStore> = match at.scheme {
         ObjectStoreScheme::AmazonS3 => {
-            let mut b = AmazonS3Builder::from_env()
-                .with_url(at.base.clone())
-                .with_retry(retry);
+            let mut b = AmazonS3Builder::new();
+            for (k, v) in env_config::<AmazonS3ConfigKey>(env, "AWS_") {
+                b = b.with_config(k, v);
+            }
+            b = b.with_url(at.base.clone()).with_retry(retry);
             if let Some(t) = &timeout {
                 b = b.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             for (k, v) in &options.s3 {
                 b = b.with_config(k.parse()?, v);
             }
+            let allowed = is_truthy(
+                b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp)),
+            );
+            let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+            check_http_endpoint(endpoint, allowed, "AWS_ALLOW_HTTP", "s3")?;
             Arc::new(b.build()?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_url(at.base.clone())
-                .with_retry(retry);
+            let mut b = GoogleCloudStorageBuilder::new();
+            if let Some(path) = env_var(env, "SERVICE_ACCOUNT") {
+                b = b.with_service_account_path(path);
+            }
+            for (k, v) in env_config::<GoogleConfigKey>(env, "GOOGLE_") {
+                b = b.with_config(k, v);
+            }
+            b = b.with_url(at.base.clone()).with_retry(retry);
             if let Some(t) = &timeout {
                 b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             for (k, v) in &options.gcs {
                 b = b.with_config(k.parse()?, v);
             }
+            let allowed =
+                is_truthy(b.get_config_value(&GoogleConfigKey::Client(ClientConfigKey::AllowHttp)));
+            let endpoint = b.get_config_value(&GoogleConfigKey::BaseUrl);
+            check_http_endpoint(endpoint, allowed, "GOOGLE_ALLOW_HTTP", "gcs")?;
             Arc::new(b.build()?)
         }
         ObjectStoreScheme::MicrosoftAzure => {
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_url(at.base.clone())
-                .with_retry(retry);
+            let mut b = MicrosoftAzureBuilder::new();
+            for (k, v) in env_config::<AzureConfigKey>(env, "AZURE_") {
+                b = b.with_config(k, v);
+            }
+            if let Some(endpoint) = env_var(env, "IDENTITY_ENDPOINT") {
+                b = b.with_msi_endpoint(endpoint);
+            }
+            b = b.with_url(at.base.clone()).with_retry(retry);
             if let Some(t) = &timeout {
                 b = b.with_config(AzureConfigKey::Client(ClientConfigKey::Timeout), t);
             }
             for (k, v) in &options.azure {
                 b = b.with_config(k.parse()?, v);
             }
+            // The emulator (Azurite) is plain HTTP by design.
+            let allowed =
+                is_truthy(b.get_config_value(&AzureConfigKey::Client(ClientConfigKey::AllowHttp)))
+                    || is_truthy(b.get_config_value(&AzureConfigKey::UseEmulator));
+            let endpoint = b.get_config_value(&AzureConfigKey::Endpoint);
+            check_http_endpoint(endpoint, allowed, "AZURE_ALLOW_HTTP", "azure")?;
             Arc::new(b.build()?)
         }
         ObjectStoreScheme::Http => {
@@ -964,9 +1301,9 @@ fn build_client(
             Arc::new(b.build()?)
         }
         _ => {
-            return Err(object_store::Error::NotSupported {
+            return Err(Setup::Store(object_store::Error::NotSupported {
                 source: "this URL scheme".into(),
-            });
+            }));
         }
     };
     Ok(store)
@@ -986,13 +1323,14 @@ fn is_secret_name(name: &str) -> bool {
 
 /// Every credential value the store may use: from the environment of the
 /// three clouds and from the policy's options.
-fn secrets(options: &StorageOptions) -> Vec<String> {
-    let mut out: Vec<String> = std::env::vars()
+fn secrets(options: &StorageOptions, env: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = env
+        .iter()
         .filter(|(k, _)| {
             (k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_"))
                 && is_secret_name(k)
         })
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
         .collect();
     for map in [&options.s3, &options.gcs, &options.azure] {
         out.extend(
@@ -1001,6 +1339,19 @@ fn secrets(options: &StorageOptions) -> Vec<String> {
                 .map(|(_, v)| v.clone()),
         );
     }
+    // A SAS token travels as a query string, re-encoded: its signature is
+    // masked however it is spelled.
+    let signatures: Vec<String> = out
+        .iter()
+        .filter(|s| s.contains('='))
+        .flat_map(|s| url::form_urlencoded::parse(s.trim_start_matches('?').as_bytes()))
+        .filter(|(k, _)| k == "sig")
+        .flat_map(|(_, v)| {
+            let encoded: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            [v.into_owned(), encoded]
+        })
+        .collect();
+    out.extend(signatures);
     // Longest first, so a secret containing another is masked whole; short
     // values would mask ordinary words.
     out.retain(|s| s.len() >= 6);
@@ -1156,10 +1507,470 @@ mod tests {
         o.s3.insert("secret_access_key".into(), "TOPSECRET-123".into());
         o.s3.insert("access_key_id".into(), "AKIDPUBLIC".into());
         o.s3.insert("region".into(), "eu-west-1".into());
-        let s = secrets(&o);
+        let s = secrets(&o, &[]);
         assert!(s.contains(&"TOPSECRET-123".to_string()));
         assert!(!s.contains(&"AKIDPUBLIC".to_string()));
         let e = redact_error(Error::storage("s3://b/k", "denied for TOPSECRET-123"), &s);
         assert_eq!(e.to_string(), "s3://b/k: denied for ****");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn built(url: &str, options: &StorageOptions, vars: &[(&str, &str)]) -> String {
+        let at = parse_remote(url).unwrap();
+        match build_client(&at, options, &env(vars)) {
+            Ok(store) => store.to_string(),
+            Err(Setup::Store(e)) => panic!("{url}: {e}"),
+            Err(Setup::Ours { message, .. }) => panic!("{url}: {message}"),
+        }
+    }
+
+    /// Base64 of `not-a-real-azure-account-key!!`.
+    const AZURE_KEY: &str = "bm90LWEtcmVhbC1henVyZS1hY2NvdW50LWtleSEh";
+    const SAS: &str =
+        "sv=2022-11-02&ss=b&srt=co&sp=rl&se=2030-01-01T00:00:00Z&sig=Zm9vYmFy%2BcXV4%3D";
+
+    #[test]
+    fn every_cloud_url_builds_its_store_without_the_network() {
+        let none = StorageOptions::default();
+        let aws = [
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret-value"),
+            ("AWS_REGION", "eu-central-1"),
+        ];
+        assert_eq!(
+            built("s3://finance/llm/x.csv", &none, &aws),
+            "AmazonS3(finance)"
+        );
+        assert_eq!(
+            built("s3a://finance/x.csv", &none, &aws),
+            "AmazonS3(finance)"
+        );
+        assert_eq!(
+            built(
+                "https://finance.s3.eu-central-1.amazonaws.com/x.csv",
+                &none,
+                &[]
+            ),
+            "AmazonS3(finance)"
+        );
+
+        // GCS: application default credentials (an `authorized_user` file),
+        // or no credentials at all until the first request needs them.
+        let dir = tempfile::tempdir().unwrap();
+        let adc = dir.path().join("adc.json");
+        std::fs::write(
+            &adc,
+            r#"{"type":"authorized_user","client_id":"id.apps.googleusercontent.com","client_secret":"gcp-client-secret","refresh_token":"gcp-refresh-token"}"#,
+        )
+        .unwrap();
+        let gcp = [("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap())];
+        assert_eq!(
+            built("gs://finance/llm/x.csv", &none, &gcp),
+            "GoogleCloudStorage(finance)"
+        );
+        assert_eq!(
+            built("gs://finance/x.csv", &none, &[]),
+            "GoogleCloudStorage(finance)"
+        );
+
+        // Azure: account and key, or account and SAS, from the environment
+        // or from [storage.azure]; every URL form names the container.
+        let key = [
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZURE_KEY),
+        ];
+        let sas = [
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_SAS_KEY", SAS),
+        ];
+        let azure = "MicrosoftAzure { account: acct, container: data }";
+        assert_eq!(built("az://data/bills/f.csv", &none, &key), azure);
+        assert_eq!(built("azure://data/bills/f.csv", &none, &sas), azure);
+        assert_eq!(
+            built(
+                "abfss://data@acct.dfs.core.windows.net/bills/f.csv",
+                &none,
+                &sas
+            ),
+            azure
+        );
+        assert_eq!(
+            built("abfs://data@acct.dfs.core.windows.net/f.csv", &none, &key),
+            azure
+        );
+        assert_eq!(
+            built(
+                "https://acct.blob.core.windows.net/data/bills/f.csv",
+                &none,
+                &key
+            ),
+            azure
+        );
+        let mut o = StorageOptions::default();
+        o.azure.insert("account_name".into(), "acct".into());
+        o.azure.insert("sas_key".into(), SAS.into());
+        assert_eq!(built("az://data/bills/f.csv", &o, &[]), azure);
+        // The account from the URL itself.
+        let key_only = [("AZURE_STORAGE_ACCOUNT_KEY", AZURE_KEY)];
+        assert_eq!(
+            built(
+                "abfss://data@acct.dfs.core.windows.net/f.csv",
+                &none,
+                &key_only
+            ),
+            azure
+        );
+        assert_eq!(
+            built(
+                "https://acct.blob.core.windows.net/data/f.csv",
+                &none,
+                &key_only
+            ),
+            azure
+        );
+        // The emulator, plain HTTP by design.
+        let emulator = [("AZURE_STORAGE_USE_EMULATOR", "true")];
+        assert_eq!(
+            built("az://data/f.csv", &none, &emulator),
+            "MicrosoftAzure { account: devstoreaccount1, container: data }"
+        );
+
+        assert_eq!(
+            built("https://example.com/exports/catalog.json", &none, &[]),
+            "HttpStore"
+        );
+    }
+
+    /// The error a store's setup or first request gives, through the store.
+    fn read_error(store: &Store, url: &str) -> Error {
+        store.read(url).unwrap_err()
+    }
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[test]
+    fn setup_errors_say_what_to_set_and_never_print_the_secret() {
+        // Azure without an account.
+        let store = Store::with_env(env(&[("AZURE_STORAGE_ACCOUNT_KEY", AZURE_KEY)]));
+        let e = read_error(&store, "az://data/f.csv");
+        assert_eq!(
+            e.report(),
+            "error: az://data/f.csv: cannot set up the store: Account must be specified\n\
+             hint: set AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or \
+             AZURE_STORAGE_SAS_KEY, or the options of [storage.azure]\n"
+        );
+        assert_eq!(e.exit_code(), 3);
+
+        // An account key that is not one.
+        let bad_key = "this-is-not-base64-SECRET";
+        let store = Store::with_env(env(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", bad_key),
+        ]));
+        let e = read_error(&store, "az://data/f.csv");
+        assert!(
+            e.report()
+                .starts_with("error: az://data/f.csv: cannot set up the store: ")
+        );
+        assert!(!e.report().contains("SECRET"), "{}", e.report());
+
+        // A GCS service-account key whose private key is not one.
+        // Its newlines escaped twice, a common slip: the PEM parser quotes
+        // the whole line, as bytes.
+        let key = r#"{"private_key":"-----BEGIN PRIVATE KEY-----\\nGCPSECRET\\n-----END PRIVATE KEY-----\\n","client_email":"x@y.iam.gserviceaccount.com","private_key_id":"kid"}"#;
+        let mut o = StorageOptions::default();
+        o.gcs.insert("service_account_key".into(), key.into());
+        let store = Store::with_env(Vec::new());
+        store.configure(&o).unwrap();
+        let e = read_error(&store, "gs://finance/f.csv");
+        assert_eq!(
+            e.to_string(),
+            "gs://finance/f.csv: cannot set up the store: Error reading pem file: illegal section \
+             start: [bytes not shown]"
+        );
+        assert_eq!(
+            without_byte_lists("a [1, 2] [71, 67, 80, 83] [x, y, z, w] ["),
+            "a [1, 2] [bytes not shown] [x, y, z, w] ["
+        );
+
+        // An option the store does not know, in [storage.s3]: caught when
+        // the policy is read, but a bad value reaches the store.
+        let mut o = StorageOptions::default();
+        o.s3.insert("secret_access_key".into(), "S3-OPTION-SECRET".into());
+        let store = Store::with_env(Vec::new());
+        store.configure(&o).unwrap();
+        let e = read_error(&store, "s3://finance/f.csv");
+        assert_eq!(
+            e.report(),
+            "error: s3://finance/f.csv: cannot set up the store: Missing AccessKeyId\n\
+             hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION; \
+             AWS_ENDPOINT_URL for an S3-compatible store), or the options of [storage.s3]\n"
+        );
+        o.s3.insert("access_key_id".into(), "AKIAEXAMPLE".into());
+        o.s3.insert("allow_http".into(), "maybe".into());
+        let store = Store::with_env(Vec::new());
+        store.configure(&o).unwrap();
+        let e = read_error(&store, "s3://finance/f.csv");
+        assert_eq!(
+            e.to_string(),
+            "s3://finance/f.csv: cannot set up the store: failed to parse \"maybe\" as boolean"
+        );
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_must_be_allowed() {
+        let vars = [
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "minioadmin"),
+            ("AWS_SECRET_ACCESS_KEY", "minioadmin"),
+        ];
+        let e = read_error(&Store::with_env(env(&vars)), "s3://finance/f.csv");
+        assert_eq!(
+            e.report(),
+            "error: s3://finance/f.csv: the endpoint `http://127.0.0.1:9000` is plain HTTP, \
+             which is off unless allowed\n\
+             hint: set AWS_ALLOW_HTTP=true (or `allow_http = true` in [storage.s3]) for a store \
+             on a trusted network, or give an `https://` endpoint\n"
+        );
+        assert!(!e.report().contains("minioadmin"));
+        let mut allowed = env(&vars);
+        allowed.push(("AWS_ALLOW_HTTP".into(), "true".into()));
+        let at = parse_remote("s3://finance/f.csv").unwrap();
+        assert!(build_client(&at, &StorageOptions::default(), &allowed).is_ok());
+        let mut o = StorageOptions::default();
+        o.s3.insert("allow_http".into(), "true".into());
+        assert!(build_client(&at, &o, &env(&vars)).is_ok());
+    }
+
+    #[test]
+    fn request_errors_name_the_url_and_mask_credentials() {
+        let port = closed_port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut o = StorageOptions {
+            max_retries: Some(1),
+            retry_timeout_seconds: Some(5),
+            ..StorageOptions::default()
+        };
+        o.azure.insert("endpoint".into(), endpoint.clone());
+        o.azure.insert("allow_http".into(), "true".into());
+        // Azure with a SAS token: the request's URL carries it, so it is
+        // never printed, whatever its encoding.
+        let store = Store::with_env(env(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_SAS_KEY", SAS),
+        ]));
+        store.configure(&o).unwrap();
+        let e = read_error(&store, "az://data/bills/f.csv");
+        let text = e.report();
+        assert!(
+            text.starts_with(
+                "error: az://data/bills/f.csv: reading failed after 1 retry: GET REDACTED: \
+                 error sending request"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(text.ends_with(
+            "\nhint: transient errors (5xx, 429, resets, timeouts) are retried up to 1 time; \
+             check that the store is reachable, or raise [storage] max_retries\n"
+        ));
+        for part in ["Zm9vYmFy", "cXV4", "sig="] {
+            assert!(!text.contains(part), "{text}");
+        }
+        assert_eq!(e.exit_code(), 3);
+
+        // S3 with the secret in the policy: the endpoint is named, the
+        // secret is not.
+        let mut o = StorageOptions {
+            max_retries: Some(0),
+            ..StorageOptions::default()
+        };
+        o.s3.insert("endpoint".into(), endpoint.clone());
+        o.s3.insert("allow_http".into(), "true".into());
+        o.s3.insert("access_key_id".into(), "AKIAEXAMPLE".into());
+        o.s3.insert("secret_access_key".into(), "S3-OPTION-SECRET".into());
+        let store = Store::with_env(Vec::new());
+        store.configure(&o).unwrap();
+        let e = read_error(&store, "s3://finance/llm/f.csv");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "s3://finance/llm/f.csv: reading failed: GET {endpoint}/finance/llm/f.csv: \
+                 error sending request"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("S3-OPTION-SECRET"));
+        // Listing and writing say so.
+        let e = store.list("s3://finance/llm/*.csv").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("s3://finance/llm/: listing failed: GET "),
+            "{e}"
+        );
+        let e = store.write("s3://finance/out/a.csv", b"x").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("s3://finance/out/a.csv: writing failed: PUT "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn store_messages_are_condensed_to_the_request_and_the_answer() {
+        assert_eq!(
+            condense(
+                "Generic S3 error: Error performing PUT http://127.0.0.1:9000/b/k in 12.5ms, \
+                 after 2 retries, max_retries: 2, retry_timeout: 10s - Server returned non-2xx \
+                 status code: 500 Internal Server Error: <?xml version=\"1.0\" \
+                 encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered \
+                 an internal error</Message></Error>"
+            ),
+            "PUT http://127.0.0.1:9000/b/k: 500 Internal Server Error: InternalError: We \
+             encountered an internal error (after 2 retries)"
+        );
+        assert_eq!(
+            condense(
+                "The operation lacked the necessary privileges to complete for path k: Error \
+                 performing GET https://acct.blob.core.windows.net/c/k in 80ms - Server returned \
+                 non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?><Error><Code>\
+                 AuthenticationFailed</Code><Message>Server failed to authenticate the request. \
+                 RequestId:1b2c Time:2025-02-01T00:00:00Z</Message></Error>"
+            ),
+            "GET https://acct.blob.core.windows.net/c/k: 403 Forbidden: AuthenticationFailed: \
+             Server failed to authenticate the request."
+        );
+        assert_eq!(
+            condense(
+                "Generic GCS error: Error performing GET https://storage.googleapis.com/b/k in \
+                 1s - Server returned non-2xx status code: 401 Unauthorized: {\"error\": \
+                 {\"code\": 401, \"message\": \"Invalid Credentials\"}}"
+            ),
+            "GET https://storage.googleapis.com/b/k: 401 Unauthorized: Invalid Credentials"
+        );
+        assert_eq!(
+            condense("Generic MicrosoftAzure error: Account must be specified"),
+            "Account must be specified"
+        );
+        assert_eq!(
+            condense("something else: entirely"),
+            "something else: entirely"
+        );
+        assert_eq!(retries_of("x (after 3 retries)"), Some(3));
+        assert_eq!(message_without_retries("x (after 3 retries)"), "x");
+    }
+
+    #[test]
+    fn a_sas_signature_is_masked_however_it_is_encoded() {
+        let s = secrets(
+            &StorageOptions::default(),
+            &env(&[
+                ("AZURE_STORAGE_SAS_KEY", SAS),
+                ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ]),
+        );
+        assert!(s.contains(&SAS.to_string()));
+        assert!(s.contains(&"Zm9vYmFy+cXV4=".to_string()), "{s:?}");
+        assert!(s.contains(&"Zm9vYmFy%2BcXV4%3D".to_string()), "{s:?}");
+        assert!(!s.contains(&"acct".to_string()));
+        let e = redact_error(
+            Error::storage(
+                "az://c/k",
+                "denied: sig=Zm9vYmFy+cXV4= and Zm9vYmFy%2BcXV4%3D",
+            ),
+            &s,
+        );
+        assert_eq!(e.to_string(), "az://c/k: denied: sig=**** and ****");
+    }
+
+    /// A store whose `s3://bucket` is served by `object_store`'s in-memory
+    /// store, holding these objects.
+    fn bucket_with(objects: &[(&str, usize)], spool_above_mb: u64) -> Store {
+        let bucket = object_store::memory::InMemory::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (key, size) in objects {
+            let bytes: Vec<u8> = (0..*size).map(|i| b"0123456789,\n"[i % 12]).collect();
+            rt.block_on(bucket.put(&ObjectPath::from(*key), bytes.into()))
+                .unwrap();
+        }
+        let store = Store::new();
+        store
+            .configure(&StorageOptions {
+                spool_above_mb: Some(spool_above_mb),
+                ..StorageOptions::default()
+            })
+            .unwrap();
+        store
+            .state()
+            .clients
+            .insert("s3://bucket".into(), Arc::new(bucket));
+        store
+    }
+
+    fn spooled(sources: &ScanSources) -> Option<PathBuf> {
+        match sources {
+            ScanSources::Paths(p) => Some(PathBuf::from(p[0].as_str())),
+            ScanSources::Buffers(_) => None,
+            _ => panic!("neither a path nor a buffer"),
+        }
+    }
+
+    #[test]
+    fn large_objects_are_spooled_to_disk_and_small_ones_kept_in_memory() {
+        const MB: usize = 1 << 20;
+        let store = bucket_with(&[("big.csv", 3 * MB / 2), ("small.csv", 1000)], 1);
+        let small = store.scan_sources("s3://bucket/small.csv").unwrap();
+        assert_eq!(spooled(&small), None, "in memory");
+        let big = store.scan_sources("s3://bucket/big.csv").unwrap();
+        let path = spooled(&big).expect("spooled");
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 3 * MB / 2);
+        let record = store.record("s3://bucket/big.csv").unwrap();
+        assert_eq!(record.size, (3 * MB / 2) as u64);
+        assert_eq!(record.sha256, hex::encode(Sha256::digest(&bytes)));
+        assert!(record.etag.is_some());
+        // Read once: the scan, the record and a second scan share it.
+        assert_eq!(
+            spooled(&store.scan_sources("s3://bucket/big.csv").unwrap()),
+            Some(path.clone())
+        );
+        // The spool goes with the store.
+        drop((small, big));
+        drop(store);
+        assert!(!path.exists(), "{} left behind", path.display());
+    }
+
+    #[test]
+    fn memory_holds_at_most_spool_above_mb_of_objects() {
+        const KB: usize = 1 << 10;
+        let store = bucket_with(
+            &[
+                ("a.csv", 400 * KB),
+                ("b.csv", 400 * KB),
+                ("c.csv", 400 * KB),
+            ],
+            1,
+        );
+        let where_ = |k: &str| spooled(&store.scan_sources(&format!("s3://bucket/{k}")).unwrap());
+        assert_eq!(where_("a.csv"), None);
+        assert_eq!(where_("b.csv"), None);
+        assert!(
+            where_("c.csv").is_some(),
+            "the third would pass 1 MiB in memory"
+        );
+        // With 0, everything goes to disk.
+        let store = bucket_with(&[("a.csv", 10)], 0);
+        assert!(spooled(&store.scan_sources("s3://bucket/a.csv").unwrap()).is_some());
     }
 }

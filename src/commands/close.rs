@@ -3,7 +3,7 @@
 //! It reads through the context and returns every output in memory;
 //! publishing is the caller's choice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
@@ -96,6 +96,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut billing_rows = 0u64;
     let mut billing_urls: Vec<String> = Vec::new();
     let mut reported_usage = Vec::new();
+    let mut bill_sources: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
             let format = match spec.format {
@@ -113,6 +114,13 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
             };
             let bill = load(ctx, &url, spec, &catalog, period, &currency)?;
             billing_rows += bill.rows_read;
+            let providers = bill.lines.iter().map(|l| &l.provider);
+            for p in providers.chain(bill.usage.iter().map(|u| &u.provider)) {
+                bill_sources
+                    .entry(p.clone())
+                    .or_default()
+                    .insert(format.name());
+            }
             lines.extend(bill.lines);
             reported_usage.extend(bill.usage);
             billing_quarantine.extend(bill.quarantine);
@@ -249,6 +257,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         other_total,
         inputs,
         exceptions: &exceptions,
+        bill_sources: &bill_sources,
     });
 
     let renderer = HtmlRenderer::new(ctx, policy.output.templates.as_deref())?;

@@ -256,9 +256,16 @@ mod tests {
         let costs = r#"{"object": "page", "data": [{"start_time": 1, "end_time": 2, "results": [{"object": "organization.costs.result"}]}]}"#;
         assert_eq!(json_bill_format(costs), Some(BillingFormat::OpenaiCosts));
         let usage = r#"{"data": [{"starting_at": "x", "results": [{"uncached_input_tokens": 1, "output_tokens": 2}]}]}"#;
-        assert_eq!(json_bill_format(usage), Some(BillingFormat::AnthropicUsageReport));
-        let cost = r#"{"data": [{"starting_at": "x", "results": [{"amount": "1", "currency": "USD"}]}]}"#;
-        assert_eq!(json_bill_format(cost), Some(BillingFormat::AnthropicCostReport));
+        assert_eq!(
+            json_bill_format(usage),
+            Some(BillingFormat::AnthropicUsageReport)
+        );
+        let cost =
+            r#"{"data": [{"starting_at": "x", "results": [{"amount": "1", "currency": "USD"}]}]}"#;
+        assert_eq!(
+            json_bill_format(cost),
+            Some(BillingFormat::AnthropicCostReport)
+        );
     }
 
     #[test]

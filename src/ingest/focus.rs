@@ -2,7 +2,12 @@
 //!
 //! Money is parsed from the export's own text with `rust_decimal`; a cost
 //! column stored as a float is refused rather than trusted. Model and token
-//! class come from our `x_Model` / `x_UsageType` extension columns.
+//! class come from our `x_Model` / `x_UsageType` extension columns, else
+//! from the provider's meter text: the CUR usage type AWS writes in
+//! `x_UsageType` (FOCUS 1.0) or `SkuMeter` (1.2), Microsoft's
+//! `x_SkuMeterName`, Google's SKU description in `ChargeDescription`.
+//! Token counts come in whatever unit the provider bills (tokens, `1K`,
+//! `1M`, Microsoft's pricing blocks) and are normalised exactly.
 
 use polars::prelude::*;
 
@@ -16,6 +21,22 @@ use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
+
+/// Microsoft's and AWS's extension columns read here and nowhere else.
+mod ext {
+    /// Microsoft: the meter's service (`Cognitive Services`).
+    pub const X_SKU_METER_CATEGORY: &str = "x_SkuMeterCategory";
+    /// Microsoft: the meter's product (`Azure OpenAI`).
+    pub const X_SKU_METER_SUBCATEGORY: &str = "x_SkuMeterSubcategory";
+    /// Microsoft: usage units per pricing block (`1000` for a `1K` meter);
+    /// `PricingQuantity` = consumed units / block size.
+    pub const X_PRICING_BLOCK_SIZE: &str = "x_PricingBlockSize";
+    /// Microsoft: the meter's unit of measure with its block (`1K`, `1M`).
+    pub const X_PRICING_UNIT_DESCRIPTION: &str = "x_PricingUnitDescription";
+    /// FOCUS: the billing period a row is invoiced in.
+    pub const BILLING_PERIOD_START: &str = "BillingPeriodStart";
+}
+use ext::*;
 
 pub fn load_focus(
     ctx: &Context,
@@ -77,6 +98,11 @@ pub fn load_focus(
         SKU_METER,
         X_SKU_METER_NAME,
         X_SKU_DESCRIPTION,
+        X_SKU_METER_CATEGORY,
+        X_SKU_METER_SUBCATEGORY,
+        X_PRICING_BLOCK_SIZE,
+        X_PRICING_UNIT_DESCRIPTION,
+        BILLING_PERIOD_START,
     ];
     if !wanted.contains(&spec.scope_column.as_str()) {
         wanted.push(spec.scope_column.as_str());
@@ -116,7 +142,13 @@ pub fn load_focus(
         bill.rows_read += 1;
         match read_row(&v, spec, catalog, currency) {
             Ok(mut line) => {
-                if !period.contains(line.day) {
+                // A correction of an earlier month is invoiced in the
+                // billing period it appears in, not the one it corrects.
+                let invoiced = match v(BILLING_PERIOD_START).and_then(charge_day) {
+                    Some(billing) if line.correction => billing,
+                    _ => line.day,
+                };
+                if !period.contains(invoiced) {
                     bill.outside_period += 1;
                     continue;
                 }
@@ -160,7 +192,7 @@ fn read_row<'a>(
         CHARGE_PERIOD_START,
         format!("missing `{CHARGE_PERIOD_START}`"),
     ))?;
-    let day = time::utc_day(start).ok_or((
+    let day = charge_day(start).ok_or((
         CHARGE_PERIOD_START,
         format!("`{CHARGE_PERIOD_START}` is not an ISO 8601 time: `{start}`"),
     ))?;
@@ -173,18 +205,31 @@ fn read_row<'a>(
         ),
     ))?;
     let correction = v(CHARGE_CLASS).is_some_and(|c| c.eq_ignore_ascii_case("correction"));
+    let product = [X_SKU_METER_CATEGORY, X_SKU_METER_SUBCATEGORY]
+        .iter()
+        .filter_map(|c| v(c))
+        .collect::<Vec<_>>()
+        .join(" ");
     let provider = provider_of(
         v(PROVIDER_NAME).unwrap_or(""),
         v(SERVICE_NAME).unwrap_or(""),
         v(PUBLISHER_NAME).unwrap_or(""),
+        &product,
     );
     // Our `x_Model` / `x_UsageType` extension first; else the provider's
-    // meter or SKU text (Bedrock usage types, Azure meters, Vertex SKUs).
+    // meter or SKU text (Bedrock usage types, Azure meters, Vertex SKUs):
+    // the first that names a token class, else one that names a model.
     let ours = v(X_USAGE_TYPE).and_then(UsageType::parse);
-    let meter = METER_COLUMNS
+    let meters: Vec<Meter> = METER_COLUMNS
         .iter()
         .filter_map(|c| v(c))
-        .find_map(|text| parse_meter(text).filter(|m| m.usage_type.is_some()));
+        .filter_map(parse_meter)
+        .collect();
+    let meter = meters
+        .iter()
+        .find(|m| m.usage_type.is_some())
+        .or_else(|| meters.iter().find(|m| m.model.is_some()))
+        .cloned();
     let model_raw = v(X_MODEL)
         .map(str::to_string)
         .or_else(|| meter.as_ref().and_then(|m| m.model.clone()));
@@ -198,7 +243,9 @@ fn read_row<'a>(
         _ => match &meter {
             Some(m) => m.usage_type,
             None => match v(X_USAGE_TYPE) {
-                Some(t) if category == ChargeCategory::Usage => {
+                // AWS writes its own usage type here (`USE1-Guardrail-…`):
+                // a charge that is not per token, not a typo of ours.
+                Some(t) if category == ChargeCategory::Usage && !is_provider_usage_type(t) => {
                     return Err((
                         X_USAGE_TYPE,
                         format!(
@@ -236,28 +283,41 @@ fn read_row<'a>(
 }
 
 /// Tokens on the line: `ConsumedQuantity` when its unit is tokens, else
-/// `PricingQuantity` times the tokens in one `PricingUnit` (`1M Tokens`).
+/// `PricingQuantity` times the tokens in one pricing unit. On a token meter
+/// a unit that only counts (`Units`, `count`, `1K`, `1M`) counts tokens, and
+/// Microsoft's `PricingQuantity` counts blocks of `x_PricingBlockSize`
+/// (or `x_PricingUnitDescription`) units. Exact decimal products only.
 fn token_quantity<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
     token_line: bool,
 ) -> std::result::Result<Option<Decimal>, RowError> {
     let parse = |c: &'static str, t: &str| parse_amount(t).map_err(|e| (c, format!("`{c}`: {e}")));
-    // A token meter's unit may say only `1K` or `1M` (Azure).
-    let per_unit = |unit: &str| {
-        tokens_per_unit(unit).or_else(|| token_line.then(|| bare_unit(unit)).flatten())
-    };
     if let Some(q) = v(CONSUMED_QUANTITY) {
         let unit = v(CONSUMED_UNIT).unwrap_or("tokens");
-        if let Some(per) = per_unit(unit) {
+        let per = tokens_per_unit(unit).or_else(|| token_line.then(|| count_unit(unit)).flatten());
+        if let Some(per) = per {
             return Ok(Some(parse(CONSUMED_QUANTITY, q)? * per));
         }
     }
-    if let (Some(q), Some(unit)) = (v(PRICING_QUANTITY), v(PRICING_UNIT)) {
-        if let Some(per) = per_unit(unit) {
-            return Ok(Some(parse(PRICING_QUANTITY, q)? * per));
-        }
+    let Some(q) = v(PRICING_QUANTITY) else {
+        return Ok(None);
+    };
+    let block = v(X_PRICING_BLOCK_SIZE)
+        .and_then(|b| parse_amount(b).ok())
+        .filter(|b| *b > Decimal::ZERO);
+    let per = match v(PRICING_UNIT).and_then(tokens_per_unit) {
+        // `Tokens` priced in blocks: the block is the unit.
+        Some(per) if per == Decimal::ONE => Some(block.unwrap_or(per)),
+        Some(per) => Some(per),
+        None if token_line => block
+            .or_else(|| v(X_PRICING_UNIT_DESCRIPTION).and_then(count_unit))
+            .or_else(|| v(PRICING_UNIT).and_then(count_unit)),
+        None => None,
+    };
+    match per {
+        Some(per) => Ok(Some(parse(PRICING_QUANTITY, q)? * per)),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Tokens in one unit such as `Tokens`, `1K Tokens`, `1000000 Tokens`,
@@ -278,6 +338,20 @@ pub fn tokens_per_unit(unit: &str) -> Option<Decimal> {
     };
     let n = parse_amount(num.trim()).ok()?;
     Some(n * Decimal::from(mult))
+}
+
+/// Units counted by a unit that names no thing but a count: `Units`,
+/// `count`, `1K`, `1M`, `1000000 count`; `None` for `GB`, `h`, ….
+fn count_unit(unit: &str) -> Option<Decimal> {
+    let u = unit.trim().to_ascii_lowercase();
+    let counted = ["tokens", "token", "units", "unit", "count"]
+        .iter()
+        .find_map(|w| u.strip_suffix(w));
+    match counted.map(str::trim) {
+        Some("") => Some(Decimal::ONE),
+        Some(rest) => bare_unit(rest),
+        None => bare_unit(&u),
+    }
 }
 
 /// `1K`, `1M`, `1000`, `1 M` as a count of units; `None` otherwise.
@@ -352,71 +426,75 @@ pub fn parse_meter(text: &str) -> Option<Meter> {
             usage_type: Some(u),
         });
     }
-    // Vertex: "<Model> [GA] [Thinking] <Modality> Input|Output [Priority] - <Operation>".
-    if let Some((left, _)) = t.split_once(" - ") {
-        let words: Vec<&str> = left.split_whitespace().collect();
-        if let Some(k) = words
-            .iter()
-            .position(|w| w.eq_ignore_ascii_case("input") || w.eq_ignore_ascii_case("output"))
-        {
-            let ut = if words[k].eq_ignore_ascii_case("input") {
-                UsageType::Input
-            } else {
-                UsageType::Output
-            };
-            let model: Vec<&str> = words[..k]
-                .iter()
-                .copied()
-                .filter(|w| {
-                    ![
-                        "ga", "text", "image", "audio", "video", "thinking", "preview",
-                    ]
-                    .contains(&w.to_ascii_lowercase().as_str())
-                })
-                .collect();
-            return Some(Meter {
-                model: (!model.is_empty()).then(|| model.join(" ")),
-                usage_type: Some(ut),
-            });
-        }
-    }
-    // Azure: "<model words> [date code] [cached] Inp|Outp <deployment> [1M] Tokens".
-    if lower.ends_with("tokens") {
-        let words: Vec<&str> = t.split_whitespace().collect();
-        let is_class = |w: &str| {
-            let w = w.to_ascii_lowercase();
-            w.starts_with("inp")
-                || w.starts_with("outp")
-                || w == "output"
-                || w == "cached"
-                || w == "cchd"
-        };
-        let k = words.iter().position(|w| is_class(w))?;
-        let cached = words
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case("cached") || w.eq_ignore_ascii_case("cchd"));
-        let output = words[k..]
-            .iter()
-            .any(|w| w.to_ascii_lowercase().starts_with("out"));
-        let ut = if cached {
-            UsageType::CachedInput
-        } else if output {
-            UsageType::Output
-        } else {
-            UsageType::Input
-        };
-        // A 4-digit model version code (`1120`, `0416`) is not part of the name.
-        let model: Vec<&str> = words[..k]
-            .iter()
-            .copied()
-            .filter(|w| !(w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit())))
-            .collect();
-        return Some(Meter {
-            model: (!model.is_empty()).then(|| model.join(" ")),
-            usage_type: Some(ut),
-        });
-    }
-    None
+    // Azure meters and Vertex SKUs: "<model words> [version code] <class
+    // word> …", the class word `Input`/`Inp`/`Inpt`, `Output`/`Outp`/`outpt`,
+    // `cached`/`cchd` or `Caching`; Vertex adds " - <operation>".
+    let left = t.split_once(" - ").map_or(t, |(l, _)| l);
+    let words: Vec<&str> = left.split_whitespace().collect();
+    let is_class = |w: &str| {
+        let w = w.to_ascii_lowercase();
+        w.starts_with("inp")
+            || w.starts_with("outp")
+            || matches!(w.as_str(), "output" | "cached" | "cchd" | "caching")
+    };
+    let k = words.iter().position(|w| is_class(w))?;
+    let has = |x: &str| words.iter().any(|w| w.eq_ignore_ascii_case(x));
+    let usage_type = if has("storage") {
+        // Context-cache storage is billed per hour, not per token.
+        None
+    } else if has("cached") || has("cchd") || has("caching") {
+        Some(UsageType::CachedInput)
+    } else if words[k..]
+        .iter()
+        .any(|w| w.to_ascii_lowercase().starts_with("out"))
+    {
+        Some(UsageType::Output)
+    } else {
+        Some(UsageType::Input)
+    };
+    // Not part of the model's name: modality, launch stage, routing, and a
+    // 4-digit model version code (`1120`, `0416`).
+    const NOT_MODEL: [&str; 8] = [
+        "ga", "text", "image", "audio", "video", "thinking", "preview", "global",
+    ];
+    let model: Vec<&str> = words[..k]
+        .iter()
+        .copied()
+        .filter(|w| {
+            let version_code = w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit());
+            !(version_code || NOT_MODEL.contains(&w.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    // A price sentence (`$0.003 per 1000 input tokens for …`) names no model.
+    let sentence = model.iter().any(|w| w.starts_with('$') || *w == "per");
+    Some(Meter {
+        model: (!model.is_empty() && !sentence).then(|| model.join(" ")),
+        usage_type,
+    })
+}
+
+/// An AWS usage type (`USE1-Guardrail-ContentPolicyUnits`,
+/// `BoxUsage:t3.micro`, `DataTransfer-Out-Bytes`) rather than a token-class
+/// word of our `x_UsageType` extension.
+fn is_provider_usage_type(text: &str) -> bool {
+    let t = text.trim();
+    t.contains(':') || (t.contains('-') && t.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
+/// The UTC day of a FOCUS date-time; also Microsoft's FOCUS 1.0 (r1)
+/// form without seconds, `2024-01-01T00:00Z`.
+fn charge_day(text: &str) -> Option<chrono::NaiveDate> {
+    let t = text.trim();
+    time::utc_day(t).or_else(|| {
+        let b = t.as_bytes();
+        let minutes_only = b.len() >= 16
+            && b[13] == b':'
+            && b.get(16)
+                .is_none_or(|c| matches!(c, b'Z' | b'z' | b'+' | b'-'));
+        minutes_only
+            .then(|| time::utc_day(&format!("{}:00{}", &t[..16], &t[16..])))
+            .flatten()
+    })
 }
 
 /// A key of a FOCUS `Tags` value: a JSON object, or the same without its
@@ -436,11 +514,18 @@ pub fn tag_value(tags: &str, key: &str) -> Option<String> {
     }
 }
 
-/// Our provider id for a FOCUS row (DESIGN §3.1 ids).
-pub fn provider_of(provider_name: &str, service: &str, publisher: &str) -> String {
+/// Our provider id for a FOCUS row (DESIGN §3.1 ids). `product` is what
+/// else the row says of its product: Microsoft bills Azure OpenAI as
+/// service `Azure AI Services`, meter category `Cognitive Services`,
+/// subcategory `Azure OpenAI`.
+pub fn provider_of(provider_name: &str, service: &str, publisher: &str, product: &str) -> String {
     let p = provider_name.to_ascii_lowercase();
     let s = service.to_ascii_lowercase();
-    let all = format!("{p} {s} {}", publisher.to_ascii_lowercase());
+    let all = format!(
+        "{p} {s} {} {}",
+        publisher.to_ascii_lowercase(),
+        product.to_ascii_lowercase()
+    );
     if s.contains("bedrock") {
         "aws-bedrock".into()
     } else if (p.contains("microsoft") || p.contains("azure")) && all.contains("openai") {
@@ -546,8 +631,30 @@ mod tests {
             meter("Gemini 2.5 Flash Thinking Text Output - Predictions"),
             (some("Gemini 2.5 Flash"), Some(UsageType::Output))
         );
-        assert!(parse_meter("Gemini 2.5 Flash Input Text Caching Storage").is_none());
+        assert_eq!(
+            meter("Gemini 2.5 Flash GA Input Text Caching"),
+            (some("Gemini 2.5 Flash"), Some(UsageType::CachedInput))
+        );
+        assert_eq!(
+            meter("Gemini 3.7 Flash Global Text Input - Predictions"),
+            (some("Gemini 3.7 Flash"), Some(UsageType::Input))
+        );
+        assert_eq!(
+            meter("Gemini 2.5 Pro Text Output"),
+            (some("Gemini 2.5 Pro"), Some(UsageType::Output))
+        );
+        // Cache storage is per hour: the model, no token class.
+        assert_eq!(
+            meter("Gemini 2.5 Flash Input Text Caching Storage"),
+            (some("Gemini 2.5 Flash"), None)
+        );
         assert!(parse_meter("Sales tax").is_none());
+        assert!(parse_meter("Tax for product code AmazonBedrock").is_none());
+        // A CUR price sentence names a class but no model.
+        assert_eq!(
+            meter("$0.003 per 1000 input tokens for Claude 3.5 Sonnet"),
+            (None, Some(UsageType::Input))
+        );
     }
 
     #[test]
@@ -556,6 +663,112 @@ mod tests {
         assert_eq!(bare_unit("1M"), Some(Decimal::from(1_000_000)));
         assert_eq!(bare_unit("1000"), Some(Decimal::from(1000)));
         assert_eq!(bare_unit("GB"), None);
+    }
+
+    /// A row of named columns, for `token_quantity`.
+    fn row<'a>(cells: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
+        move |c: &str| cells.iter().find(|(k, _)| *k == c).map(|(_, v)| *v)
+    }
+
+    fn tokens(cells: &[(&str, &str)], token_line: bool) -> Option<Decimal> {
+        token_quantity(&row(cells), token_line).unwrap()
+    }
+
+    #[test]
+    fn token_quantities_in_every_unit_are_exact() {
+        let d = |s: &str| Some(s.parse::<Decimal>().unwrap());
+        // AWS: usage in thousands of tokens.
+        let aws = [
+            ("ConsumedQuantity", "1234.567"),
+            ("ConsumedUnit", "1K tokens"),
+        ];
+        assert_eq!(tokens(&aws, true), d("1234567"));
+        // Microsoft: consumed units are tokens; pricing counts 1K or 1M blocks.
+        let k = [
+            ("ConsumedQuantity", "1200000"),
+            ("ConsumedUnit", "Units"),
+            ("PricingQuantity", "1200"),
+            ("PricingUnit", "Units"),
+            ("x_PricingBlockSize", "1000"),
+            ("x_PricingUnitDescription", "1K"),
+        ];
+        assert_eq!(tokens(&k, true), d("1200000"));
+        assert_eq!(tokens(&k[2..], true), d("1200000"), "blocks of 1000");
+        assert_eq!(tokens(&[k[2], k[3], k[5]], true), d("1200000"), "1K");
+        let m = [
+            ("PricingQuantity", "0.3"),
+            ("PricingUnit", "Units"),
+            ("x_PricingUnitDescription", "1M"),
+        ];
+        assert_eq!(tokens(&m, true), d("300000"));
+        assert_eq!(
+            tokens(&[m[0], ("x_PricingBlockSize", "1000000")], true),
+            d("300000")
+        );
+        // Google: token SKUs count in `count`.
+        assert_eq!(
+            tokens(
+                &[("ConsumedQuantity", "20000000"), ("ConsumedUnit", "count")],
+                true
+            ),
+            d("20000000")
+        );
+        // FOCUS units that say tokens, with or without a block.
+        assert_eq!(
+            tokens(
+                &[
+                    ("PricingQuantity", "0.00001"),
+                    ("PricingUnit", "1000000 Tokens")
+                ],
+                false
+            ),
+            d("10")
+        );
+        assert_eq!(
+            tokens(
+                &[
+                    ("PricingQuantity", "2.5"),
+                    ("PricingUnit", "Tokens"),
+                    ("x_PricingBlockSize", "1000")
+                ],
+                false
+            ),
+            d("2500")
+        );
+        // A count unit says nothing on a line that is not a token meter.
+        assert_eq!(tokens(&k[..2], false), None);
+        assert_eq!(
+            tokens(&[("ConsumedQuantity", "10"), ("ConsumedUnit", "h")], true),
+            None
+        );
+    }
+
+    #[test]
+    fn count_units() {
+        assert_eq!(count_unit("Units"), Some(Decimal::ONE));
+        assert_eq!(count_unit("count"), Some(Decimal::ONE));
+        assert_eq!(count_unit("1K"), Some(Decimal::from(1000)));
+        assert_eq!(count_unit("1M"), Some(Decimal::from(1_000_000)));
+        assert_eq!(count_unit("1000000 count"), Some(Decimal::from(1_000_000)));
+        assert_eq!(count_unit("GB"), None);
+        assert_eq!(count_unit("h"), None);
+    }
+
+    #[test]
+    fn aws_usage_types_are_not_our_token_words() {
+        assert!(is_provider_usage_type("USE1-Guardrail-ContentPolicyUnits"));
+        assert!(is_provider_usage_type("BoxUsage:t3.micro"));
+        assert!(!is_provider_usage_type("outptu"));
+        assert!(!is_provider_usage_type("cache-reed"));
+    }
+
+    #[test]
+    fn charge_days_with_and_without_seconds() {
+        let day = |s: &str| charge_day(s).map(|d| d.to_string());
+        assert_eq!(day("2025-09-02T00:00:00Z").as_deref(), Some("2025-09-02"));
+        assert_eq!(day("2025-09-02T00:00Z").as_deref(), Some("2025-09-02"));
+        assert_eq!(day("2025-09-02T23:30-02:00").as_deref(), Some("2025-09-03"));
+        assert_eq!(day("2025-09-02T0Z"), None);
     }
 
     #[test]
@@ -574,25 +787,36 @@ mod tests {
 
     #[test]
     fn providers_map_to_our_ids() {
-        assert_eq!(provider_of("OpenAI", "OpenAI API", "OpenAI"), "openai");
+        assert_eq!(provider_of("OpenAI", "OpenAI API", "OpenAI", ""), "openai");
         assert_eq!(
-            provider_of("Anthropic", "Claude API", "Anthropic"),
+            provider_of("Anthropic", "Claude API", "Anthropic", ""),
             "anthropic"
         );
         assert_eq!(
-            provider_of("AWS", "Amazon Bedrock", "Anthropic"),
+            provider_of("AWS", "Amazon Bedrock", "Anthropic", ""),
             "aws-bedrock"
         );
         assert_eq!(
-            provider_of("Microsoft", "Azure OpenAI Service", "Microsoft"),
+            provider_of("Microsoft", "Azure OpenAI Service", "Microsoft", ""),
+            "azure-openai"
+        );
+        // Microsoft's own FOCUS export: the service is "Azure AI Services";
+        // the meter subcategory says Azure OpenAI.
+        assert_eq!(
+            provider_of(
+                "Microsoft",
+                "Azure AI Services",
+                "Microsoft",
+                "Cognitive Services Azure OpenAI"
+            ),
             "azure-openai"
         );
         assert_eq!(
-            provider_of("Google Cloud", "Vertex AI", "Google"),
+            provider_of("Google Cloud", "Vertex AI", "Google", ""),
             "vertex-ai"
         );
         assert_eq!(
-            provider_of("Mistral AI", "La Plateforme", "Mistral AI"),
+            provider_of("Mistral AI", "La Plateforme", "Mistral AI", ""),
             "mistral-ai"
         );
     }

@@ -35,6 +35,8 @@ enum Faults {
     None,
     /// Every fifth request, whatever it is.
     EveryFifth,
+    /// Every fifth write (`PUT`, `POST`, `DELETE`).
+    EveryFifthWrite,
     /// Every write of an object whose key ends so.
     PutsEndingWith(&'static str),
 }
@@ -42,7 +44,10 @@ enum Faults {
 struct FaultState {
     mode: Mutex<Faults>,
     requests: AtomicUsize,
-    injected: AtomicUsize,
+    writes: AtomicUsize,
+    /// Faults injected into reads (`GET`, `HEAD`) and into writes.
+    injected_reads: AtomicUsize,
+    injected_writes: AtomicUsize,
 }
 
 struct Version {
@@ -178,16 +183,29 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Faulty {
     type Future = ServiceFuture;
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
+        let write = matches!(
+            *req.method(),
+            hyper::Method::PUT | hyper::Method::POST | hyper::Method::DELETE
+        );
         let n = self.faults.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        let w = match write {
+            true => self.faults.writes.fetch_add(1, Ordering::SeqCst) + 1,
+            false => 0,
+        };
         let fail = match *self.faults.mode.lock().unwrap() {
             Faults::None => false,
             Faults::EveryFifth => n % 5 == 0,
+            Faults::EveryFifthWrite => write && w % 5 == 0,
             Faults::PutsEndingWith(end) => {
                 req.method() == hyper::Method::PUT && req.uri().path().ends_with(end)
             }
         };
         if fail {
-            self.faults.injected.fetch_add(1, Ordering::SeqCst);
+            match write {
+                true => &self.faults.injected_writes,
+                false => &self.faults.injected_reads,
+            }
+            .fetch_add(1, Ordering::SeqCst);
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
                 <Error><Code>InternalError</Code><Message>injected fault</Message></Error>";
             let resp = hyper::Response::builder()
@@ -222,7 +240,9 @@ impl Server {
         let faults = Arc::new(FaultState {
             mode: Mutex::new(Faults::None),
             requests: AtomicUsize::new(0),
-            injected: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+            injected_reads: AtomicUsize::new(0),
+            injected_writes: AtomicUsize::new(0),
         });
         let mut builder = S3ServiceBuilder::new(Versioned {
             fs: s3s_fs::FileSystem::new(root.path()).unwrap(),
@@ -261,11 +281,26 @@ impl Server {
 
     fn set_faults(&self, mode: Faults) {
         *self.faults.mode.lock().unwrap() = mode;
-        self.faults.injected.store(0, Ordering::SeqCst);
+        for n in [
+            &self.faults.requests,
+            &self.faults.writes,
+            &self.faults.injected_reads,
+            &self.faults.injected_writes,
+        ] {
+            n.store(0, Ordering::SeqCst);
+        }
     }
 
     fn injected(&self) -> usize {
-        self.faults.injected.load(Ordering::SeqCst)
+        self.injected_reads() + self.injected_writes()
+    }
+
+    fn injected_reads(&self) -> usize {
+        self.faults.injected_reads.load(Ordering::SeqCst)
+    }
+
+    fn injected_writes(&self) -> usize {
+        self.faults.injected_writes.load(Ordering::SeqCst)
     }
 
     /// The object `key` of the bucket, as a file of the server's folder.
@@ -309,23 +344,39 @@ impl Server {
     }
 
     fn run_as(&self, dir: &TestDir, args: &[&str], secret: &str) -> Output {
+        self.run_with(dir, args, secret, &[])
+    }
+
+    /// [`Server::run_as`], with variables changed: set to a value, or
+    /// removed when the value is `None`.
+    fn run_with(
+        &self,
+        dir: &TestDir,
+        args: &[&str],
+        secret: &str,
+        vars: &[(&str, Option<&str>)],
+    ) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chargeback"));
         for (k, _) in std::env::vars() {
             if k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_") {
                 cmd.env_remove(k);
             }
         }
-        let out = cmd
-            .args(args)
+        cmd.args(args)
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
             .env("AWS_ENDPOINT_URL", &self.url)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
-            .output()
-            .expect("running chargeback");
+            .env("AWS_ALLOW_HTTP", "true");
+        for (k, v) in vars {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output().expect("running chargeback");
         let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -335,6 +386,11 @@ impl Server {
             assert!(!text.contains(secret), "the secret was printed:\n{text}");
         }
         out
+    }
+
+    /// Stderr with the server's address (a random port) as `ENDPOINT`.
+    fn stderr(&self, out: &Output) -> String {
+        out.stderr.replace(&self.url, "ENDPOINT")
     }
 
     /// Every object under `prefix`, as sorted keys relative to it.
@@ -399,11 +455,9 @@ fn a_month_reads_from_and_publishes_to_s3() {
     let server = Server::start();
     server.copy_fixture("demo", "demo");
     let t = TestDir::with_fixture("demo");
-    // Spool every object to disk, so Polars scans the large-object path.
-    t.write(
-        "s3.toml",
-        &s3_policy("demo", "[storage]\nspool_above_mb = 0"),
-    );
+    // The default storage settings: these small objects are scanned from
+    // memory (Parquet included).
+    t.write("s3.toml", &s3_policy("demo", ""));
     server.put("policies/demo.toml", t.read("s3.toml").into_bytes());
 
     let out = server.run(
@@ -436,10 +490,28 @@ fn a_month_reads_from_and_publishes_to_s3() {
         "2025-01",
     ]);
     assert_eq!(local.code, 0, "{}", local.transcript());
-    for f in ["ledger.csv", "budgets.json", "reconciliation.csv"] {
-        assert_eq!(
-            server.read(&format!("closed/2025-01/{f}")),
-            t.read(&format!("out/2025-01/{f}")),
+    // The same invoices and numbers; only the files naming their inputs
+    // (summary, invoices.json, quarantine) say `s3://` where the other says
+    // `fixtures/`.
+    let invoices: Vec<String> = t
+        .files("out/2025-01/invoices")
+        .into_iter()
+        .map(|f| format!("invoices/{f}"))
+        .collect();
+    assert!(invoices.len() >= 9, "{invoices:?}");
+    for f in [
+        "ledger.csv",
+        "budgets.json",
+        "reconciliation.csv",
+        "exceptions.csv",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(invoices)
+    {
+        assert!(
+            std::fs::read(server.file(&format!("closed/2025-01/{f}"))).unwrap()
+                == t.read_bytes(&format!("out/2025-01/{f}")),
             "{f}"
         );
     }
@@ -590,6 +662,27 @@ fn a_pinned_rerun_reads_the_versions_the_manifest_records() {
         server.read("closed/2025-01/invoices.json")
     );
 
+    // A pinned rerun checks the policy too, when read from the same place.
+    t.write(
+        "policy.toml",
+        &(s3_policy("mini", "") + "# edited after the close\n"),
+    );
+    let edited = run(&[
+        "--pin-manifest",
+        "s3://ledger/closed/2025-01/manifest.json",
+        "--out",
+        "s3://ledger/audit2/2025-01",
+    ]);
+    assert_eq!(edited.code, 1, "{}", edited.transcript());
+    assert!(
+        edited.stderr.starts_with(
+            "error: policy.toml: the object is not the one the pinned manifest records (sha256 `"
+        ),
+        "{}",
+        edited.stderr
+    );
+    assert!(!server.file("audit2/2025-01/manifest.json").exists());
+
     // Unpinned, the rerun reads the current version: another month.
     let fresh = run(&["--out", "s3://ledger/fresh/2025-01"]);
     assert_eq!(fresh.code, 0, "{}", fresh.transcript());
@@ -598,38 +691,87 @@ fn a_pinned_rerun_reads_the_versions_the_manifest_records() {
     assert_ne!(m3["inputs"], m1["inputs"]);
 }
 
+/// A published month as a reader checks it: a manifest, every output it
+/// lists with the bytes it records, nothing else but the manifest.
+fn assert_complete(server: &Server, prefix: &str) {
+    use sha2::Digest;
+    let m = manifest(server, prefix);
+    let mut listed = vec!["manifest.json".to_string()];
+    for o in m["outputs"].as_array().unwrap() {
+        let path = o["path"].as_str().unwrap();
+        let bytes = std::fs::read(server.file(&format!("{prefix}/{path}"))).unwrap();
+        assert_eq!(
+            o["sha256"],
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "{path}"
+        );
+        listed.push(path.to_string());
+    }
+    listed.sort();
+    assert_eq!(server.keys(prefix), listed, "no partial set, no marker");
+}
+
 #[test]
-fn a_server_failing_one_request_in_five_still_publishes_completely() {
+fn a_server_failing_one_request_in_five_publishes_completely_or_exits_3_without_a_manifest() {
     let server = Server::start();
     server.copy_fixture("mini", "mini");
     let t = TestDir::new();
+    let args = ["run", "--config", "policy.toml", "--period", "2025-01"];
+
+    // With the default retries, every fault is absorbed: reads and writes
+    // were hit, and the month is published whole.
     t.write("policy.toml", &s3_policy("mini", ""));
     server.set_faults(Faults::EveryFifth);
+    let out = server.run(&t, &args);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(server.injected_reads() > 0, "faults in reads");
+    assert!(server.injected_writes() > 0, "faults in writes");
+    assert_complete(&server, "closed/2025-01");
+
+    // Without retries, a fault in the middle of publishing stops the run:
+    // exit 3 naming the object and the store's answer, and no manifest
+    // over the part that was written.
+    t.write(
+        "policy.toml",
+        &s3_policy("mini", "[storage]\nmax_retries = 0"),
+    );
+    server.set_faults(Faults::EveryFifthWrite);
     let out = server.run(
         &t,
-        &["run", "--config", "policy.toml", "--period", "2025-01"],
+        &[&args[..], &["--out", "s3://ledger/retry/2025-01/"]].concat(),
     );
-    assert!(server.injected() > 0, "faults were injected");
-    match out.code {
-        0 => {
-            let m = manifest(&server, "closed/2025-01");
-            for o in m["outputs"].as_array().unwrap() {
-                let bytes = std::fs::read(
-                    server.file(&format!("closed/2025-01/{}", o["path"].as_str().unwrap())),
-                )
-                .unwrap();
-                use sha2::Digest;
-                assert_eq!(o["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
-            }
-        }
-        3 => assert!(!server.file("closed/2025-01/manifest.json").exists()),
-        _ => panic!("{}", out.transcript()),
-    }
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert_eq!(server.injected(), 1);
     assert_eq!(
-        out.code,
-        0,
-        "retries absorb one fault in five: {}",
-        out.transcript()
+        server.stderr(&out),
+        "error: s3://ledger/retry/2025-01/invoices.json: writing failed: PUT \
+         ENDPOINT/ledger/retry/2025-01/invoices.json: 500 Internal Server Error: InternalError: \
+         injected fault\n\
+         hint: transient errors (5xx, 429, resets, timeouts) are not retried with [storage] \
+         max_retries = 0; check that the store is reachable, or raise it\n"
+    );
+    assert!(!server.file("retry/2025-01/manifest.json").exists());
+    assert!(
+        server.file("retry/2025-01/budgets.json").exists(),
+        "a partial set"
+    );
+    assert!(
+        server
+            .file("retry/2025-01/.chargeback-publishing.json")
+            .exists()
+    );
+
+    // The next run publishes the month whole and cleans up.
+    server.set_faults(Faults::None);
+    let out = server.run(
+        &t,
+        &[&args[..], &["--out", "s3://ledger/retry/2025-01/"]].concat(),
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_complete(&server, "retry/2025-01");
+    assert_eq!(
+        manifest(&server, "retry/2025-01")["outputs"],
+        manifest(&server, "closed/2025-01")["outputs"]
     );
 }
 
@@ -651,21 +793,13 @@ fn a_publish_that_keeps_failing_exits_3_and_leaves_no_manifest() {
         &["run", "--config", "policy.toml", "--period", "2025-01"],
     );
     assert_eq!(out.code, 3, "{}", out.transcript());
-    assert!(
-        out.stderr
-            .starts_with("error: s3://ledger/closed/2025-01/manifest.json: writing failed: "),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("500"),
-        "the store's message: {}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("\nhint: transient errors"),
-        "{}",
-        out.stderr
+    assert_eq!(
+        server.stderr(&out),
+        "error: s3://ledger/closed/2025-01/manifest.json: writing failed after 2 retries: PUT \
+         ENDPOINT/ledger/closed/2025-01/manifest.json: 500 Internal Server Error: InternalError: \
+         injected fault\n\
+         hint: transient errors (5xx, 429, resets, timeouts) are retried up to 2 times; check \
+         that the store is reachable, or raise [storage] max_retries\n"
     );
     assert_eq!(server.injected(), 3, "one try and two retries");
     assert!(!server.file("closed/2025-01/manifest.json").exists());
@@ -706,23 +840,78 @@ fn storage_errors_name_the_url_and_never_the_credentials() {
     let t = TestDir::new();
     t.write("policy.toml", &s3_policy("mini", ""));
     let args = ["run", "--config", "policy.toml", "--period", "2025-01"];
+    let s3_hint = "hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION; \
+                   AWS_ENDPOINT_URL for an S3-compatible store), or the options of [storage.s3]\n";
 
     // A wrong secret: access denied, exit 3, the secret nowhere.
     let wrong = "WRONG-s3cr3t-7b2d4e9a";
     let out = server.run_as(&t, &args, wrong);
     assert_eq!(out.code, 3, "{}", out.transcript());
+    assert_eq!(
+        server.stderr(&out),
+        format!(
+            "error: s3://ledger/mini/model-catalog.json: reading: access denied: GET \
+             ENDPOINT/ledger/mini/model-catalog.json: 403 Forbidden: SignatureDoesNotMatch\n\
+             {s3_hint}"
+        )
+    );
+
+    // A plain-HTTP endpoint that was not allowed.
+    let out = server.run_with(&t, &args, SECRET, &[("AWS_ALLOW_HTTP", None)]);
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert_eq!(
+        server.stderr(&out),
+        "error: s3://ledger/mini/model-catalog.json: the endpoint `ENDPOINT` is plain HTTP, \
+         which is off unless allowed\n\
+         hint: set AWS_ALLOW_HTTP=true (or `allow_http = true` in [storage.s3]) for a store on \
+         a trusted network, or give an `https://` endpoint\n"
+    );
+
+    // An endpoint where nothing listens: retried, then exit 3 with the
+    // cause.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    t.write(
+        "policy.toml",
+        &s3_policy("mini", "[storage]\nmax_retries = 1"),
+    );
+    let out = server.run_with(&t, &args, SECRET, &[("AWS_ENDPOINT_URL", Some(&closed))]);
+    assert_eq!(out.code, 3, "{}", out.transcript());
     assert!(
-        out.stderr
-            .starts_with("error: s3://ledger/mini/model-catalog.json: reading: access denied: "),
+        out.stderr.starts_with(&format!(
+            "error: s3://ledger/mini/model-catalog.json: reading failed after 1 retry: GET \
+             {closed}/ledger/mini/model-catalog.json: error sending request: "
+        )),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
     assert!(
+        out.stderr.ends_with(
+            "\nhint: transient errors (5xx, 429, resets, timeouts) are retried up to 1 time; \
+             check that the store is reachable, or raise [storage] max_retries\n"
+        ),
+        "{}",
         out.stderr
-            .contains("hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
     );
 
-    // The secret in the policy instead, and a store that fails every try.
+    // A bucket that does not exist: bad input, exit 1.
+    t.write(
+        "policy.toml",
+        &s3_policy("mini", "").replace("s3://ledger/mini/requests/", "s3://ledgr/mini/requests/"),
+    );
+    let out = server.run(&t, &args);
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert_eq!(
+        out.stderr,
+        "error: s3://ledgr/mini/requests/: no such bucket `s3://ledgr`\n\
+         hint: check the bucket's name in the URL, and the endpoint and region it is looked up \
+         at (AWS_ENDPOINT_URL, AWS_REGION or [storage.s3])\n"
+    );
+
+    // The secret in the policy only, and a store that fails every try.
     t.write(
         "policy.toml",
         &s3_policy(
@@ -733,9 +922,16 @@ fn storage_errors_name_the_url_and_never_the_credentials() {
         ),
     );
     server.set_faults(Faults::PutsEndingWith(".json"));
-    let out = server.run(&t, &args);
+    let out = server.run_with(&t, &args, SECRET, &[("AWS_SECRET_ACCESS_KEY", None)]);
     assert_eq!(out.code, 3, "{}", out.transcript());
-    assert!(!out.stderr.contains(SECRET));
+    assert_eq!(
+        server.stderr(&out),
+        "error: s3://ledger/closed/2025-01/.chargeback-publishing.json: writing failed after 1 \
+         retry: PUT ENDPOINT/ledger/closed/2025-01/.chargeback-publishing.json: 500 Internal \
+         Server Error: InternalError: injected fault\n\
+         hint: transient errors (5xx, 429, resets, timeouts) are retried up to 1 time; check \
+         that the store is reachable, or raise [storage] max_retries\n"
+    );
     server.set_faults(Faults::None);
 
     // A missing object is bad input, exit 1, with the usual hint.
@@ -759,4 +955,41 @@ fn storage_errors_name_the_url_and_never_the_credentials() {
             "{key} holds the secret"
         );
     }
+}
+
+#[test]
+fn large_objects_are_scanned_from_temporary_files_with_the_same_result() {
+    let server = Server::start();
+    server.copy_fixture("mini", "mini");
+    let t = TestDir::new();
+    let spool = TestDir::new();
+    let args = [
+        "run",
+        "--config",
+        "policy.toml",
+        "--period",
+        "2025-01",
+        "-q",
+    ];
+    t.write("policy.toml", &s3_policy("mini", ""));
+    let out = server.run(&t, &[&args[..], &["--out", "s3://ledger/memory/"]].concat());
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    // Every object above 0 MiB goes to a temporary file that Polars scans;
+    // the files go when the run ends.
+    t.write(
+        "policy.toml",
+        &s3_policy("mini", "[storage]\nspool_above_mb = 0"),
+    );
+    let tmp = spool.path().to_str().unwrap();
+    let out = server.run_with(
+        &t,
+        &[&args[..], &["--out", "s3://ledger/spooled/"]].concat(),
+        SECRET,
+        &[("TMPDIR", Some(tmp))],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert_eq!(spool.files(""), Vec::<String>::new(), "spool removed");
+    let (memory, spooled) = (manifest(&server, "memory"), manifest(&server, "spooled"));
+    assert_eq!(memory["inputs"], spooled["inputs"]);
+    assert_eq!(memory["outputs"], spooled["outputs"]);
 }
