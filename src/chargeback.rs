@@ -92,7 +92,7 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
                                 "Tier {} markup {} on the cost of {} tokens",
                                 band.name,
                                 pct(band.markup),
-                                tokens
+                                thousands(tokens)
                             ),
                             basis: Some(round_line(share, scale)),
                             rate: Some(band.markup),
@@ -157,6 +157,19 @@ fn graduated_bands(tiers: &[Tier], tokens: u64) -> Vec<(&Tier, u64)> {
         if tokens <= upper {
             break;
         }
+    }
+    out
+}
+
+/// `12345678` → `12,345,678`, for counts in descriptions.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
     }
     out
 }
@@ -259,5 +272,13 @@ mod tests {
             .collect();
         assert_eq!(markups, vec!["50.00", "20.00"]);
         assert_eq!(c.total.to_string(), "300.00");
+    }
+
+    #[test]
+    fn counts_in_descriptions_are_grouped() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(10_000_000), "10,000,000");
     }
 }

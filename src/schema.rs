@@ -81,6 +81,17 @@ pub mod focus {
     /// Azure's and GCP's FOCUS exports name the meter / SKU here.
     pub const X_SKU_METER_NAME: &str = "x_SkuMeterName";
     pub const X_SKU_DESCRIPTION: &str = "x_SkuDescription";
+    /// Microsoft: the meter's service (`Cognitive Services`).
+    pub const X_SKU_METER_CATEGORY: &str = "x_SkuMeterCategory";
+    /// Microsoft: the meter's product (`Azure OpenAI`).
+    pub const X_SKU_METER_SUBCATEGORY: &str = "x_SkuMeterSubcategory";
+    /// Microsoft: usage units per pricing block (`1000` for a `1K` meter);
+    /// `PricingQuantity` = consumed units / block size.
+    pub const X_PRICING_BLOCK_SIZE: &str = "x_PricingBlockSize";
+    /// Microsoft: the meter's unit of measure with its block (`1K`, `1M`).
+    pub const X_PRICING_UNIT_DESCRIPTION: &str = "x_PricingUnitDescription";
+    /// FOCUS: the billing period a row is invoiced in.
+    pub const BILLING_PERIOD_START: &str = "BillingPeriodStart";
 
     /// Columns that may name the token meter, most specific first. AWS's
     /// FOCUS export puts the CUR usage type (`USE1-Claude3.5Sonnet-input-tokens`)

@@ -22,22 +22,6 @@ use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
 
-/// Microsoft's and AWS's extension columns read here and nowhere else.
-mod ext {
-    /// Microsoft: the meter's service (`Cognitive Services`).
-    pub const X_SKU_METER_CATEGORY: &str = "x_SkuMeterCategory";
-    /// Microsoft: the meter's product (`Azure OpenAI`).
-    pub const X_SKU_METER_SUBCATEGORY: &str = "x_SkuMeterSubcategory";
-    /// Microsoft: usage units per pricing block (`1000` for a `1K` meter);
-    /// `PricingQuantity` = consumed units / block size.
-    pub const X_PRICING_BLOCK_SIZE: &str = "x_PricingBlockSize";
-    /// Microsoft: the meter's unit of measure with its block (`1K`, `1M`).
-    pub const X_PRICING_UNIT_DESCRIPTION: &str = "x_PricingUnitDescription";
-    /// FOCUS: the billing period a row is invoiced in.
-    pub const BILLING_PERIOD_START: &str = "BillingPeriodStart";
-}
-use ext::*;
-
 pub fn load_focus(
     ctx: &Context,
     url: &str,
