@@ -45,6 +45,11 @@ const DEFAULT_SPOOL_ABOVE_MB: u64 = 64;
 
 const MISSING_HINT: &str = "check the path in [sources] and the `--period` it was expanded with";
 
+const SPOOL_HINT: &str = "objects past [storage] spool_above_mb are copied to a temporary folder \
+                          (TMPDIR); check that it is writable and has room";
+
+const LOCAL_WRITE_HINT: &str = "check that the output folder can be created and written to";
+
 /// What a run read: enough for an auditor to check, and re-read, the same
 /// bytes. `etag` and `version` are the store's, when it has them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +232,8 @@ fn io_error(url: &str, e: std::io::Error) -> Error {
         std::io::ErrorKind::NotFound => {
             Error::input(Location::file(url), "no such file").with_hint(MISSING_HINT)
         }
-        _ => Error::storage(url, e.to_string()),
+        _ => Error::storage(url, format!("reading failed: {e}"))
+            .with_hint("check that the file can be read"),
     }
 }
 
@@ -446,7 +452,10 @@ impl Store {
                 let entries = glob::glob(&path.to_string_lossy()).map_err(bad_glob)?;
                 let mut urls = Vec::new();
                 for entry in entries {
-                    let p = entry.map_err(|e| Error::storage(pattern, e.to_string()))?;
+                    let p = entry.map_err(|e| {
+                        Error::storage(pattern, format!("listing failed: {e}"))
+                            .with_hint("check that the folders of the pattern can be read")
+                    })?;
                     if p.is_file() {
                         urls.push(format!("{prefix}{}", p.to_string_lossy()));
                     }
@@ -510,9 +519,10 @@ impl Store {
                 .map_err(|e| io_error(url, e)),
             Target::Remote => match self.fetch(url)?.body {
                 Body::Memory(bytes) => Ok(bytes),
-                Body::Spooled(path) => std::fs::read(&path)
-                    .map(Arc::from)
-                    .map_err(|e| Error::storage(url, format!("reading the spooled copy: {e}"))),
+                Body::Spooled(path) => std::fs::read(&path).map(Arc::from).map_err(|e| {
+                    Error::storage(url, format!("reading the temporary copy failed: {e}"))
+                        .with_hint(SPOOL_HINT)
+                }),
             },
         }
     }
@@ -624,7 +634,9 @@ impl Store {
                 Ok(())
             }
             Target::Local(path) => {
-                let err = |e: std::io::Error| Error::storage(url, e.to_string());
+                let err = |e: std::io::Error| {
+                    Error::storage(url, format!("writing failed: {e}")).with_hint(LOCAL_WRITE_HINT)
+                };
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(err)?;
                 }
@@ -653,7 +665,8 @@ impl Store {
             Target::Local(path) => match std::fs::remove_file(&path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::storage(url, e.to_string())),
+                Err(e) => Err(Error::storage(url, format!("deleting failed: {e}"))
+                    .with_hint(LOCAL_WRITE_HINT)),
             },
             Target::Remote => {
                 let at = parse_remote(url)?;
@@ -776,13 +789,18 @@ impl Store {
         });
         let (meta, body, size, sha256) = got.map_err(|e| self.remote_error(url, "reading", e))?;
         if size != meta.size {
-            return Err(self.redacted(Error::storage(
-                url,
-                format!(
-                    "reading: got {size} bytes of an object of {} bytes",
-                    meta.size
+            return Err(self.redacted(
+                Error::storage(
+                    url,
+                    format!(
+                        "reading failed: got {size} bytes of an object of {} bytes",
+                        meta.size
+                    ),
+                )
+                .with_hint(
+                    "the object changed, or the connection dropped, while it was read; run again",
                 ),
-            )));
+            ));
         }
         let fetched = Fetched {
             record: ObjectRecord {
@@ -808,7 +826,10 @@ impl Store {
                 let d = tempfile::Builder::new()
                     .prefix("chargeback-spool-")
                     .tempdir()
-                    .map_err(|e| Error::storage(url, format!("creating a spool folder: {e}")))?;
+                    .map_err(|e| {
+                        Error::storage(url, format!("creating a temporary folder failed: {e}"))
+                            .with_hint(SPOOL_HINT)
+                    })?;
                 let _ = self.remote.spool.set(d);
                 self.remote.spool.get().expect("spool folder set")
             }
@@ -889,6 +910,9 @@ impl Store {
         };
         let reading = doing == "reading" || doing == "listing";
         let err = match &e {
+            object_store::Error::Generic { store: "spool", .. } => {
+                Error::storage(url, format!("{doing} failed: {message}")).with_hint(SPOOL_HINT)
+            }
             _ if no_bucket => {
                 let bucket = parse_remote(url).map(|a| a.base).unwrap_or_default();
                 let e = if reading {
@@ -1439,6 +1463,20 @@ mod tests {
         assert_eq!(&*s.read(&url).unwrap(), b"hello");
         s.delete(&url).unwrap();
         assert!(!s.exists(&url));
+        // A folder where a file is: the OS's words, and what to check.
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        let under = dir.path().join("file/x.txt").to_string_lossy().to_string();
+        let e = s.write(&under, b"x").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{under}: writing failed: ")),
+            "{e}"
+        );
+        assert_eq!(
+            e.hint(),
+            Some("check that the output folder can be created and written to")
+        );
+        assert_eq!(e.exit_code(), 3);
     }
 
     #[test]

@@ -45,7 +45,13 @@ pub struct MonthRequest<'a> {
 
 pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let period = req.period;
-    let policy_text = ctx.store.read_text(req.config)?;
+    let policy_text = ctx.store.read_text(req.config).map_err(|e| match e {
+        // The policy is named on the command line, not in [sources].
+        Error::Input { .. } if e.hint().is_some_and(|h| h.contains("[sources]")) => {
+            e.with_hint("check the `--config` path")
+        }
+        e => e,
+    })?;
     let policy = Policy::parse(&policy_text, req.config)?;
     ctx.store.configure(&policy.storage)?;
     let policy_record = ctx.store.record(req.config)?;

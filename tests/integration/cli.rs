@@ -63,7 +63,7 @@ fn missing_policy_exits_1() {
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr,
-        "error: nope.toml: no such file\nhint: check the path in [sources] and the `--period` it was expanded with\n"
+        "error: nope.toml: no such file\nhint: check the `--config` path\n"
     );
 }
 
