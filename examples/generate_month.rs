@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use chargeback::money::Decimal;
 use chargeback::schema::{focus, request, usage_type};
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Weekday};
 use polars::prelude::*;
 use rust_decimal::RoundingStrategy;
 use serde_json::json;
@@ -41,6 +41,7 @@ OPTIONS:
     --period YYYY-MM   month to generate                                  [default: 2025-01]
     --files N          request-log files (rows split evenly)              [default: 4]
     --format F         request-log format: parquet | csv | jsonl          [default: parquet]
+    --policy           also write chargeback.toml: a policy for the month naming every team
     --verbose          also print per-team volume and cost to stderr
     -h, --help         print this help
 ";
@@ -499,26 +500,52 @@ fn build_teams(n: usize, rng: &mut Rng) -> Vec<Team> {
 // Requests
 // ---------------------------------------------------------------------------
 
-#[derive(Clone)]
+/// One generated request, packed into 32 bytes so that a month of 100M
+/// requests fits in memory; names are looked up through the team.
+#[derive(Clone, Copy)]
 struct Req {
-    id: String,
-    /// Milliseconds since the start of the period, UTC.
-    at_ms: i64,
-    /// Written with a `+02:00` offset instead of `Z`.
-    plus_two: bool,
-    provider: &'static str,
-    /// The name as logged (sometimes an alias).
-    model_logged: &'static str,
-    /// The catalog's canonical name.
-    model: &'static str,
-    scope: Option<&'static str>,
-    team: Option<usize>,
-    use_case: Option<&'static str>,
-    input: i64,
-    cached: i64,
-    cache_write: i64,
-    output: i64,
-    error: bool,
+    /// Milliseconds since the start of the period, UTC (a month < 2^32 ms).
+    at_ms: u32,
+    /// The request's number `i`; its id is [`request_id`]`(seed, i)`.
+    n: u32,
+    team: u32,
+    input: u32,
+    cached: u32,
+    cache_write: u32,
+    output: u32,
+    /// Index into the team's routes and use cases.
+    route: u8,
+    use_case: u8,
+    flags: u8,
+}
+
+/// The row carries the team and use case tags.
+const TAGGED: u8 = 1;
+/// Written with a `+02:00` offset instead of `Z`.
+const PLUS_TWO: u8 = 2;
+/// Status `error`.
+const ERROR: u8 = 4;
+/// The model is logged under its first alias.
+const ALIAS: u8 = 8;
+
+impl Req {
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn route<'t>(&self, teams: &'t [Team]) -> &'t Route {
+        &teams[self.team as usize].routes[self.route as usize]
+    }
+
+    fn tokens(&self) -> [u64; 4] {
+        [self.input, self.cached, self.cache_write, self.output].map(u64::from)
+    }
+}
+
+/// The id of the `i`-th request: distinct for distinct `i` (`mix64` is a
+/// bijection), and its text sorts like the number.
+fn request_id(seed: u64, i: u64) -> u64 {
+    mix64(seed.wrapping_mul(0x1_0000_0001) ^ i)
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -528,13 +555,20 @@ const HOUR_WEIGHTS: [f64; 24] = [
     0.95, 0.85, 0.70, 0.50, 0.40, 0.35, 0.30, 0.25,
 ];
 
-fn generate_requests(
-    args: &Args,
-    teams: &[Team],
-    days: &[NaiveDate],
-    rng: &mut Rng,
-) -> (Vec<Req>, usize) {
+/// The month's requests: `unique` distinct ones in time order, and the
+/// order of the log rows, as indexes into them (a duplicate repeats one).
+struct Requests {
+    unique: Vec<Req>,
+    rows: Vec<u32>,
+    dups: usize,
+}
+
+fn generate_requests(args: &Args, teams: &[Team], days: &[NaiveDate], rng: &mut Rng) -> Requests {
     let team_weights: Vec<f64> = teams.iter().map(|t| t.weight).collect();
+    let route_weights: Vec<Vec<f64>> = teams
+        .iter()
+        .map(|t| t.routes.iter().map(|r| r.weight).collect())
+        .collect();
     let day_weights: Vec<f64> = days
         .iter()
         .map(|d| match d.weekday() {
@@ -545,13 +579,14 @@ fn generate_requests(
     // ~0.5% of the rows are exact copies of others (a retried upload).
     let dups = if args.rows >= 200 { args.rows / 200 } else { 0 };
     let unique = args.rows - dups;
-    let mut reqs = Vec::with_capacity(args.rows);
+    let mut reqs = Vec::with_capacity(unique);
     for i in 0..unique {
         let ti = rng.weighted(&team_weights);
         let team = &teams[ti];
-        let route =
-            team.routes[rng.weighted(&team.routes.iter().map(|r| r.weight).collect::<Vec<_>>())];
-        let use_case = team.use_cases[rng.range(0, team.use_cases.len() as u64 - 1) as usize];
+        let ri = rng.weighted(&route_weights[ti]);
+        let route = team.routes[ri];
+        let ui = rng.range(0, team.use_cases.len() as u64 - 1) as usize;
+        let use_case = team.use_cases[ui];
         let tagged = !rng.chance(0.03);
 
         let day = rng.weighted(&day_weights) as i64;
@@ -588,87 +623,239 @@ fn generate_requests(
         let error = rng.chance(0.02);
         let output = if error { 0 } else { completion };
 
-        let spec = model_spec(route.provider, route.model);
-        let model_logged = match route.model {
-            "gpt-4o" if rng.chance(0.25) => spec.aliases[0],
-            "claude-3-5-sonnet" if rng.chance(0.10) => spec.aliases[0],
-            _ => spec.model,
+        let alias = match route.model {
+            "gpt-4o" => rng.chance(0.25),
+            "claude-3-5-sonnet" => rng.chance(0.10),
+            _ => false,
         };
+        let flag = |on: bool, f: u8| if on { f } else { 0 };
         reqs.push(Req {
-            id: format!(
-                "req_{:016x}",
-                mix64(args.seed.wrapping_mul(0x1_0000_0001) ^ i as u64)
-            ),
-            at_ms,
-            plus_two,
-            provider: route.provider,
-            model_logged,
-            model: route.model,
-            scope: route.scope,
-            team: tagged.then_some(ti),
-            use_case: tagged.then_some(use_case.name),
-            input,
-            cached,
-            cache_write,
-            output,
-            error,
+            at_ms: u32::try_from(at_ms).expect("a month is less than 2^32 ms"),
+            n: u32::try_from(i).expect("at most 2^32 requests"),
+            team: ti as u32,
+            input: input as u32,
+            cached: cached as u32,
+            cache_write: cache_write as u32,
+            output: output as u32,
+            route: ri as u8,
+            use_case: ui as u8,
+            flags: flag(tagged, TAGGED)
+                | flag(plus_two, PLUS_TWO)
+                | flag(error, ERROR)
+                | flag(alias, ALIAS),
         });
     }
-    // Log files are written in time order, like a gateway's hourly dumps.
-    reqs.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+    // Log files are written in time order, like a gateway's hourly dumps
+    // (ids are distinct, so the order is total).
+    let seed = args.seed;
+    reqs.sort_unstable_by_key(|r| (r.at_ms, request_id(seed, u64::from(r.n))));
     // Exact duplicates land anywhere, often in another file.
+    let rows = insert_duplicates(unique, dups, rng);
+    Requests {
+        unique: reqs,
+        rows,
+        dups,
+    }
+}
+
+/// The row order after `dups` times copying the row at a random index
+/// `< unique` to a random place, as if done one by one in a vector, in
+/// O(log n) per copy: a Fenwick tree counts, for each gap before an
+/// original row (and one after the last), the copies placed in it.
+fn insert_duplicates(unique: usize, dups: usize, rng: &mut Rng) -> Vec<u32> {
+    if dups == 0 {
+        return (0..unique as u32).collect();
+    }
+    // Block g = the copies in gap g, then original row g (the last block
+    // has no original row).
+    let blocks = unique + 1;
+    let mut tree = vec![0u32; blocks + 1];
+    for g in 1..=unique {
+        tree[g] += 1;
+        let parent = g + (g & g.wrapping_neg());
+        if parent <= blocks {
+            tree[parent] += tree[g];
+        }
+    }
+    let top = 1usize << (usize::BITS - 1 - blocks.leading_zeros());
+    // The block holding index `p` and the offset in it: the last block
+    // starting at or before `p`.
+    let locate = |tree: &[u32], p: u64| -> (usize, u64) {
+        let (mut at, mut rest, mut step) = (0usize, p, top);
+        while step > 0 {
+            if at + step <= blocks && u64::from(tree[at + step]) <= rest {
+                at += step;
+                rest -= u64::from(tree[at]);
+            }
+            step >>= 1;
+        }
+        if at == blocks {
+            // Past every block: the end of the last one.
+            (
+                unique,
+                rest + u64::from(tree_block_len(tree, unique, blocks)),
+            )
+        } else {
+            (at, rest)
+        }
+    };
+    let mut gaps: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    let mut len = unique as u64;
     for _ in 0..dups {
-        let src = rng.range(0, unique as u64 - 1) as usize;
-        let copy = reqs[src].clone();
-        let pos = rng.range(0, reqs.len() as u64) as usize;
-        reqs.insert(pos, copy);
+        let src = rng.range(0, unique as u64 - 1);
+        let (g, off) = locate(&tree, src);
+        let copies = gaps.get(&g).map_or(0, Vec::len);
+        let copy = if (off as usize) < copies {
+            gaps[&g][off as usize]
+        } else {
+            g as u32
+        };
+        let pos = rng.range(0, len);
+        let (g, off) = locate(&tree, pos);
+        gaps.entry(g).or_default().insert(off as usize, copy);
+        let mut i = g + 1;
+        while i <= blocks {
+            tree[i] += 1;
+            i += i & i.wrapping_neg();
+        }
+        len += 1;
     }
-    (reqs, dups)
+    let mut rows = Vec::with_capacity(len as usize);
+    for g in 0..=unique {
+        if let Some(copies) = gaps.get(&g) {
+            rows.extend_from_slice(copies);
+        }
+        if g < unique {
+            rows.push(g as u32);
+        }
+    }
+    rows
 }
 
-fn timestamp_text(start: NaiveDateTime, r: &Req) -> String {
-    let t = start + Duration::milliseconds(r.at_ms);
-    if r.plus_two {
-        let local = t + Duration::hours(2);
-        format!("{}+02:00", local.format("%Y-%m-%dT%H:%M:%S%.3f"))
-    } else {
-        format!("{}Z", t.format("%Y-%m-%dT%H:%M:%S%.3f"))
-    }
+/// The size of block `g` (0-based) read back from the tree.
+fn tree_block_len(tree: &[u32], g: usize, blocks: usize) -> u32 {
+    let prefix = |mut i: usize| {
+        let mut s = 0u32;
+        while i > 0 {
+            s += tree[i];
+            i -= i & i.wrapping_neg();
+        }
+        s
+    };
+    debug_assert!(g < blocks);
+    prefix(g + 1) - prefix(g)
 }
 
-fn requests_frame(reqs: &[Req], teams: &[Team], start: NaiveDateTime) -> PolarsResult<DataFrame> {
+/// RFC 3339 with milliseconds, `Z` or `+02:00`.
+fn timestamp_text(start: NaiveDateTime, r: &Req, out: &mut String) {
+    use std::fmt::Write as _;
+    let mut t = start + Duration::milliseconds(i64::from(r.at_ms));
+    if r.has(PLUS_TWO) {
+        t += Duration::hours(2);
+    }
+    let (d, time) = (t.date(), t.time());
+    let ms = time.nanosecond() / 1_000_000;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}{}",
+        d.year(),
+        d.month(),
+        d.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        if r.has(PLUS_TWO) { "+02:00" } else { "Z" }
+    );
+}
+
+fn requests_frame(
+    rows: &[u32],
+    reqs: &[Req],
+    teams: &[Team],
+    start: NaiveDateTime,
+    seed: u64,
+) -> PolarsResult<DataFrame> {
     use request::*;
-    let text = |name: &str, f: &dyn Fn(&Req) -> Option<String>| {
+    let rows = || rows.iter().map(|&k| &reqs[k as usize]);
+    let name = |r: &Req| -> &'static str {
+        let route = r.route(teams);
+        let spec = model_spec(route.provider, route.model);
+        if r.has(ALIAS) {
+            spec.aliases[0]
+        } else {
+            spec.model
+        }
+    };
+    let mut buf = String::new();
+    let ids: Vec<String> = rows()
+        .map(|r| format!("req_{:016x}", request_id(seed, u64::from(r.n))))
+        .collect();
+    let times: Vec<String> = rows()
+        .map(|r| {
+            buf.clear();
+            timestamp_text(start, r, &mut buf);
+            buf.clone()
+        })
+        .collect();
+    let tagged = |r: &Req| r.has(TAGGED);
+    let int = |n: &str, f: &dyn Fn(&Req) -> u32| {
         Column::new(
-            name.into(),
-            reqs.iter().map(f).collect::<Vec<Option<String>>>(),
+            n.into(),
+            rows().map(|r| i64::from(f(r))).collect::<Vec<i64>>(),
         )
     };
-    let int = |name: &str, f: &dyn Fn(&Req) -> i64| {
-        Column::new(name.into(), reqs.iter().map(f).collect::<Vec<i64>>())
-    };
     let columns = vec![
-        text(REQUEST_ID, &|r| Some(r.id.clone())),
-        text(TIMESTAMP, &|r| Some(timestamp_text(start, r))),
-        text(PROVIDER, &|r| Some(r.provider.to_string())),
-        text(MODEL, &|r| Some(r.model_logged.to_string())),
-        text(BILLING_SCOPE, &|r| r.scope.map(str::to_string)),
-        text(TEAM, &|r| r.team.map(|t| teams[t].id.clone())),
-        text(USE_CASE, &|r| r.use_case.map(str::to_string)),
+        Column::new(REQUEST_ID.into(), ids),
+        Column::new(TIMESTAMP.into(), times),
+        Column::new(
+            PROVIDER.into(),
+            rows()
+                .map(|r| r.route(teams).provider)
+                .collect::<Vec<&str>>(),
+        ),
+        Column::new(MODEL.into(), rows().map(name).collect::<Vec<&str>>()),
+        Column::new(
+            BILLING_SCOPE.into(),
+            rows()
+                .map(|r| r.route(teams).scope)
+                .collect::<Vec<Option<&str>>>(),
+        ),
+        Column::new(
+            TEAM.into(),
+            rows()
+                .map(|r| tagged(r).then(|| teams[r.team as usize].id.as_str()))
+                .collect::<Vec<Option<&str>>>(),
+        ),
+        Column::new(
+            USE_CASE.into(),
+            rows()
+                .map(|r| {
+                    tagged(r).then(|| teams[r.team as usize].use_cases[r.use_case as usize].name)
+                })
+                .collect::<Vec<Option<&str>>>(),
+        ),
         int(INPUT_TOKENS, &|r| r.input),
         int(CACHED_INPUT_TOKENS, &|r| r.cached),
         int(CACHE_WRITE_TOKENS, &|r| r.cache_write),
         int(OUTPUT_TOKENS, &|r| r.output),
-        text(STATUS, &|r| {
-            Some(if r.error { "error" } else { "ok" }.to_string())
-        }),
+        Column::new(
+            STATUS.into(),
+            rows()
+                .map(|r| if r.has(ERROR) { "error" } else { "ok" })
+                .collect::<Vec<&str>>(),
+        ),
     ];
-    DataFrame::new(reqs.len(), columns)
+    DataFrame::new(rows().len(), columns)
 }
+
+/// Rows per Parquet row group, and rows per batch handed to a writer (a
+/// multiple of it; a file that fits one batch is written in one go).
+const ROW_GROUP: usize = 64 * 1024;
+const BATCH: usize = 16 * ROW_GROUP;
 
 fn write_requests(
     dir: &Path,
-    reqs: &[Req],
+    gen_reqs: &Requests,
     teams: &[Team],
     start: NaiveDateTime,
     args: &Args,
@@ -687,34 +874,77 @@ fn write_requests(
                 .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
         }
     }
+    let rows = &gen_reqs.rows;
     let mut written = Vec::new();
     for k in 0..args.files {
-        let lo = k * reqs.len() / args.files;
-        let hi = (k + 1) * reqs.len() / args.files;
-        let mut df = requests_frame(&reqs[lo..hi], teams, start).map_err(|e| e.to_string())?;
+        let lo = k * rows.len() / args.files;
+        let hi = (k + 1) * rows.len() / args.files;
         let path = dir.join(format!("part-{k:03}.{}", args.format.extension()));
+        let err = |e: PolarsError| format!("cannot write {}: {e}", path.display());
         let file =
             File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let mut out = BufWriter::new(file);
-        let res = match args.format {
-            Format::Parquet => ParquetWriter::new(&mut out)
-                .with_compression(ParquetCompression::Zstd(None))
-                .with_row_group_size(Some(64 * 1024))
-                .finish(&mut df)
-                .map(|_| ()),
-            Format::Csv => CsvWriter::new(&mut out)
-                .include_header(true)
-                .finish(&mut df),
-            Format::Jsonl => JsonWriter::new(&mut out)
-                .with_json_format(JsonFormat::JsonLines)
-                .finish(&mut df),
+        let frame = |lo: usize, hi: usize| {
+            requests_frame(&rows[lo..hi], &gen_reqs.unique, teams, start, args.seed)
+                .map_err(|e| e.to_string())
         };
-        res.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        match args.format {
+            Format::Parquet => {
+                let writer = ParquetWriter::new(&mut out)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .with_row_group_size(Some(ROW_GROUP));
+                if hi - lo <= BATCH {
+                    writer.finish(&mut frame(lo, hi)?).map_err(err)?;
+                } else {
+                    let mut batched = None;
+                    for b in (lo..hi).step_by(BATCH) {
+                        let mut df = frame(b, (b + BATCH).min(hi))?;
+                        if batched.is_none() {
+                            batched = Some(writer_for(&mut out, &df).map_err(err)?);
+                        }
+                        let chunked =
+                            polars::frame::chunk_df_for_writing(&mut df, ROW_GROUP).map_err(err)?;
+                        batched
+                            .as_mut()
+                            .expect("made above")
+                            .write_batch(&chunked)
+                            .map_err(err)?;
+                    }
+                    batched.expect("at least one batch").finish().map_err(err)?;
+                }
+            }
+            Format::Csv | Format::Jsonl => {
+                for b in (lo..hi).step_by(BATCH) {
+                    let mut df = frame(b, (b + BATCH).min(hi))?;
+                    match args.format {
+                        Format::Csv => CsvWriter::new(&mut out)
+                            .include_header(b == lo)
+                            .finish(&mut df),
+                        _ => JsonWriter::new(&mut out)
+                            .with_json_format(JsonFormat::JsonLines)
+                            .finish(&mut df),
+                    }
+                    .map_err(err)?;
+                }
+            }
+        }
         out.flush()
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// A Parquet writer for a file written in several batches, with the same
+/// options as a file written whole.
+fn writer_for<'w, W: Write>(
+    out: &'w mut W,
+    first: &DataFrame,
+) -> PolarsResult<polars::io::parquet::write::BatchedWriter<&'w mut W>> {
+    ParquetWriter::new(out)
+        .with_compression(ParquetCompression::Zstd(None))
+        .with_row_group_size(Some(ROW_GROUP))
+        .batched(first.schema())
 }
 
 // ---------------------------------------------------------------------------
@@ -778,26 +1008,26 @@ struct BillSummary {
 fn write_bill(
     path: &Path,
     reqs: &[Req],
+    teams: &[Team],
     days: &[NaiveDate],
     period_end: NaiveDate,
     rng: &mut Rng,
 ) -> Result<BillSummary, String> {
-    // Logged tokens per cell, duplicates dropped, failed requests included
-    // (the providers bill them).
-    let mut seen = BTreeSet::new();
+    // Logged tokens per cell, duplicates dropped (`reqs` are the distinct
+    // requests), failed requests included (the providers bill them).
     let mut cells: BTreeMap<CellKey, u64> = BTreeMap::new();
     for r in reqs {
-        if billing_provider(r.provider).is_none() || !seen.insert(r.id.as_str()) {
+        let route = r.route(teams);
+        if billing_provider(route.provider).is_none() {
             continue;
         }
-        let day = (r.at_ms / DAY_MS) as usize;
-        let scope = r.scope.unwrap_or("");
-        let tokens = [r.input, r.cached, r.cache_write, r.output];
-        for (ut, &n) in tokens.iter().enumerate() {
+        let day = (i64::from(r.at_ms) / DAY_MS) as usize;
+        let scope = route.scope.unwrap_or("");
+        for (ut, n) in r.tokens().into_iter().enumerate() {
             if n > 0 {
                 *cells
-                    .entry((r.provider, scope, day, r.model, ut))
-                    .or_default() += n as u64;
+                    .entry((route.provider, scope, day, route.model, ut))
+                    .or_default() += n;
             }
         }
     }
@@ -1030,11 +1260,73 @@ fn write_catalog(path: &Path) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------
+// The policy
+// ---------------------------------------------------------------------------
+
+/// `chargeback.toml` for the month: sources in `out` (as an absolute path,
+/// so the policy works from any folder), outputs under `out/closed/`, and
+/// every team under `[teams]`, cycling through the three chargeback models.
+fn write_policy(out: &Path, teams: &[Team], format: Format) -> Result<(), String> {
+    let dir =
+        fs::canonicalize(out).map_err(|e| format!("cannot resolve {}: {e}", out.display()))?;
+    let dir = dir.to_str().ok_or("the output folder is not UTF-8")?;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut text = format!(
+        "# Written by `generate_month --policy` for the synthetic month in this folder.\n\n\
+         [organization]\n\
+         name = \"Example Corp AI Platform\"\n\
+         address = [\"1 Main Street\", \"Springfield\"]\n\
+         invoice_prefix = \"CB\"\n\
+         currency = \"USD\"\n\
+         payment_terms_days = 30\n\n\
+         [sources]\n\
+         requests = [{}]\n\
+         billing = [{{ url = {}, format = \"focus\" }}]\n\
+         catalog = {}\n\n\
+         [output]\n\
+         url = {}\n\n\
+         [reconciliation]\n\
+         unattributed = \"report\"\n\
+         failed_requests = \"bill\"\n\
+         min_coverage = \"0.98\"\n\
+         max_price_variance = \"0.05\"\n\n\
+         [chargeback]\n\
+         model = \"tiered\"\n\
+         platform_fee_rate = \"0.15\"\n\
+         tier_mode = \"volume\"\n\
+         tiers = [\n\
+         \x20 {{ name = \"experimental\", up_to_mtokens = 10, markup = \"0.50\" }},\n\
+         \x20 {{ name = \"standard\", up_to_mtokens = 100, markup = \"0.20\" }},\n\
+         \x20 {{ name = \"enterprise\", markup = \"0.10\" }},\n\
+         ]\n",
+        quote(&format!("{dir}/requests/*.{}", format.extension())),
+        quote(&format!("{dir}/billing/focus-{{period}}.csv")),
+        quote(&format!("{dir}/model-catalog.json")),
+        quote(&format!("{dir}/closed/{{period}}/")),
+    );
+    for (k, team) in teams.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[teams.{}]\nname = {}\ncost_center = \"CC-{:04}\"\n",
+            quote(&team.id),
+            quote(&team.id),
+            1000 + k
+        ));
+        text.push_str(match k % 3 {
+            0 => "model = \"tiered\"\n",
+            1 => "model = \"cost_plus\"\nmarkup = \"0.20\"\nfixed_fee = \"250.00\"\n",
+            _ => "model = \"pass_through\"\n",
+        });
+    }
+    let path = out.join("chargeback.toml");
+    fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy)]
-enum Format {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
     Parquet,
     Csv,
     Jsonl,
@@ -1050,31 +1342,42 @@ impl Format {
     }
 }
 
-struct Args {
-    out: PathBuf,
-    rows: usize,
-    teams: usize,
-    seed: u64,
-    year: i32,
-    month: u32,
-    files: usize,
-    format: Format,
-    verbose: bool,
+/// What to generate; [`Args::new`] gives the command line's defaults.
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub out: PathBuf,
+    pub rows: usize,
+    pub teams: usize,
+    pub seed: u64,
+    pub year: i32,
+    pub month: u32,
+    pub files: usize,
+    pub format: Format,
+    /// Also write `chargeback.toml`, a policy for the month naming every team.
+    pub policy: bool,
+    pub verbose: bool,
+}
+
+impl Args {
+    pub fn new(out: impl Into<PathBuf>) -> Args {
+        Args {
+            out: out.into(),
+            rows: 20_000,
+            teams: 8,
+            seed: 42,
+            year: 2025,
+            month: 1,
+            files: 4,
+            format: Format::Parquet,
+            policy: false,
+            verbose: false,
+        }
+    }
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
     let mut out = None;
-    let mut args = Args {
-        out: PathBuf::new(),
-        rows: 20_000,
-        teams: 8,
-        seed: 42,
-        year: 2025,
-        month: 1,
-        files: 4,
-        format: Format::Parquet,
-        verbose: false,
-    };
+    let mut args = Args::new(PathBuf::new());
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -1082,6 +1385,10 @@ fn parse_args() -> Result<Option<Args>, String> {
         }
         if flag == "--verbose" {
             args.verbose = true;
+            continue;
+        }
+        if flag == "--policy" {
+            args.policy = true;
             continue;
         }
         let (name, inline) = match flag.split_once('=') {
@@ -1136,7 +1443,25 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-fn run(args: &Args) -> Result<(), String> {
+/// What [`generate`] wrote.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    /// Request-log rows, duplicates included.
+    pub rows: usize,
+    pub duplicates: usize,
+    pub files: Vec<PathBuf>,
+    /// Distinct requests (every row but the duplicates) and their tokens
+    /// per class (input, cached input, cache write, output).
+    pub requests: usize,
+    pub tokens: [u64; 4],
+    pub bill_lines: usize,
+    /// Billed usage, and with the tax and credit lines.
+    pub usage_total: Decimal,
+    pub all_total: Decimal,
+}
+
+/// Writes the month `args` describes.
+pub fn generate(args: &Args) -> Result<Generated, String> {
     let first = NaiveDate::from_ymd_opt(args.year, args.month, 1).ok_or("invalid period")?;
     let next = if args.month == 12 {
         NaiveDate::from_ymd_opt(args.year + 1, 1, 1)
@@ -1144,6 +1469,9 @@ fn run(args: &Args) -> Result<(), String> {
         NaiveDate::from_ymd_opt(args.year, args.month + 1, 1)
     }
     .ok_or("invalid period")?;
+    if args.rows > u32::MAX as usize {
+        return Err(format!("`--rows` can be at most {}", u32::MAX));
+    }
     let days: Vec<NaiveDate> = first.iter_days().take_while(|d| *d < next).collect();
     let start = first.and_hms_opt(0, 0, 0).expect("midnight");
     let period = format!("{:04}-{:02}", args.year, args.month);
@@ -1153,7 +1481,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut bill_rng = Rng::new(args.seed, 3);
 
     let teams = build_teams(args.teams, &mut world_rng);
-    let (reqs, dups) = generate_requests(args, &teams, &days, &mut request_rng);
+    let reqs = generate_requests(args, &teams, &days, &mut request_rng);
 
     fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
@@ -1162,24 +1490,47 @@ fn run(args: &Args) -> Result<(), String> {
     fs::create_dir_all(&billing_dir)
         .map_err(|e| format!("cannot create {}: {e}", billing_dir.display()))?;
     let bill_path = billing_dir.join(format!("focus-{period}.csv"));
-    let bill = write_bill(&bill_path, &reqs, &days, next, &mut bill_rng)?;
+    let bill = write_bill(&bill_path, &reqs.unique, &teams, &days, next, &mut bill_rng)?;
     write_catalog(&args.out.join("model-catalog.json"))?;
+    if args.policy {
+        write_policy(&args.out, &teams, args.format)?;
+    }
 
     if args.verbose {
-        report_teams(&reqs, &teams);
+        report_teams(&reqs.unique, &teams);
         eprintln!("coverage gaps on: {}", bill.gaps.join(", "));
     }
+    let mut tokens = [0u64; 4];
+    for r in &reqs.unique {
+        for (t, n) in r.tokens().into_iter().enumerate() {
+            tokens[t] += n;
+        }
+    }
+    Ok(Generated {
+        rows: reqs.rows.len(),
+        duplicates: reqs.dups,
+        requests: reqs.unique.len(),
+        tokens,
+        files,
+        bill_lines: bill.lines,
+        usage_total: bill.usage_total,
+        all_total: bill.all_total,
+    })
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let g = generate(args)?;
     println!(
         "wrote {} request rows ({} duplicates) in {} {} files and {} FOCUS lines to {}; \
          billed usage total USD {} (with tax and credit USD {})",
-        reqs.len(),
-        dups,
-        files.len(),
+        g.rows,
+        g.duplicates,
+        g.files.len(),
         args.format.extension(),
-        bill.lines,
+        g.bill_lines,
         args.out.display(),
-        bill.usage_total,
-        bill.all_total
+        g.usage_total,
+        g.all_total
     );
     Ok(())
 }
@@ -1187,26 +1538,26 @@ fn run(args: &Args) -> Result<(), String> {
 /// Per team: requests, tokens and cost at contracted prices (list prices
 /// for providers without a bill), to help write budgets.
 fn report_teams(reqs: &[Req], teams: &[Team]) {
-    let mut seen = BTreeSet::new();
     let mut by_team: BTreeMap<String, (u64, u64, Decimal)> = BTreeMap::new();
     for r in reqs {
-        if !seen.insert(r.id.as_str()) {
-            continue;
-        }
-        let spec = model_spec(r.provider, r.model);
-        let tokens = [r.input, r.cached, r.cache_write, r.output];
+        let route = r.route(teams);
+        let spec = model_spec(route.provider, route.model);
+        let tokens = r.tokens();
         let mut cost = Decimal::ZERO;
         for (ut, &n) in tokens.iter().enumerate() {
             let list = dec(list_price(spec, ut));
-            let price = billing_provider(r.provider).map_or(list, |bp| contracted_price(bp, list));
-            cost += Decimal::from(n as u64) * price / million();
+            let price =
+                billing_provider(route.provider).map_or(list, |bp| contracted_price(bp, list));
+            cost += Decimal::from(n) * price / million();
         }
-        let team = r
-            .team
-            .map_or(request::UNTAGGED_TEAM.to_string(), |t| teams[t].id.clone());
+        let team = if r.has(TAGGED) {
+            teams[r.team as usize].id.clone()
+        } else {
+            request::UNTAGGED_TEAM.to_string()
+        };
         let e = by_team.entry(team).or_default();
         e.0 += 1;
-        e.1 += tokens.iter().sum::<i64>() as u64;
+        e.1 += tokens.iter().sum::<u64>();
         e.2 += cost;
     }
     let mut rows: Vec<_> = by_team.into_iter().collect();

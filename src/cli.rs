@@ -38,9 +38,13 @@ pub struct MonthArgs {
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
 
-    /// Print nothing but errors
+    /// Print nothing but errors (and no progress bars)
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Print each stage's wall time to stderr
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub mod invoice;
 pub mod manifest;
 pub mod money;
 pub mod period;
+pub mod progress;
 pub mod publish;
 pub mod reconcile;
 pub mod render;

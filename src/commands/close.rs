@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
+use rayon::prelude::*;
 
 use crate::attribute::{TeamUsage, attribute};
 use crate::budget::{BudgetLevel, budget_status};
@@ -45,6 +46,7 @@ pub struct MonthRequest<'a> {
 
 pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let period = req.period;
+    let stage = ctx.progress.stage("policy, catalog, inputs listed");
     let policy_text = ctx.store.read_text(req.config).map_err(|e| match e {
         // The policy is named on the command line, not in [sources].
         Error::Input { .. } if e.hint().is_some_and(|h| h.contains("[sources]")) => {
@@ -88,6 +90,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     // One order whatever the order of the policy's list.
     request_sources.sort_by(|a, b| a.url.cmp(&b.url));
     request_sources.dedup_by(|a, b| a.url == b.url);
+    stage.done();
     let log = load_requests(
         ctx,
         &request_sources,
@@ -97,6 +100,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         policy.reconciliation.failed_requests,
     )?;
 
+    let stage = ctx.progress.stage("bills");
     let mut lines: Vec<BilledLine> = Vec::new();
     let mut billing_quarantine: Vec<QuarantinedRow> = Vec::new();
     let mut billing_rows = 0u64;
@@ -137,11 +141,13 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     billing_urls.dedup();
     // Cost lines without model or quantity, cut by the provider's usage.
     let lines = usage_report::refine(lines, &reported_usage, &catalog);
+    stage.done();
 
     let tol = Tolerances {
         min_coverage: policy.reconciliation.min_coverage,
         max_price_variance: policy.reconciliation.max_price_variance,
     };
+    let stage = ctx.progress.stage("reconcile, attribute, charge back");
     let rec = reconcile(&lines, &log.cells, &catalog, tol);
     let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
@@ -266,21 +272,47 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         bill_sources: &bill_sources,
     });
 
+    stage.done();
+    let stage = ctx.progress.stage("render invoices (HTML, PDF)");
     let renderer = HtmlRenderer::new(ctx, policy.output.templates.as_deref())?;
     let pdf = PdfRenderer::new(ctx, policy.output.templates.as_deref());
     let mut outputs = Outputs::default();
-    for inv in &month.invoices {
-        outputs.add(
-            format!("invoices/{}.html", inv.file),
-            renderer.invoice(&month, inv)?.into_bytes(),
-        );
-        outputs.add(
-            format!("invoices/{}.pdf", inv.file),
-            pdf.invoice(&month, inv)?,
-        );
+    // Every document on the cores there are, added in the same order (and
+    // the first error in that order) as one by one.
+    stage.set_total(month.invoices.len() as u64 + 1);
+    let done = stage.counter();
+    let render = |inv: &crate::invoice::Invoice| -> Result<(Vec<u8>, Vec<u8>)> {
+        let html = renderer.invoice(&month, inv)?.into_bytes();
+        let doc = pdf.invoice(&month, inv)?;
+        done.inc(1);
+        Ok((html, doc))
+    };
+    let render_summary = || -> Result<(Vec<u8>, Vec<u8>)> {
+        let html = renderer.summary(&month)?.into_bytes();
+        let doc = pdf.summary(&month)?;
+        done.inc(1);
+        Ok((html, doc))
+    };
+    // Typesetting recurses deeply: threads get a large stack.
+    let (invoices, summary): (Vec<_>, _) =
+        match rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build() {
+            Ok(pool) => pool.join(
+                || month.invoices.par_iter().map(render).collect(),
+                render_summary,
+            ),
+            Err(_) => (
+                month.invoices.iter().map(render).collect(),
+                render_summary(),
+            ),
+        };
+    for (inv, rendered) in month.invoices.iter().zip(invoices) {
+        let (html, doc) = rendered?;
+        outputs.add(format!("invoices/{}.html", inv.file), html);
+        outputs.add(format!("invoices/{}.pdf", inv.file), doc);
     }
-    outputs.add("summary.html", renderer.summary(&month)?.into_bytes());
-    outputs.add("summary.pdf", pdf.summary(&month)?);
+    let (html, doc) = summary?;
+    outputs.add("summary.html", html);
+    outputs.add("summary.pdf", doc);
     outputs.add_json("invoices.json", &month);
     outputs.add_json(
         "budgets.json",
@@ -307,10 +339,20 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         );
     }
 
-    let mut inputs: Vec<ObjectRecord> = Vec::new();
-    for url in request_sources.iter().map(|s| &s.url).chain(&billing_urls) {
-        inputs.push(ctx.store.record(url)?);
-    }
+    stage.done();
+    let stage = ctx.progress.stage("hash inputs for the manifest");
+    let urls: Vec<&String> = request_sources
+        .iter()
+        .map(|s| &s.url)
+        .chain(&billing_urls)
+        .collect();
+    let inputs = urls
+        .par_iter()
+        .map(|url| ctx.store.record(url))
+        .collect::<Vec<Result<ObjectRecord>>>()
+        .into_iter()
+        .collect::<Result<Vec<ObjectRecord>>>()?;
+    stage.done();
     let manifest = Manifest {
         tool: env!("CARGO_PKG_NAME").into(),
         version: env!("CARGO_PKG_VERSION").into(),

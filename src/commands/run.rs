@@ -10,12 +10,14 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::manifest::Manifest;
 use crate::period::Period;
+use crate::progress::Progress;
 use crate::publish::{PublishOptions, publish_with};
 use crate::render::html::group_digits;
 use crate::store::join;
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let (period, as_of) = parse_month(&args.month)?;
+    let ctx = &ctx.with_progress(Progress::for_stderr(args.month.quiet, args.month.timings));
     if let Some(url) = &args.pin_manifest {
         ctx.store.pin_to_manifest(url);
     }
@@ -34,6 +36,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     if let Some(url) = &args.pin_manifest {
         check_pinned_inputs(ctx, url, &closed.manifest)?;
     }
+    let stage = ctx.progress.stage("publish");
     publish_with(
         ctx,
         &out,
@@ -41,6 +44,8 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         &closed.manifest,
         PublishOptions { force: args.force },
     )?;
+    stage.done();
+    ctx.progress.finish();
     if !args.month.quiet {
         print!("{}", report(&closed, &format!("closed {period} → {out}")));
     }

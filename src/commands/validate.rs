@@ -5,9 +5,11 @@ use super::run::{parse_month, report};
 use crate::cli::MonthArgs;
 use crate::context::Context;
 use crate::error::Result;
+use crate::progress::Progress;
 
 pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     let (period, as_of) = parse_month(args)?;
+    let ctx = &ctx.with_progress(Progress::for_stderr(args.quiet, args.timings));
     let closed = close_month(
         ctx,
         &MonthRequest {
@@ -16,6 +18,7 @@ pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
             as_of,
         },
     )?;
+    ctx.progress.finish();
     if !args.quiet {
         print!(
             "{}",

@@ -1,10 +1,39 @@
 //! Tagged request logs in the canonical schema (DESIGN §3.1), as CSV,
 //! Parquet or JSON lines: checked row by row, de-duplicated exactly by
 //! `request_id`, resolved through the catalog and summed into usage cells.
+//!
+//! A month of 100M rows streams through in two scans (three when some rows
+//! must be named in the quarantine), never holding the rows in memory:
+//!
+//! 1. **ids** ([`plain_ids`]): only `request_id` is read. Each id is hashed
+//!    to 44 bits; the keys are filed by their top 12 bits into 4096
+//!    buckets (4 bytes a row) and by row position (8 bytes a row). A key
+//!    seen twice makes its ids *candidate* duplicates: every true duplicate,
+//!    and the odd collision. What is kept is one bit per row: "id present,
+//!    no candidate".
+//! 2. **usage** ([`scan_usage`]): every column is read once, and each
+//!    morsel is folded in the scan's own threads: rows that pass the row
+//!    checks and have that bit are summed by their raw key values; every
+//!    other row (failed checks, candidates) is kept whole. The candidates
+//!    are then de-duplicated exactly ([`MonthUsage::add_details`]), by the
+//!    full id text in file order, so a hash collision costs a string
+//!    compare and never a request.
+//! 3. **listing** ([`list_bad_rows`]), only when a group's key values fail
+//!    a check (a model the catalog does not know, an unknown status): those
+//!    rows are read again to name each one in the quarantine.
+//!
+//! Text is normalised (trimmed, lower-cased, defaulted) and resolved
+//! through the catalog once per distinct group, not per row. The result is
+//! the same, to the byte, as checking, de-duplicating and resolving every
+//! row in file order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex};
 
+use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::litellm::SOURCE_LINE;
@@ -14,6 +43,7 @@ use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::period::Period;
+use crate::progress::Counter;
 use crate::schema::request::*;
 use crate::schema::work;
 
@@ -55,6 +85,18 @@ pub struct RequestSource {
     pub file_format: Option<FileFormat>,
 }
 
+// Working columns of this module only (never written to an output).
+/// A row's place in its source's frame: the order duplicates are judged in.
+const SEQ: &str = "__seq";
+/// The raw timestamp as text, for messages.
+const TIMESTAMP_TEXT: &str = "__timestamp_text";
+/// True when the row passed the row checks and its id is no candidate.
+const PLAIN: &str = "__plain";
+
+fn raw_token(c: &str) -> String {
+    format!("__raw_{c}")
+}
+
 pub fn load_requests(
     ctx: &Context,
     sources: &[RequestSource],
@@ -82,115 +124,44 @@ pub fn load_requests(
         .with_hint("a value may not match its column's type; check the files named")
     };
     let all = concat(frames, UnionArgs::default()).map_err(polars_err)?;
-    let (reason, column) = row_checks();
-    let all = all.with_columns([reason.alias(work::REASON), column.alias(work::COLUMN)]);
 
-    let bad = all.clone().filter(col(work::REASON).is_not_null()).select([
-        col(work::SOURCE),
-        col(work::ROW),
-        col(work::COLUMN),
-        col(work::REASON),
-    ]);
-    let good = all
-        .filter(col(work::REASON).is_null())
-        .with_column(col(REQUEST_ID).is_first_distinct().alias("__first"));
-    let dups = good.clone().filter(col("__first").not()).select([
-        col(work::SOURCE),
-        col(work::ROW),
-        lit(REQUEST_ID).alias(work::COLUMN),
-        concat_str(
-            [
-                lit("duplicate `request_id` `"),
-                col(REQUEST_ID),
-                lit("`; the first row with it was kept"),
-            ],
-            "",
-            false,
-        )
-        .alias(work::REASON),
-    ]);
-    let resolved = good
-        .filter(col("__first"))
-        .with_column(resolve_models(catalog).alias(work::RESOLVED_MODEL));
-    let unknown = resolved
-        .clone()
-        .filter(col(work::RESOLVED_MODEL).is_null())
-        .select([
-            col(work::SOURCE),
-            col(work::ROW),
-            lit(MODEL).alias(work::COLUMN),
-            concat_str(
-                [
-                    lit("model `"),
-                    col(MODEL),
-                    lit("` of provider `"),
-                    col(PROVIDER),
-                    lit("` is not in the catalog"),
-                ],
-                "",
-                false,
-            )
-            .alias(work::REASON),
-        ]);
+    let stage = ctx.progress.stage("requests: find duplicate ids");
+    let (plain, rows) =
+        plain_ids(all.clone(), sources.len(), stage.counter()).map_err(polars_err)?;
+    let plain = Arc::new(plain);
+    stage.done();
 
-    let quarantine_df = concat(
-        [bad, dups.with_column(lit(true).alias("__dup")), unknown],
-        UnionArgs {
-            diagonal: true,
-            ..Default::default()
-        },
-    )
-    .map_err(polars_err)?
-    .collect()
-    .map_err(polars_err)?;
+    let stage = ctx.progress.stage("requests: check and sum rows");
+    stage.set_total(rows);
+    let usage = scan_usage(all.clone(), plain.clone(), stage.counter()).map_err(polars_err)?;
+    stage.done();
 
-    let usage_df = resolved
-        .filter(col(work::RESOLVED_MODEL).is_not_null())
-        .with_columns([
-            col(work::DAY)
-                .gt_eq(lit(period.start()))
-                .and(col(work::DAY).lt(lit(period.end())))
-                .alias("__in_period"),
-            col(STATUS).eq(lit("error")).alias(work::IS_ERROR),
-        ])
-        .group_by([
-            col(PROVIDER),
-            col(BILLING_SCOPE),
-            col(work::DAY),
-            col(work::RESOLVED_MODEL),
-            col(TEAM),
-            col(USE_CASE),
-            col("__in_period"),
-            col(work::IS_ERROR),
-        ])
-        .agg([
-            col(INPUT_TOKENS).sum(),
-            col(CACHED_INPUT_TOKENS).sum(),
-            col(CACHE_WRITE_TOKENS).sum(),
-            col(OUTPUT_TOKENS).sum(),
-            len().alias(work::REQUESTS),
-        ])
-        .collect()
-        .map_err(polars_err)?;
+    let stage = ctx.progress.stage("requests: de-duplicate and resolve");
+    let mut month = MonthUsage::new(catalog, period, failed);
+    let any_bad = month.add_groups(usage.groups);
+    month.add_details(usage.details, sources);
+    stage.done();
 
-    let mut stats = RequestStats::default();
-    let quarantine = quarantine_rows(&quarantine_df, sources, &mut stats).map_err(polars_err)?;
-    let cells = usage_cells(&usage_df, period, failed, &mut stats).map_err(polars_err)?;
-    stats.spans_skipped = spans_skipped;
-    stats.rows_read = stats.quarantined
-        + stats.duplicates
-        + stats.outside_period
-        + stats.failed_excluded
-        + stats.used;
-    Ok(RequestLog {
-        cells,
-        quarantine,
-        stats,
-    })
+    if any_bad {
+        let stage = ctx.progress.stage("requests: list quarantined rows");
+        let rows = list_bad_rows(all, plain, Arc::new(catalog.clone())).map_err(polars_err)?;
+        month.add_bad_rows(&rows, sources).map_err(polars_err)?;
+        stage.done();
+    }
+    let mut log = month.finish();
+    log.stats.spans_skipped = spans_skipped;
+    Ok(log)
 }
 
-/// One file's rows, renamed and typed to the canonical schema, with
-/// enough of the raw text kept to say what was wrong with a value.
+// ---------------------------------------------------------------------------
+// Reading: one lazy frame per source, raw text kept
+// ---------------------------------------------------------------------------
+
+/// One file's rows under canonical names, typed only as far as is cheap:
+/// key columns stay raw text (normalised later, once per group), tokens
+/// become integers, the timestamp a UTC day, and `__plain` says whether the
+/// row may be summed without looking at it again (the id flag is added by
+/// the scans, which know the candidates).
 fn normalize(
     ctx: &Context,
     index: u32,
@@ -235,28 +206,21 @@ fn normalize(
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
         )));
     }
-    let text = |c: &str| -> Expr {
-        if schema.contains(c) {
-            let e = col(c).cast(DataType::String).str().strip_chars(lit(NULL));
-            when(e.clone().eq(lit("")))
-                .then(lit(NULL).cast(DataType::String))
-                .otherwise(e)
-        } else {
-            lit(NULL).cast(DataType::String)
+    // A column as text, untouched; null when the file has no such column.
+    let raw = |c: &str| -> Expr {
+        match schema.get(c) {
+            Some(DataType::String) => col(c),
+            Some(_) => col(c).cast(DataType::String),
+            None => lit(NULL).cast(DataType::String),
         }
     };
     let day = match schema.get(TIMESTAMP) {
-        Some(DataType::String) => col(TIMESTAMP).map(
-            |c| {
-                let ca = c.str()?;
-                let days: Int32Chunked = ca
-                    .iter()
-                    .map(|v| v.and_then(time::utc_day).map(days_since_epoch))
-                    .collect();
-                Ok(days.with_name(c.name().clone()).into_date().into_column())
-            },
-            |_, f| Ok(Field::new(f.name().clone(), DataType::Date)),
-        ),
+        Some(DataType::String) => per_row(col(TIMESTAMP), work::DAY, DataType::Date, |c| {
+            let ca = c.str()?;
+            let mut parse = time::EpochDays::default();
+            let days: Int32Chunked = ca.iter().map(|v| v.and_then(|t| parse.day(t))).collect();
+            Ok(days.with_name(work::DAY.into()).into_date().into_column())
+        }),
         Some(DataType::Datetime(_, Some(_))) => col(TIMESTAMP)
             .dt()
             .convert_time_zone(TimeZone::UTC)
@@ -272,253 +236,1280 @@ fn normalize(
         }
         None => unreachable!("checked above"),
     };
-    let status = text(STATUS).str().to_lowercase();
-    let status = when(
-        status
-            .clone()
-            .is_null()
-            .or(status.clone().eq(lit("success"))),
-    )
-    .then(lit("ok"))
-    .when(
-        status
-            .clone()
-            .eq(lit("failure"))
-            .or(status.clone().eq(lit("failed"))),
-    )
-    .then(lit("error"))
-    .otherwise(status);
     let mut exprs = vec![
         lit(index).alias(work::SOURCE),
         col(work::ROW),
-        text(REQUEST_ID).alias(REQUEST_ID),
-        text(TIMESTAMP).alias("__timestamp_text"),
-        day.alias(work::DAY),
-        text(PROVIDER).str().to_lowercase().alias(PROVIDER),
-        text(MODEL).alias(MODEL),
-        text(BILLING_SCOPE).fill_null(lit("")).alias(BILLING_SCOPE),
-        text(TEAM).fill_null(lit(UNTAGGED_TEAM)).alias(TEAM),
-        text(USE_CASE).fill_null(lit(NO_USE_CASE)).alias(USE_CASE),
-        status.alias(STATUS),
+        col(SEQ),
+        raw(REQUEST_ID).alias(REQUEST_ID),
+        // Text, for messages about rows whose timestamp is no time (a
+        // datetime column only ever lacks one).
+        match schema.get(TIMESTAMP) {
+            Some(DataType::String) => col(TIMESTAMP),
+            _ => lit(NULL).cast(DataType::String),
+        }
+        .alias(TIMESTAMP_TEXT),
+        day.clone().alias(work::DAY),
+        raw(PROVIDER).alias(PROVIDER),
+        raw(MODEL).alias(MODEL),
+        raw(BILLING_SCOPE).alias(BILLING_SCOPE),
+        raw(TEAM).alias(TEAM),
+        raw(USE_CASE).alias(USE_CASE),
+        raw(STATUS).alias(STATUS),
     ];
+    // Row checks that need no text work: a timestamp that is no time, a
+    // token count that is missing, no whole number or negative. (Missing
+    // ids are found with the candidates; key values are checked per group.)
+    let mut ok = day.is_not_null();
     for c in TOKEN_COLUMNS {
-        let raw = text(c);
-        exprs.push(raw.clone().alias(format!("__{c}_text")));
-        exprs.push(raw.cast(DataType::Int64).alias(c));
+        let required = c == INPUT_TOKENS || c == OUTPUT_TOKENS;
+        let (value, bad) = match schema.get(c) {
+            None => (lit(NULL).cast(DataType::Int64), lit(false)),
+            Some(dt) if dt.is_integer() => {
+                let value = col(c).cast(DataType::Int64);
+                let mut bad = value.clone().lt(lit(0i64));
+                if required {
+                    bad = bad.or(col(c).is_null());
+                }
+                if matches!(dt, DataType::UInt64) {
+                    // Beyond i64: not a count we can hold.
+                    bad = bad.or(col(c).is_not_null().and(value.clone().is_null()));
+                }
+                (value, bad)
+            }
+            Some(_) => {
+                let text = text(raw(c));
+                let value = text.clone().cast(DataType::Int64);
+                let mut bad = value
+                    .clone()
+                    .lt(lit(0i64))
+                    .or(text.clone().is_not_null().and(value.clone().is_null()));
+                if required {
+                    bad = bad.or(text.is_null());
+                }
+                (value, bad)
+            }
+        };
+        // (A comparison with a missing count is null: not bad by itself.)
+        ok = ok.and(bad.fill_null(lit(false)).not());
+        exprs.push(value.alias(c));
+        // The count as written, for messages: integers other than u64
+        // always fit, so their text is the value's (no per-row cast).
+        exprs.push(
+            match schema.get(c) {
+                Some(dt) if dt.is_integer() && !matches!(dt, DataType::UInt64) => {
+                    lit(NULL).cast(DataType::String)
+                }
+                _ => raw(c),
+            }
+            .alias(raw_token(c)),
+        );
     }
+    // Whatever is not surely fine is looked at row by row.
+    exprs.push(ok.fill_null(lit(false)).alias(PLAIN));
     // Adapters that do not keep one row per line say which line a row
     // came from; the rest are numbered in file order.
     let lf = if schema.contains(SOURCE_LINE) {
-        lf.with_column(col(SOURCE_LINE).cast(IDX_DTYPE).alias(work::ROW))
+        lf.with_row_index(SEQ, None)
+            .with_column(col(SOURCE_LINE).cast(IDX_DTYPE).alias(work::ROW))
     } else {
         lf.with_row_index(work::ROW, Some(1))
+            .with_column(col(work::ROW).alias(SEQ))
     };
     Ok((lf.select(exprs), skipped))
 }
 
-fn days_since_epoch(d: chrono::NaiveDate) -> i32 {
-    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+/// Trimmed text, null when empty.
+fn text(e: Expr) -> Expr {
+    let e = e.str().strip_chars(lit(NULL));
+    when(e.clone().eq(lit("")))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(e)
 }
 
-/// The first failed check of a row, as (reason, column); null when none.
-fn row_checks() -> (Expr, Expr) {
-    let quoted =
-        |msg: &str, c: &str| concat_str([lit(msg.to_string()), col(c), lit("`")], "", false);
-    let mut checks: Vec<(Expr, Expr, &str)> = vec![
-        (
-            col(REQUEST_ID).is_null(),
-            lit(format!("missing `{REQUEST_ID}`")),
-            REQUEST_ID,
-        ),
-        (
-            col("__timestamp_text").is_null(),
-            lit(format!("missing `{TIMESTAMP}`")),
-            TIMESTAMP,
-        ),
-        (
-            col(work::DAY).is_null(),
-            quoted("`timestamp` is not an RFC 3339 time: `", "__timestamp_text"),
-            TIMESTAMP,
-        ),
-        (
-            col(PROVIDER).is_null(),
-            lit(format!("missing `{PROVIDER}`")),
-            PROVIDER,
-        ),
-        (
-            col(MODEL).is_null(),
-            lit(format!("missing `{MODEL}`")),
-            MODEL,
-        ),
-    ];
-    for c in TOKEN_COLUMNS {
-        let raw = format!("__{c}_text");
-        if c == INPUT_TOKENS || c == OUTPUT_TOKENS {
-            checks.push((col(&raw).is_null(), lit(format!("missing `{c}`")), c));
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+}
+
+// ---------------------------------------------------------------------------
+// Pass 1: candidate duplicate ids
+// ---------------------------------------------------------------------------
+
+/// Bits of an id's hash that pick its bucket.
+const BUCKET_BITS: u32 = 12;
+
+/// The 44 bits of an id's hash that decide whether it is a candidate: the
+/// top 12 pick the bucket, the next 32 are stored.
+fn id_key(id: &str) -> u64 {
+    id_hash(id.as_bytes()) >> 20
+}
+
+/// A fast 64-bit hash of a byte string (multiply-fold over 8-byte words,
+/// SplitMix64 finish). Collisions only ever cost a string compare.
+fn id_hash(bytes: &[u8]) -> u64 {
+    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+    const K2: u64 = 0xD6E8_FEB8_6659_FD93;
+    let fold = |a: u64, b: u64| {
+        let p = u128::from(a).wrapping_mul(u128::from(b));
+        (p as u64) ^ ((p >> 64) as u64)
+    };
+    let mut h = (bytes.len() as u64).wrapping_mul(K1);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = fold(h ^ v, K2);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = fold(h ^ u64::from_le_bytes(last), K1);
+    }
+    let mut z = h;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The trimmed id, or `None` when it is missing or blank.
+fn trimmed_id(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A row position never filled, and a row without an id.
+const UNSET: u64 = u64::MAX;
+const NO_ID: u64 = u64::MAX - 1;
+
+/// Pass 1: reads only `request_id` (and row positions). Every id is hashed
+/// to a 44-bit key ([`id_key`]); keys seen twice make their ids candidate
+/// duplicates (every true duplicate, and the odd collision). The result
+/// says, by source and row position, which rows have an id that is present
+/// and no candidate. Holds 12 bytes a row while it works (each row's key by
+/// position, and the key again in its bucket), one bit a row after. Also
+/// returns the rows read.
+fn plain_ids(all: LazyFrame, n_sources: usize, progress: Counter) -> PolarsResult<(PlainIds, u64)> {
+    #[derive(Default)]
+    struct Seen {
+        /// Per source, each row's key by position (`__seq`).
+        keys: Vec<Vec<u64>>,
+        /// Keys by their top 12 bits, the next 32 kept.
+        buckets: Vec<Vec<u32>>,
+        rows: u64,
+    }
+    let seen = Arc::new(Mutex::new(Seen {
+        keys: vec![Vec::new(); n_sources],
+        buckets: vec![Vec::new(); 1 << BUCKET_BITS],
+        rows: 0,
+    }));
+    let sink = seen.clone();
+    // Each morsel is hashed and split by bucket in the scan's threads; the
+    // shared part only copies runs.
+    let file = move |df: DataFrame| -> PolarsResult<DataFrame> {
+        let n = df.height();
+        let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
+        let seq = df.column(SEQ)?.cast(&DataType::UInt64)?;
+        let (src, seq) = (src.u32()?, seq.u64()?);
+        let ids = df.column(REQUEST_ID)?.str()?;
+        let keys: Vec<u64> = ids
+            .iter()
+            .map(|v| trimmed_id(v).map_or(NO_ID, id_key))
+            .collect();
+        // Counting sort of the present keys by bucket.
+        let mut starts = vec![0usize; (1 << BUCKET_BITS) + 1];
+        for &k in keys.iter().filter(|&&k| k != NO_ID) {
+            starts[(k >> 32) as usize + 1] += 1;
         }
-        checks.push((
-            col(&raw).is_not_null().and(col(c).is_null()),
-            quoted(&format!("`{c}` is not a whole number: `"), &raw),
-            c,
-        ));
-        checks.push((
-            col(c).lt(lit(0i64)),
-            quoted(&format!("`{c}` is negative: `"), &raw),
-            c,
-        ));
-    }
-    checks.push((
-        col(STATUS)
-            .neq(lit("ok"))
-            .and(col(STATUS).neq(lit("error"))),
-        quoted("`status` must be `ok` or `error`, not `", STATUS),
-        STATUS,
-    ));
-    let mut reason = lit(NULL).cast(DataType::String);
-    let mut column = lit(NULL).cast(DataType::String);
-    for (cond, msg, c) in checks.into_iter().rev() {
-        reason = when(cond.clone()).then(msg).otherwise(reason);
-        column = when(cond).then(lit(c)).otherwise(column);
-    }
-    (reason, column)
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let mut filed = vec![0u32; starts[1 << BUCKET_BITS]];
+        let mut next = starts.clone();
+        for &k in keys.iter().filter(|&&k| k != NO_ID) {
+            let b = (k >> 32) as usize;
+            filed[next[b]] = k as u32;
+            next[b] += 1;
+        }
+        // A morsel is a run of rows of one source, in order.
+        let (first_src, first_seq) = (src.get(0).unwrap_or(0), seq.get(0).unwrap_or(0));
+        let run = src
+            .iter()
+            .zip(seq.iter())
+            .zip(first_seq..)
+            .all(|((s, q), want)| s == Some(first_src) && q == Some(want));
+        progress.inc(n as u64);
+        let mut seen = sink
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a scan thread panicked"))?;
+        let seen = &mut *seen;
+        for (b, bucket) in seen.buckets.iter_mut().enumerate() {
+            bucket.extend_from_slice(&filed[starts[b]..starts[b + 1]]);
+        }
+        if run {
+            let slots = &mut seen.keys[first_src as usize];
+            let (lo, hi) = (first_seq as usize, first_seq as usize + n);
+            if slots.len() < hi {
+                slots.resize(hi, UNSET);
+            }
+            slots[lo..hi].copy_from_slice(&keys);
+        } else {
+            for (i, &k) in keys.iter().enumerate() {
+                let (s, q) = (
+                    src.get(i).unwrap_or(0) as usize,
+                    seq.get(i).unwrap_or(0) as usize,
+                );
+                let slots = &mut seen.keys[s];
+                if slots.len() <= q {
+                    slots.resize(q + 1, UNSET);
+                }
+                slots[q] = k;
+            }
+        }
+        seen.rows += n as u64;
+        Ok(folded())
+    };
+    fold_morsels(
+        all.select([col(work::SOURCE), col(SEQ), col(REQUEST_ID)]),
+        file,
+        "file id keys",
+    )?;
+    let mut seen = std::mem::take(&mut *seen.lock().expect("the scan is over"));
+    let twice: Vec<u64> = seen
+        .buckets
+        .par_iter_mut()
+        .enumerate()
+        .flat_map_iter(|(b, values)| {
+            values.sort_unstable();
+            let mut twice = Vec::new();
+            for w in values.windows(2) {
+                if w[0] == w[1] && twice.last() != Some(&w[0]) {
+                    twice.push(w[0]);
+                }
+            }
+            std::mem::take(values);
+            twice
+                .into_iter()
+                .map(move |v| ((b as u64) << 32) | u64::from(v))
+        })
+        .collect();
+    let candidates = Candidates::new(twice);
+    let sources = seen
+        .keys
+        .par_iter_mut()
+        .map(|keys| {
+            let mut bits = vec![0u64; keys.len().div_ceil(64)];
+            for (i, &k) in keys.iter().enumerate() {
+                if k != UNSET && k != NO_ID && !candidates.contains_key(k) {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+            }
+            std::mem::take(keys);
+            bits
+        })
+        .collect();
+    Ok((PlainIds { sources }, seen.rows))
 }
 
-/// The catalog's name for each row's (provider, model); null when the
-/// catalog does not know it. Resolution runs once per distinct pair.
-fn resolve_models(catalog: &Catalog) -> Expr {
-    let catalog = std::sync::Arc::new(catalog.clone());
-    col(PROVIDER).map_many(
-        move |cols| {
-            let (providers, models) = (cols[0].str()?, cols[1].str()?);
-            let mut known: HashMap<(&str, &str), Option<&str>> = HashMap::new();
-            let out: StringChunked = providers
-                .iter()
-                .zip(models.iter())
-                .map(|pm| match pm {
-                    (Some(p), Some(m)) => *known
-                        .entry((p, m))
-                        .or_insert_with(|| catalog.resolve(p, m).map(|e| e.model.as_str())),
-                    _ => None,
-                })
-                .collect();
-            Ok(out.with_name(work::RESOLVED_MODEL.into()).into_column())
-        },
-        &[col(MODEL)],
-        |_, _| Ok(Field::new(work::RESOLVED_MODEL.into(), DataType::String)),
+/// Per source, one bit per row position (`__seq`): the row's id is present
+/// and no candidate duplicate, so the row needs no second look.
+struct PlainIds {
+    sources: Vec<Vec<u64>>,
+}
+
+impl PlainIds {
+    fn get(&self, source: usize, seq: usize) -> bool {
+        self.sources
+            .get(source)
+            .and_then(|bits| bits.get(seq / 64))
+            .is_some_and(|w| w & (1 << (seq % 64)) != 0)
+    }
+}
+
+/// Runs `fold` on every morsel of `lf` in the streaming engine's threads,
+/// in parallel and in no particular order; what it folds into is its own.
+fn fold_morsels<F>(lf: LazyFrame, fold: F, name: &'static str) -> PolarsResult<()>
+where
+    F: Fn(DataFrame) -> PolarsResult<DataFrame> + Send + Sync + 'static,
+{
+    let schema: Arc<dyn UdfSchema> = Arc::new(|_: &Schema| Ok(folded().schema().clone()));
+    lf.map(fold, OptFlags::STREAMING, Some(schema), Some(name))
+        .collect_with_engine(Engine::Streaming)?;
+    Ok(())
+}
+
+/// What a fold leaves of a morsel: nothing.
+fn folded() -> DataFrame {
+    DataFrame::empty_with_schema(&Schema::from_iter([Field::new(
+        "__folded".into(),
+        DataType::Boolean,
+    )]))
+}
+
+/// A set of id keys with a small bitmap in front, so that the usual
+/// answer (no) costs one cached bit.
+struct Candidates {
+    bits: Vec<u64>,
+    mask: u64,
+    keys: HashSet<u64, BuildHasherDefault<KeyHasher>>,
+}
+
+impl Candidates {
+    fn new(keys: Vec<u64>) -> Candidates {
+        // About 16 bits per key: a false "maybe" one time in 16.
+        let n_bits = (keys.len() * 16).next_power_of_two().max(64);
+        let mut bits = vec![0u64; n_bits / 64];
+        let mask = n_bits as u64 - 1;
+        for &k in &keys {
+            let i = spread(k) & mask;
+            bits[(i / 64) as usize] |= 1 << (i % 64);
+        }
+        Candidates {
+            bits,
+            mask,
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    fn contains_key(&self, k: u64) -> bool {
+        let i = spread(k) & self.mask;
+        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0 && self.keys.contains(&k)
+    }
+}
+
+fn spread(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17
+}
+
+/// A fast hasher for keys made of hash bits and views (not for text an
+/// adversary picks: a collision only costs a comparison).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+const KEY_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        let z = self.0;
+        let z = (z ^ (z >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        z ^ (z >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        for &b in words.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, k: u64) {
+        self.0 = (self.0 ^ k).wrapping_mul(KEY_MUL).rotate_left(29);
+    }
+}
+
+/// An elementwise function of one column, run in the scan's own threads.
+/// (`Expr::map` marks its function as one that may re-enter the engine,
+/// which the streaming engine then runs on a blocking thread per morsel.)
+fn per_row<F>(input: Expr, name: &'static str, dtype: DataType, f: F) -> Expr
+where
+    F: Fn(&Column) -> PolarsResult<Column> + Send + Sync + 'static,
+{
+    input.map_many(
+        move |cols| f(&cols[0]),
+        &[],
+        move |_, _| Ok(Field::new(name.into(), dtype.clone())),
     )
 }
 
-fn quarantine_rows(
-    df: &DataFrame,
-    sources: &[RequestSource],
-    stats: &mut RequestStats,
-) -> PolarsResult<Vec<QuarantinedRow>> {
-    let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
-    let row = df.column(work::ROW)?.cast(&DataType::UInt64)?;
-    let dup = df.column("__dup")?.bool()?;
-    let (src, row) = (src.u32()?, row.u64()?);
-    let column = df.column(work::COLUMN)?.str()?;
-    let reason = df.column(work::REASON)?.str()?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        if dup.get(i).unwrap_or(false) {
-            stats.duplicates += 1;
-        } else {
-            stats.quarantined += 1;
-        }
-        out.push(QuarantinedRow {
-            source: sources[src.get(i).unwrap_or(0) as usize].url.clone(),
-            row: row.get(i).unwrap_or(0),
-            column: column.get(i).unwrap_or("").to_string(),
-            reason: reason.get(i).unwrap_or("").to_string(),
-        });
-    }
-    out.sort();
-    Ok(out)
+// ---------------------------------------------------------------------------
+// Pass 2: sums of the plain rows, and every other row whole
+// ---------------------------------------------------------------------------
+
+/// A morsel folded: its plain rows' sums by raw key, and its other rows.
+type MorselUsage = (Vec<(RawKey, Sums)>, Vec<Detail>);
+
+/// Raw provider, model and status: all a group-level verdict depends on.
+type RawVerdictKey<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// The raw text key columns rows are summed by (with the day).
+const KEY_TEXT: [&str; 6] = [PROVIDER, MODEL, BILLING_SCOPE, TEAM, USE_CASE, STATUS];
+
+/// A group of rows: the day and the key columns as read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RawKey {
+    day: i32,
+    text: [Option<String>; 6],
 }
 
-fn usage_cells(
-    df: &DataFrame,
-    period: Period,
-    failed: FailedRequests,
-    stats: &mut RequestStats,
-) -> PolarsResult<Vec<UsageCell>> {
-    let s = |c: &str| df.column(c).and_then(|c| c.str().cloned());
-    let n = |c: &str| -> PolarsResult<UInt64Chunked> {
-        Ok(df
-            .column(c)?
-            .fill_null(FillNullStrategy::Zero)?
-            .cast(&DataType::UInt64)?
-            .u64()?
-            .clone())
+/// What pass 2 gathers: sums per group of plain rows, every other row.
+#[derive(Default)]
+struct Usage {
+    groups: HashMap<RawKey, Sums>,
+    details: Vec<Detail>,
+}
+
+/// Pass 2, one scan: plain rows (row checks passed, id present and no
+/// candidate) are summed by their raw key values, per morsel in the scan's
+/// threads; every other row is kept whole for [`MonthUsage::add_details`].
+fn scan_usage(all: LazyFrame, plain: Arc<PlainIds>, progress: Counter) -> PolarsResult<Usage> {
+    let usage = Arc::new(Mutex::new(Usage::default()));
+    let sink = usage.clone();
+    let fold = move |df: DataFrame| -> PolarsResult<DataFrame> {
+        let (groups, details) = fold_usage(&df, &plain)?;
+        progress.inc(df.height() as u64);
+        let mut usage = sink
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a scan thread panicked"))?;
+        for (key, sums) in groups {
+            usage.groups.entry(key).or_default().add(&sums);
+        }
+        usage.details.extend(details);
+        Ok(folded())
     };
-    let (provider, scope, model, team, use_case) = (
-        s(PROVIDER)?,
-        s(BILLING_SCOPE)?,
-        s(work::RESOLVED_MODEL)?,
-        s(TEAM)?,
-        s(USE_CASE)?,
-    );
+    fold_morsels(all, fold, "sum usage")?;
+    let usage = std::mem::take(&mut *usage.lock().expect("the scan is over"));
+    Ok(usage)
+}
+
+/// A morsel's key column as small ids, one per distinct view (length and
+/// inline bytes, or length, prefix and place in a buffer): equal views are
+/// equal strings, and equal strings with unequal views merely get two ids
+/// (they meet again by their text). Null and empty text share id 0: they
+/// mean the same to every key.
+struct KeyIds {
+    ids: Vec<u32>,
+    /// A row holding each id's text.
+    rows: Vec<usize>,
+}
+
+impl KeyIds {
+    fn new(ca: &StringChunked) -> KeyIds {
+        let ca = ca.rechunk();
+        let mut table: HashMap<u128, u32, BuildHasherDefault<KeyHasher>> = HashMap::default();
+        let mut rows = vec![usize::MAX];
+        let mut ids = Vec::with_capacity(ca.len());
+        // Neighbouring rows often share a value: the last one is checked
+        // before the table.
+        let (mut last_view, mut last_id) = (0u128, 0u32);
+        let mut i = 0usize;
+        for (arr, chunk) in ca.downcast_iter().zip(ca.chunks()) {
+            let validity = chunk.validity();
+            for (j, view) in arr.views().iter().enumerate() {
+                let view = view.as_u128();
+                let id = if view == 0 || validity.is_some_and(|v| !v.get_bit(j)) {
+                    0
+                } else if view == last_view {
+                    last_id
+                } else {
+                    let id = *table.entry(view).or_insert_with(|| {
+                        rows.push(i);
+                        rows.len() as u32 - 1
+                    });
+                    (last_view, last_id) = (view, id);
+                    id
+                };
+                ids.push(id);
+                i += 1;
+            }
+        }
+        KeyIds { ids, rows }
+    }
+
+    /// Bits that hold every id.
+    fn width(&self) -> u32 {
+        u32::BITS - (self.rows.len() as u32).leading_zeros()
+    }
+
+    fn text(&self, ca: &StringChunked, id: u32) -> Option<String> {
+        let row = self.rows[id as usize];
+        (row != usize::MAX)
+            .then(|| ca.get(row).map(String::from))
+            .flatten()
+    }
+}
+
+/// A column of token counts as they are summed: plain rows hold no
+/// negative count, and a missing one is 0.
+fn counts(ca: &Int64Chunked) -> Vec<u64> {
+    let mut out = Vec::with_capacity(ca.len());
+    for (arr, chunk) in ca.downcast_iter().zip(ca.chunks()) {
+        let values = arr.values().iter().map(|&v| v.max(0) as u64);
+        match chunk.validity() {
+            None => out.extend(values),
+            Some(valid) => out.extend(
+                values
+                    .enumerate()
+                    .map(|(j, v)| if valid.get_bit(j) { v } else { 0 }),
+            ),
+        }
+    }
+    out
+}
+
+/// Pass 2 on one morsel: its plain rows summed by (day, key ids), and its
+/// other rows whole.
+fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
+    let n = df.height();
+    let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
+    let seq = df.column(SEQ)?.cast(&DataType::UInt64)?;
+    let (src, seq) = (src.u32()?, seq.u64()?);
+    let checked = df.column(PLAIN)?.bool()?;
     let day = df.column(work::DAY)?.cast(&DataType::Int32)?;
     let day = day.i32()?;
-    let in_period = df.column("__in_period")?.bool()?.clone();
-    let is_error = df.column(work::IS_ERROR)?.bool()?.clone();
-    let tokens = [
-        n(INPUT_TOKENS)?,
-        n(CACHED_INPUT_TOKENS)?,
-        n(CACHE_WRITE_TOKENS)?,
-        n(OUTPUT_TOKENS)?,
-    ];
-    let requests = n(work::REQUESTS)?;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-    let mut cells: Vec<UsageCell> = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let count = requests.get(i).unwrap_or(0);
-        let error = is_error.get(i).unwrap_or(false);
-        if !in_period.get(i).unwrap_or(false) {
-            stats.outside_period += count;
+    let is_plain: Vec<bool> = checked
+        .iter()
+        .zip(day.iter())
+        .zip(src.iter().zip(seq.iter()))
+        .map(|((ok, day), (s, q))| {
+            ok == Some(true)
+                && day.is_some()
+                && matches!((s, q), (Some(s), Some(q)) if plain.get(s as usize, q as usize))
+        })
+        .collect();
+    let days: Vec<i32> = day.iter().map(|d| d.unwrap_or(0)).collect();
+    let texts = KEY_TEXT
+        .map(|c| -> PolarsResult<StringChunked> { Ok(df.column(c)?.str()?.clone()) })
+        .into_iter()
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let keys: Vec<KeyIds> = texts.iter().map(KeyIds::new).collect();
+    let tokens = TOKEN_COLUMNS
+        .map(|c| -> PolarsResult<Vec<u64>> { Ok(counts(df.column(c)?.i64()?)) })
+        .into_iter()
+        .collect::<PolarsResult<Vec<_>>>()?;
+
+    // The key ids packed in one word, beside the day.
+    let widths: Vec<u32> = keys.iter().map(KeyIds::width).collect();
+    let packed = widths.iter().sum::<u32>() <= u64::BITS;
+    let pack = |i: usize| -> (i32, u64) {
+        let mut word = 0u64;
+        for (k, &w) in keys.iter().zip(&widths) {
+            word = word.checked_shl(w).unwrap_or(0) | u64::from(k.ids[i]);
+        }
+        (days[i], word)
+    };
+    let mut index: HashMap<(i32, u64), usize, BuildHasherDefault<KeyHasher>> = HashMap::default();
+    let mut index_wide: HashMap<(i32, [u32; 6]), usize, BuildHasherDefault<KeyHasher>> =
+        HashMap::default();
+    let mut sums: Vec<(Sums, usize)> = Vec::new();
+    let mut others: Vec<IdxSize> = Vec::new();
+    for i in 0..n {
+        if !is_plain[i] {
+            others.push(i as IdxSize);
             continue;
         }
-        if error && failed == FailedRequests::Exclude {
-            stats.failed_excluded += count;
-            continue;
+        let slot = if packed {
+            *index.entry(pack(i)).or_insert_with(|| {
+                sums.push((Sums::default(), i));
+                sums.len() - 1
+            })
+        } else {
+            let wide = (days[i], std::array::from_fn(|k| keys[k].ids[i]));
+            *index_wide.entry(wide).or_insert_with(|| {
+                sums.push((Sums::default(), i));
+                sums.len() - 1
+            })
+        };
+        let s = &mut sums[slot].0;
+        for (t, column) in tokens.iter().enumerate() {
+            s.tokens[t] += column[i];
         }
-        stats.used += count;
-        if error {
-            stats.errors += count;
-        }
-        let day = epoch + chrono::Duration::days(i64::from(day.get(i).unwrap_or(0)));
-        debug_assert!(period.contains(day));
-        cells.push(UsageCell {
-            provider: provider.get(i).unwrap_or("").to_string(),
-            scope: scope.get(i).unwrap_or("").to_string(),
-            day,
-            model: model.get(i).unwrap_or("").to_string(),
-            team: team.get(i).unwrap_or("").to_string(),
-            use_case: use_case.get(i).unwrap_or("").to_string(),
-            tokens: std::array::from_fn(|t| tokens[t].get(i).unwrap_or(0)),
-            requests: count,
-            errors: if error { count } else { 0 },
-        });
+        s.requests += 1;
     }
-    // Error and ok requests of the same key become one cell.
-    cells.sort_by(|a, b| cell_key(a).cmp(&cell_key(b)));
-    let mut merged: Vec<UsageCell> = Vec::with_capacity(cells.len());
-    for c in cells {
-        match merged.last_mut() {
-            Some(last) if cell_key(last) == cell_key(&c) => {
-                for t in 0..4 {
-                    last.tokens[t] += c.tokens[t];
-                }
-                last.requests += c.requests;
-                last.errors += c.errors;
-            }
-            _ => merged.push(c),
-        }
-    }
-    Ok(merged)
+    let groups = sums
+        .into_iter()
+        .map(|(sums, i)| {
+            let key = RawKey {
+                day: days[i],
+                text: std::array::from_fn(|k| keys[k].text(&texts[k], keys[k].ids[i])),
+            };
+            (key, sums)
+        })
+        .collect();
+    let details = if others.is_empty() {
+        Vec::new()
+    } else {
+        let idx = IdxCa::from_vec("".into(), others);
+        Detail::from_frame(&df.take(&idx)?)?
+    };
+    Ok((groups, details))
 }
 
-fn cell_key(c: &UsageCell) -> (&str, &str, chrono::NaiveDate, &str, &str, &str) {
-    (&c.provider, &c.scope, c.day, &c.model, &c.team, &c.use_case)
+// ---------------------------------------------------------------------------
+// Pass 3: the rows of bad groups, by name
+// ---------------------------------------------------------------------------
+
+/// The plain rows whose provider, model or status fails a check (the
+/// group-level row checks, then the catalog).
+fn list_bad_rows(
+    all: LazyFrame,
+    plain: Arc<PlainIds>,
+    catalog: Arc<Catalog>,
+) -> PolarsResult<DataFrame> {
+    let plain_id = col(work::SOURCE).map_many(
+        move |cols| {
+            let src = cols[0].cast(&DataType::UInt32)?;
+            let seq = cols[1].cast(&DataType::UInt64)?;
+            let (src, seq) = (src.u32()?, seq.u64()?);
+            Ok(BooleanChunked::from_iter_values(
+                PLAIN.into(),
+                src.iter().zip(seq.iter()).map(|(s, q)| {
+                    matches!((s, q), (Some(s), Some(q)) if plain.get(s as usize, q as usize))
+                }),
+            )
+            .into_column())
+        },
+        &[col(SEQ)],
+        |_, _| Ok(Field::new(PLAIN.into(), DataType::Boolean)),
+    );
+    let bad = col(PROVIDER).map_many(
+        move |cols| {
+            let (p, m, s) = (cols[0].str()?, cols[1].str()?, cols[2].str()?);
+            let mut memo: HashMap<RawVerdictKey<'_>, bool> = HashMap::new();
+            let out = BooleanChunked::from_iter_values(
+                "__bad".into(),
+                p.iter().zip(m.iter()).zip(s.iter()).map(|((p, m), s)| {
+                    *memo
+                        .entry((p, m, s))
+                        .or_insert_with(|| matches!(judge(&catalog, p, m, s), Verdict::Bad { .. }))
+                }),
+            );
+            Ok(out.into_column())
+        },
+        &[col(MODEL), col(STATUS)],
+        |_, _| Ok(Field::new("__bad".into(), DataType::Boolean)),
+    );
+    // Rows with a candidate id were judged one by one already.
+    all.filter(
+        col(PLAIN)
+            .and(col(work::DAY).is_not_null())
+            .and(plain_id)
+            .and(bad),
+    )
+    .select([
+        col(work::SOURCE),
+        col(work::ROW),
+        col(PROVIDER),
+        col(MODEL),
+        col(STATUS),
+    ])
+    .collect_with_engine(Engine::Streaming)
+    .map(|r| r.unwrap_single())
+}
+
+// ---------------------------------------------------------------------------
+// The month's usage, built from groups and single rows
+// ---------------------------------------------------------------------------
+
+/// Key values normalised: what a cell is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CellKey {
+    provider: String,
+    scope: String,
+    day: NaiveDate,
+    model: String,
+    team: String,
+    use_case: String,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    tokens: [u64; 4],
+    requests: u64,
+    errors: u64,
+}
+
+impl Sums {
+    fn add(&mut self, other: &Sums) {
+        for t in 0..4 {
+            self.tokens[t] += other.tokens[t];
+        }
+        self.requests += other.requests;
+        self.errors += other.errors;
+    }
+}
+
+/// A row's or group's provider, model and status, normalised, or why they
+/// cannot be used (checked in the order of the row checks).
+#[derive(Debug, Clone)]
+enum Verdict {
+    Usable {
+        provider: String,
+        model: String,
+        error: bool,
+    },
+    Bad {
+        column: &'static str,
+        reason: String,
+    },
+}
+
+/// Trimmed text, `None` when missing or blank (like [`text`]).
+fn clean(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `ok`, `error`, or the unknown status as written (lower-cased).
+fn status_of(v: Option<&str>) -> std::result::Result<bool, String> {
+    match clean(v).map(str::to_lowercase).as_deref() {
+        None | Some("ok" | "success") => Ok(false),
+        Some("error" | "failure" | "failed") => Ok(true),
+        Some(other) => Err(other.to_string()),
+    }
+}
+
+/// The verdict on a provider, model and status: the group-level row
+/// checks (`provider` and `model` present, a known status), then the
+/// catalog.
+fn judge(catalog: &Catalog, p: Option<&str>, m: Option<&str>, s: Option<&str>) -> Verdict {
+    let Some(provider) = clean(p).map(str::to_lowercase) else {
+        return Verdict::Bad {
+            column: PROVIDER,
+            reason: format!("missing `{PROVIDER}`"),
+        };
+    };
+    let Some(model) = clean(m) else {
+        return Verdict::Bad {
+            column: MODEL,
+            reason: format!("missing `{MODEL}`"),
+        };
+    };
+    let error = match status_of(s) {
+        Ok(e) => e,
+        Err(status) => {
+            return Verdict::Bad {
+                column: STATUS,
+                reason: format!("`status` must be `ok` or `error`, not `{status}`"),
+            };
+        }
+    };
+    match catalog.resolve(&provider, model) {
+        Some(entry) => Verdict::Usable {
+            provider,
+            model: entry.model.clone(),
+            error,
+        },
+        None => Verdict::Bad {
+            column: MODEL,
+            reason: format!("model `{model}` of provider `{provider}` is not in the catalog"),
+        },
+    }
+}
+
+struct MonthUsage<'a> {
+    catalog: &'a Catalog,
+    period: Period,
+    failed: FailedRequests,
+    /// Verdicts by raw (provider, model, status).
+    verdicts: HashMap<[Option<String>; 3], Verdict>,
+    cells: BTreeMap<CellKey, Sums>,
+    quarantine: Vec<QuarantinedRow>,
+    stats: RequestStats,
+}
+
+impl<'a> MonthUsage<'a> {
+    fn new(catalog: &'a Catalog, period: Period, failed: FailedRequests) -> MonthUsage<'a> {
+        MonthUsage {
+            catalog,
+            period,
+            failed,
+            verdicts: HashMap::new(),
+            cells: BTreeMap::new(),
+            quarantine: Vec::new(),
+            stats: RequestStats::default(),
+        }
+    }
+
+    /// [`judge`], remembering the catalog's answers.
+    fn verdict(&mut self, p: Option<&str>, m: Option<&str>, s: Option<&str>) -> Verdict {
+        let key = [p, m, s].map(|v| v.map(String::from));
+        if let Some(v) = self.verdicts.get(&key) {
+            return v.clone();
+        }
+        let v = judge(self.catalog, p, m, s);
+        self.verdicts.insert(key, v.clone());
+        v
+    }
+
+    /// Counts `n` usable requests of one key.
+    #[allow(clippy::too_many_arguments)]
+    fn add_usage(
+        &mut self,
+        provider: String,
+        model: String,
+        error: bool,
+        day: Option<i32>,
+        scope: Option<&str>,
+        team: Option<&str>,
+        use_case: Option<&str>,
+        tokens: [u64; 4],
+        n: u64,
+    ) {
+        let day = epoch() + chrono::Duration::days(i64::from(day.unwrap_or(0)));
+        if !self.period.contains(day) {
+            self.stats.outside_period += n;
+            return;
+        }
+        if error && self.failed == FailedRequests::Exclude {
+            self.stats.failed_excluded += n;
+            return;
+        }
+        self.stats.used += n;
+        if error {
+            self.stats.errors += n;
+        }
+        let key = CellKey {
+            provider,
+            scope: clean(scope).unwrap_or("").to_string(),
+            day,
+            model,
+            team: clean(team).unwrap_or(UNTAGGED_TEAM).to_string(),
+            use_case: clean(use_case).unwrap_or(NO_USE_CASE).to_string(),
+        };
+        let cell = self.cells.entry(key).or_default();
+        for (t, n) in tokens.into_iter().enumerate() {
+            cell.tokens[t] += n;
+        }
+        cell.requests += n;
+        if error {
+            cell.errors += n;
+        }
+    }
+
+    fn quarantine(&mut self, source: &str, row: u64, column: &str, reason: String, dup: bool) {
+        if dup {
+            self.stats.duplicates += 1;
+        } else {
+            self.stats.quarantined += 1;
+        }
+        self.quarantine.push(QuarantinedRow {
+            source: source.to_string(),
+            row,
+            column: column.to_string(),
+            reason,
+        });
+    }
+
+    /// The sums of plain rows per group of raw key values; whether some
+    /// group's key values fail a check (its rows are then named by pass 3).
+    fn add_groups(&mut self, groups: HashMap<RawKey, Sums>) -> bool {
+        let mut any_bad = false;
+        for (key, sums) in groups {
+            let [p, m, scope, team, use_case, st] = &key.text;
+            match self.verdict(p.as_deref(), m.as_deref(), st.as_deref()) {
+                Verdict::Usable {
+                    provider,
+                    model,
+                    error,
+                } => self.add_usage(
+                    provider,
+                    model,
+                    error,
+                    Some(key.day),
+                    scope.as_deref(),
+                    team.as_deref(),
+                    use_case.as_deref(),
+                    sums.tokens,
+                    sums.requests,
+                ),
+                Verdict::Bad { .. } => any_bad = true,
+            }
+        }
+        any_bad
+    }
+
+    /// Rows that are not plain, one by one in file order: the row checks,
+    /// then exact de-duplication by the full id among rows that pass them,
+    /// then the catalog.
+    fn add_details(&mut self, mut rows: Vec<Detail>, sources: &[RequestSource]) {
+        rows.sort_by_key(|r| (r.source, r.seq));
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        // Usable rows summed by their raw keys before they become cells.
+        type Key<'r> = (
+            Option<&'r str>,
+            Option<&'r str>,
+            Option<&'r str>,
+            Option<i32>,
+            Option<&'r str>,
+            Option<&'r str>,
+            Option<&'r str>,
+        );
+        let mut usable: HashMap<Key<'_>, ([u64; 4], u64)> = HashMap::new();
+        let mut verdicts: HashMap<RawVerdictKey<'_>, Verdict> = HashMap::new();
+        for r in &rows {
+            let source = sources[r.source as usize].url.as_str();
+            if let Some((column, reason)) = r.failed_check() {
+                self.quarantine(source, r.row, column, reason, false);
+                continue;
+            }
+            let id = trimmed_id(r.id.as_deref()).expect("checked");
+            if !seen.insert(id) {
+                self.quarantine(
+                    source,
+                    r.row,
+                    REQUEST_ID,
+                    format!("duplicate `request_id` `{id}`; the first row with it was kept"),
+                    true,
+                );
+                continue;
+            }
+            let (p, m, st) = (
+                r.provider.as_deref(),
+                r.model.as_deref(),
+                r.status.as_deref(),
+            );
+            let catalog = self.catalog;
+            let verdict = verdicts
+                .entry((p, m, st))
+                .or_insert_with(|| judge(catalog, p, m, st));
+            if let Verdict::Bad { column, reason } = verdict {
+                let (column, reason) = (*column, reason.clone());
+                self.quarantine(source, r.row, column, reason, false);
+                continue;
+            }
+            let key = (
+                p,
+                m,
+                st,
+                r.day,
+                r.scope.as_deref(),
+                r.team.as_deref(),
+                r.use_case.as_deref(),
+            );
+            let sums = usable.entry(key).or_default();
+            for (t, v) in r.values.iter().enumerate() {
+                sums.0[t] += v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+            }
+            sums.1 += 1;
+        }
+        let mut usable: Vec<_> = usable.into_iter().collect();
+        usable.sort_unstable();
+        for ((p, m, st, day, scope, team, use_case), (tokens, n)) in usable {
+            if let Some(Verdict::Usable {
+                provider,
+                model,
+                error,
+            }) = verdicts.get(&(p, m, st)).cloned()
+            {
+                self.add_usage(
+                    provider, model, error, day, scope, team, use_case, tokens, n,
+                );
+            }
+        }
+    }
+
+    /// The plain rows of bad groups, named.
+    fn add_bad_rows(&mut self, df: &DataFrame, sources: &[RequestSource]) -> PolarsResult<()> {
+        let s = |c: &str| df.column(c).and_then(|c| c.str().cloned());
+        let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
+        let src = src.u32()?;
+        let row = df.column(work::ROW)?.cast(&DataType::UInt64)?;
+        let row = row.u64()?;
+        let (provider, model, status) = (s(PROVIDER)?, s(MODEL)?, s(STATUS)?);
+        for i in 0..df.height() {
+            let source = sources[src.get(i).unwrap_or(0) as usize].url.as_str();
+            if let Verdict::Bad { column, reason } =
+                self.verdict(provider.get(i), model.get(i), status.get(i))
+            {
+                self.quarantine(source, row.get(i).unwrap_or(0), column, reason, false);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> RequestLog {
+        self.quarantine.sort();
+        let cells = self
+            .cells
+            .into_iter()
+            .map(|(k, s)| UsageCell {
+                provider: k.provider,
+                scope: k.scope,
+                day: k.day,
+                model: k.model,
+                team: k.team,
+                use_case: k.use_case,
+                tokens: s.tokens,
+                requests: s.requests,
+                errors: s.errors,
+            })
+            .collect();
+        let mut stats = self.stats;
+        stats.rows_read = stats.quarantined
+            + stats.duplicates
+            + stats.outside_period
+            + stats.failed_excluded
+            + stats.used;
+        RequestLog {
+            cells,
+            quarantine: self.quarantine,
+            stats,
+        }
+    }
+}
+
+/// A row that is not plain, as read (text trimmed only where messages
+/// quote it), owned: a filtered string column would keep its whole
+/// source buffers alive.
+#[derive(Debug, Clone)]
+struct Detail {
+    source: u32,
+    row: u64,
+    seq: u64,
+    id: Option<String>,
+    timestamp: Option<String>,
+    day: Option<i32>,
+    provider: Option<String>,
+    model: Option<String>,
+    scope: Option<String>,
+    team: Option<String>,
+    use_case: Option<String>,
+    status: Option<String>,
+    values: [Option<i64>; 4],
+    texts: [Option<String>; 4],
+}
+
+impl Detail {
+    /// The rows of a (small) frame of normalised columns.
+    fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Detail>> {
+        let text = |c: &str| -> PolarsResult<StringChunked> {
+            Ok(df.column(c)?.cast(&DataType::String)?.str()?.clone())
+        };
+        let owned = |ca: &StringChunked, i: usize| ca.get(i).map(String::from);
+        // Token counts as the file wrote them, trimmed, for messages.
+        let trimmed = |ca: &StringChunked, i: usize| clean(ca.get(i)).map(String::from);
+        let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
+        let row = df.column(work::ROW)?.cast(&DataType::UInt64)?;
+        let seq = df.column(SEQ)?.cast(&DataType::UInt64)?;
+        let day = df.column(work::DAY)?.cast(&DataType::Int32)?;
+        let (src, row, seq, day) = (src.u32()?, row.u64()?, seq.u64()?, day.i32()?);
+        let (id, ts) = (text(REQUEST_ID)?, text(TIMESTAMP_TEXT)?);
+        let keys = KEY_TEXT
+            .map(text)
+            .into_iter()
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let values = TOKEN_COLUMNS
+            .map(|c| -> PolarsResult<Int64Chunked> { Ok(df.column(c)?.i64()?.clone()) })
+            .into_iter()
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let texts = TOKEN_COLUMNS
+            .map(|c| text(&raw_token(c)))
+            .into_iter()
+            .collect::<PolarsResult<Vec<_>>>()?;
+        Ok((0..df.height())
+            .map(|i| Detail {
+                source: src.get(i).unwrap_or(0),
+                row: row.get(i).unwrap_or(0),
+                seq: seq.get(i).unwrap_or(0),
+                id: owned(&id, i),
+                timestamp: owned(&ts, i),
+                day: day.get(i),
+                provider: owned(&keys[0], i),
+                model: owned(&keys[1], i),
+                scope: owned(&keys[2], i),
+                team: owned(&keys[3], i),
+                use_case: owned(&keys[4], i),
+                status: owned(&keys[5], i),
+                values: std::array::from_fn(|t| values[t].get(i)),
+                texts: std::array::from_fn(|t| {
+                    trimmed(&texts[t], i).or_else(|| values[t].get(i).map(|v| v.to_string()))
+                }),
+            })
+            .collect())
+    }
+
+    /// The row checks, in order; the first that fails, as (column, reason).
+    fn failed_check(&self) -> Option<(&'static str, String)> {
+        if trimmed_id(self.id.as_deref()).is_none() {
+            return Some((REQUEST_ID, format!("missing `{REQUEST_ID}`")));
+        }
+        let Some(ts) = clean(self.timestamp.as_deref()) else {
+            return Some((TIMESTAMP, format!("missing `{TIMESTAMP}`")));
+        };
+        if self.day.is_none() {
+            return Some((
+                TIMESTAMP,
+                format!("`timestamp` is not an RFC 3339 time: `{ts}`"),
+            ));
+        }
+        if clean(self.provider.as_deref()).is_none() {
+            return Some((PROVIDER, format!("missing `{PROVIDER}`")));
+        }
+        if clean(self.model.as_deref()).is_none() {
+            return Some((MODEL, format!("missing `{MODEL}`")));
+        }
+        for (t, c) in TOKEN_COLUMNS.into_iter().enumerate() {
+            let text = self.texts[t].as_deref();
+            if (c == INPUT_TOKENS || c == OUTPUT_TOKENS) && text.is_none() {
+                return Some((c, format!("missing `{c}`")));
+            }
+            if let Some(text) = text {
+                match self.values[t] {
+                    None => return Some((c, format!("`{c}` is not a whole number: `{text}`"))),
+                    Some(v) if v < 0 => return Some((c, format!("`{c}` is negative: `{text}`"))),
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Err(status) = status_of(self.status.as_deref()) {
+            return Some((
+                STATUS,
+                format!("`status` must be `ok` or `error`, not `{status}`"),
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_ids_have_equal_keys_and_blank_ids_none() {
+        assert_eq!(id_key("req_1"), id_key("req_1"));
+        assert_ne!(id_key("req_1"), id_key("req_2"));
+        assert!(id_key("req_1") < 1 << 44);
+        assert_eq!(trimmed_id(Some("  req_1 ")), Some("req_1"));
+        assert_eq!(trimmed_id(Some("   ")), None);
+        assert_eq!(trimmed_id(None), None);
+    }
+
+    #[test]
+    fn candidates_hold_every_key_given() {
+        let keys: Vec<u64> = (0..10_000u64)
+            .map(|i| id_key(&format!("req_{i:08}")))
+            .collect();
+        let c = Candidates::new(keys.iter().copied().step_by(7).collect());
+        for (i, &k) in keys.iter().enumerate() {
+            assert_eq!(c.contains_key(k), i % 7 == 0 || c.keys.contains(&k));
+        }
+        assert!(!Candidates::new(Vec::new()).contains_key(keys[0]));
+    }
+
+    #[test]
+    fn plain_ids_are_read_by_source_and_position() {
+        let plain = PlainIds {
+            sources: vec![vec![0b101], vec![]],
+        };
+        assert!(plain.get(0, 0));
+        assert!(!plain.get(0, 1));
+        assert!(plain.get(0, 2));
+        assert!(!plain.get(0, 64));
+        assert!(!plain.get(1, 0));
+        assert!(!plain.get(2, 0));
+    }
+
+    #[test]
+    fn key_ids_tell_texts_apart_and_blank_from_nothing_not() {
+        let ca = StringChunked::from_iter_options(
+            "k".into(),
+            [
+                Some("openai"),
+                None,
+                Some(""),
+                Some("a-model-name-longer-than-twelve"),
+                Some("openai"),
+                Some("a-model-name-longer-than-twelve"),
+            ]
+            .into_iter(),
+        );
+        let k = KeyIds::new(&ca);
+        assert_eq!(k.ids[0], k.ids[4]);
+        assert_eq!(k.ids[1], 0);
+        assert_eq!(k.ids[2], 0);
+        assert_ne!(k.ids[0], k.ids[3]);
+        assert_eq!(k.text(&ca, k.ids[0]).as_deref(), Some("openai"));
+        assert_eq!(k.text(&ca, 0), None);
+        assert_eq!(
+            k.text(&ca, k.ids[5]).as_deref(),
+            Some("a-model-name-longer-than-twelve")
+        );
+        assert!(k.width() >= 2);
+    }
+
+    #[test]
+    fn statuses_normalise_like_the_row_checks() {
+        assert_eq!(status_of(None), Ok(false));
+        assert_eq!(status_of(Some(" Success ")), Ok(false));
+        assert_eq!(status_of(Some("FAILED")), Ok(true));
+        assert_eq!(status_of(Some("Pending")), Err("pending".to_string()));
+    }
+
+    fn detail() -> Detail {
+        Detail {
+            source: 0,
+            row: 1,
+            seq: 1,
+            id: Some("r1".into()),
+            timestamp: Some("2025-01-03T10:00:00Z".into()),
+            day: Some(20091),
+            provider: Some("openai".into()),
+            model: Some("gpt-4o".into()),
+            scope: None,
+            team: None,
+            use_case: None,
+            status: None,
+            values: [Some(1), None, None, Some(2)],
+            texts: [Some("1".into()), None, None, Some("2".into())],
+        }
+    }
+
+    #[test]
+    fn row_checks_name_the_first_failure() {
+        assert_eq!(detail().failed_check(), None);
+        let d = Detail {
+            id: Some(" ".into()),
+            provider: None,
+            ..detail()
+        };
+        assert_eq!(
+            d.failed_check(),
+            Some((REQUEST_ID, "missing `request_id`".to_string()))
+        );
+        let d = Detail {
+            day: None,
+            timestamp: Some(" yesterday ".into()),
+            ..detail()
+        };
+        assert_eq!(
+            d.failed_check(),
+            Some((
+                TIMESTAMP,
+                "`timestamp` is not an RFC 3339 time: `yesterday`".to_string()
+            ))
+        );
+        let d = Detail {
+            provider: None,
+            values: [Some(-1), None, None, Some(2)],
+            texts: [Some("-1".into()), None, None, Some("2".into())],
+            ..detail()
+        };
+        assert_eq!(
+            d.failed_check(),
+            Some((PROVIDER, "missing `provider`".to_string()))
+        );
+        let d = Detail {
+            values: [Some(1), None, None, None],
+            texts: [Some("1".into()), Some("x".into()), None, None],
+            ..detail()
+        };
+        assert_eq!(
+            d.failed_check(),
+            Some((
+                CACHED_INPUT_TOKENS,
+                "`cached_input_tokens` is not a whole number: `x`".to_string()
+            ))
+        );
+        let d = Detail {
+            status: Some("Pending".into()),
+            ..detail()
+        };
+        assert_eq!(
+            d.failed_check(),
+            Some((
+                STATUS,
+                "`status` must be `ok` or `error`, not `pending`".to_string()
+            ))
+        );
+    }
 }

@@ -6,19 +6,54 @@ use chrono::NaiveDate;
 /// `2025-01-31T23:30:00-02:00`, `2025-01-05 10:00:00Z`,
 /// `2025-01-05T10:00:00.123456` (no offset: UTC) or a bare `2025-01-05`.
 pub fn utc_day(text: &str) -> Option<NaiveDate> {
-    let b = text.trim().as_bytes();
-    let num = |s: &[u8]| -> Option<u32> {
-        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(s.iter().fold(0u32, |a, &d| a * 10 + u32::from(d - b'0')))
-    };
+    let (date, shift) = split(text.trim().as_bytes())?;
+    calendar_date(date)?.checked_add_signed(chrono::Duration::days(shift))
+}
+
+/// [`utc_day`] as days since 1970-01-01, for a column of timestamps: the
+/// calendar date of the previous value is remembered, so that logs in time
+/// order (most rows share their date with the row before) are parsed
+/// without a calendar computation.
+#[derive(Debug, Default)]
+pub struct EpochDays {
+    last: Option<([u8; 10], i64)>,
+}
+
+impl EpochDays {
+    pub fn day(&mut self, text: &str) -> Option<i32> {
+        let (date, shift) = split(text.trim().as_bytes())?;
+        let days = match &self.last {
+            Some((bytes, days)) if bytes[..] == *date => *days,
+            _ => {
+                let days = (calendar_date(date)? - epoch()).num_days();
+                self.last = Some((date.try_into().ok()?, days));
+                days
+            }
+        };
+        i32::try_from(days + shift).ok()
+    }
+}
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+}
+
+/// The `YYYY-MM-DD` of a checked timestamp and the days to add to it for
+/// the UTC day (-1, 0 or 1); `None` when it is not one.
+fn split(b: &[u8]) -> Option<(&[u8], i64)> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(num(&b[0..4])? as i32, num(&b[5..7])?, num(&b[8..10])?)?;
+    let date = &b[..10];
+    if !date
+        .iter()
+        .enumerate()
+        .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    {
+        return None;
+    }
     if b.len() == 10 {
-        return Some(date);
+        return Some((date, 0));
     }
     if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
@@ -53,8 +88,20 @@ pub fn utc_day(text: &str) -> Option<NaiveDate> {
     };
     let local = i64::from(h * 60 + m);
     let utc = local - offset_min;
-    let shift = utc.div_euclid(24 * 60);
-    date.checked_add_signed(chrono::Duration::days(shift))
+    Some((date, utc.div_euclid(24 * 60)))
+}
+
+/// A valid calendar date from checked `YYYY-MM-DD` bytes.
+fn calendar_date(d: &[u8]) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(num(&d[0..4])? as i32, num(&d[5..7])?, num(&d[8..10])?)
+}
+
+/// The value of a run of ASCII digits.
+fn num(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u32, |a, &d| a * 10 + u32::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -85,6 +132,25 @@ mod tests {
             Some("2025-01-04")
         );
         assert_eq!(day("2025-01-05").as_deref(), Some("2025-01-05"));
+    }
+
+    #[test]
+    fn epoch_days_agree_with_utc_day_and_remember_the_date() {
+        let mut days = EpochDays::default();
+        for text in [
+            "2025-01-31T23:30:00-02:00",
+            "2025-01-31T10:00:00Z",
+            "2025-01-31T00:10:00+0100",
+            " 2025-02-01 ",
+            "2025-02-30T00:00:00Z",
+            "2025-02-01T25:00:00Z",
+            "1969-12-31T23:00:00-02:00",
+            "yesterday",
+            "",
+        ] {
+            let expected = utc_day(text).map(|d| (d - epoch()).num_days() as i32);
+            assert_eq!(days.day(text), expected, "{text}");
+        }
     }
 
     #[test]

@@ -13,3 +13,4 @@ mod mini;
 mod pdf;
 mod properties;
 mod s3;
+mod scale;
