@@ -8,6 +8,11 @@
 //!     --rows 20000 --teams 8 --seed 42 --period 2025-01
 //! ```
 //!
+//! Scales to the benchmark's months (`bench/run.sh`: 1M, 10M, 100M rows):
+//! a request is packed into 32 bytes, duplicates are placed in O(log n)
+//! each, and large files are written in batches of row groups. `--policy`
+//! also writes a `chargeback.toml` naming every team.
+//!
 //! The same arguments always give byte-identical files: every random draw
 //! comes from seeded SplitMix64 streams, floats only go through IEEE-exact
 //! operations (`+ - * /`, rounding, and our own `exp` built from them, not
