@@ -12,13 +12,11 @@ use crate::attribute::{TeamUsage, attribute};
 use crate::budget::{BudgetLevel, budget_status};
 use crate::catalog::Catalog;
 use crate::chargeback::charge;
-use crate::config::BillingFormat;
 use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::ingest::requests::{RequestSource, load_requests};
-use crate::ingest::{BilledLine, QuarantinedRow};
-use crate::ingest::{anthropic, detect, focus, openai, usage_report};
+use crate::ingest::{BilledLine, QuarantinedRow, detect, load_bill, usage_report};
 use crate::invoice::{InputCounts, Month, MonthInput, OtherCharge, TeamResult, build_month};
 use crate::manifest::{Manifest, Totals};
 use crate::money::{Decimal, format_amount, minor_units};
@@ -109,20 +107,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut bill_sources: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
-            let format = match spec.format {
-                Some(f) => f,
-                None => detect::billing_format(ctx, &url, spec.file_format)?,
-            };
-            let load = match format {
-                BillingFormat::Focus => focus::load_focus,
-                BillingFormat::OpenaiCosts => openai::load_costs,
-                BillingFormat::OpenaiCostCsv => openai::load_cost_csv,
-                BillingFormat::AnthropicCostReport => anthropic::load_cost_report,
-                BillingFormat::AnthropicCostCsv => anthropic::load_cost_csv,
-                BillingFormat::OpenaiUsage => usage_report::load_openai_usage,
-                BillingFormat::AnthropicUsageReport => usage_report::load_anthropic_usage,
-            };
-            let bill = load(ctx, &url, spec, &catalog, period, &currency)?;
+            let (format, bill) = load_bill(ctx, &url, spec, &catalog, period, &currency)?;
             billing_rows += bill.rows_read;
             let providers = bill.lines.iter().map(|l| &l.provider);
             for p in providers.chain(bill.usage.iter().map(|u| &u.provider)) {

@@ -20,8 +20,6 @@ use serde_json::value::RawValue;
 use super::openai::{CsvTable, quarantined, read_pages};
 use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::config::BillingSpec;
-use crate::context::Context;
 use crate::error::Result;
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
@@ -67,19 +65,7 @@ struct CostItem {
 
 type RowError = (&'static str, String);
 
-pub fn load_cost_report(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    report_from_text(url, &text, catalog, period, currency)
-}
-
-fn report_from_text(
+pub(super) fn report_from_text(
     url: &str,
     text: &str,
     catalog: &Catalog,
@@ -259,19 +245,7 @@ fn split_description(text: &str) -> Option<(String, Option<UsageType>)> {
     Some((model.trim().to_string(), t))
 }
 
-pub fn load_cost_csv(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    cost_csv_from_text(url, &text, catalog, period, currency)
-}
-
-fn cost_csv_from_text(
+pub(super) fn cost_csv_from_text(
     url: &str,
     text: &str,
     catalog: &Catalog,

@@ -13,10 +13,14 @@ fn fingerprint(
     ctx: &Context,
     url: &str,
     file_format: Option<FileFormat>,
+    text: Option<&str>,
 ) -> Result<(Vec<String>, String)> {
     let format = file_format.or_else(|| FileFormat::from_name(url));
     if format == Some(FileFormat::Json) {
-        let text = ctx.store.read_text(url)?;
+        let text = match text {
+            Some(t) => t.to_string(),
+            None => ctx.store.read_text(url)?,
+        };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             Error::input(
                 Location {
@@ -84,7 +88,7 @@ pub fn request_format(
     file_format: Option<FileFormat>,
 ) -> Result<RequestFormat> {
     let jsonl = file_format.or_else(|| FileFormat::from_name(url)) == Some(FileFormat::Jsonl);
-    let names = match fingerprint(ctx, url, file_format) {
+    let names = match fingerprint(ctx, url, file_format, None) {
         Ok((names, _)) => names,
         // Spans whose lines differ in shape may defeat Polars' schema
         // inference; they are peeked at below.
@@ -162,21 +166,20 @@ fn jsonl_keys(ctx: &Context, url: &str) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-/// Which kind of bill a file is.
+/// Which kind of bill a file is; `text` is the file's text when the
+/// caller has already read it (JSON), so it is not fetched twice.
 pub fn billing_format(
     ctx: &Context,
     url: &str,
     file_format: Option<FileFormat>,
+    text: Option<&str>,
 ) -> Result<BillingFormat> {
     // Provider API pages (one, an array, or one per line), whatever the
     // extension says, before the one-document fingerprint.
-    let container = file_format.or_else(|| FileFormat::from_name(url));
-    if matches!(container, Some(FileFormat::Json | FileFormat::Jsonl)) {
-        if let Some(format) = json_bill_format(&ctx.store.read_text(url)?) {
-            return Ok(format);
-        }
+    if let Some(format) = text.and_then(json_bill_format) {
+        return Ok(format);
     }
-    let (names, text) = fingerprint(ctx, url, file_format)?;
+    let (names, text) = fingerprint(ctx, url, file_format, text)?;
     if has(&names, &["BilledCost"]) {
         Ok(BillingFormat::Focus)
     } else if has(&names, &["amount_value", "line_item"]) {

@@ -16,11 +16,12 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::catalog::UsageType;
-use crate::config::FileFormat;
+use crate::catalog::{Catalog, UsageType};
+use crate::config::{BillingFormat, BillingSpec, FileFormat};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
+use crate::period::Period;
 
 /// Logged usage summed over requests that share every key: the unit the
 /// reconciliation matches bills against.
@@ -209,4 +210,56 @@ pub(crate) fn column_list(schema: &Schema) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One bill file, read through the adapter of its format (detected from
+/// the file unless the policy says it). API pages and CSV exports are
+/// parsed from their text, which is fetched once, detection included.
+pub fn load_bill(
+    ctx: &Context,
+    url: &str,
+    spec: &BillingSpec,
+    catalog: &Catalog,
+    period: Period,
+    currency: &str,
+) -> Result<(BillingFormat, Bill)> {
+    let container = spec.file_format.or_else(|| FileFormat::from_name(url));
+    let mut text = match container {
+        Some(FileFormat::Json | FileFormat::Jsonl) => Some(ctx.store.read_text(url)?),
+        _ => None,
+    };
+    let format = match spec.format {
+        Some(f) => f,
+        None => detect::billing_format(ctx, url, spec.file_format, text.as_deref())?,
+    };
+    if format == BillingFormat::Focus {
+        return Ok((
+            format,
+            focus::load_focus(ctx, url, spec, catalog, period, currency)?,
+        ));
+    }
+    let text = match text.take() {
+        Some(t) => t,
+        None => ctx.store.read_text(url)?,
+    };
+    let bill = match format {
+        BillingFormat::Focus => unreachable!("read above"),
+        BillingFormat::OpenaiCosts => {
+            openai::costs_from_text(url, &text, catalog, period, currency)
+        }
+        BillingFormat::OpenaiCostCsv => {
+            openai::cost_csv_from_text(url, &text, catalog, period, currency)
+        }
+        BillingFormat::AnthropicCostReport => {
+            anthropic::report_from_text(url, &text, catalog, period, currency)
+        }
+        BillingFormat::AnthropicCostCsv => {
+            anthropic::cost_csv_from_text(url, &text, catalog, period, currency)
+        }
+        BillingFormat::OpenaiUsage => usage_report::openai_from_text(url, &text, catalog, period),
+        BillingFormat::AnthropicUsageReport => {
+            usage_report::anthropic_from_text(url, &text, catalog, period)
+        }
+    }?;
+    Ok((format, bill))
 }

@@ -21,8 +21,6 @@ use serde_json::value::RawValue;
 use super::focus::tokens_per_unit;
 use super::{Bill, BilledLine, ChargeCategory, QuarantinedRow, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::config::BillingSpec;
-use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::parse_amount;
 use crate::period::Period;
@@ -76,19 +74,7 @@ struct CostsAmount {
     currency: Option<String>,
 }
 
-pub fn load_costs(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    costs_from_text(url, &text, catalog, period, currency)
-}
-
-fn costs_from_text(
+pub(super) fn costs_from_text(
     url: &str,
     text: &str,
     catalog: &Catalog,
@@ -167,19 +153,7 @@ fn costs_from_text(
     Ok(bill)
 }
 
-pub fn load_cost_csv(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    cost_csv_from_text(url, &text, catalog, period, currency)
-}
-
-fn cost_csv_from_text(
+pub(super) fn cost_csv_from_text(
     url: &str,
     text: &str,
     catalog: &Catalog,

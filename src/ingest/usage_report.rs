@@ -29,8 +29,6 @@ use serde_json::{Map, Value};
 use super::openai::{quarantined, read_pages};
 use super::{Bill, BilledLine, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::config::BillingSpec;
-use crate::context::Context;
 use crate::error::Result;
 use crate::money::{Decimal, split_exact};
 use crate::period::Period;
@@ -82,34 +80,15 @@ struct AnthropicBucket {
     results: Vec<Map<String, Value>>,
 }
 
-pub fn load_openai_usage(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    _currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    openai_from_text(url, &text, catalog, period)
-}
-
-pub fn load_anthropic_usage(
-    ctx: &Context,
-    url: &str,
-    _spec: &BillingSpec,
-    catalog: &Catalog,
-    period: Period,
-    _currency: &str,
-) -> Result<Bill> {
-    let text = ctx.store.read_text(url)?;
-    anthropic_from_text(url, &text, catalog, period)
-}
-
 /// Per-class counts of one result, or the column and reason it is bad.
 type Counts = std::result::Result<[(UsageType, u64); 4], (&'static str, String)>;
 
-fn openai_from_text(url: &str, text: &str, catalog: &Catalog, period: Period) -> Result<Bill> {
+pub(super) fn openai_from_text(
+    url: &str,
+    text: &str,
+    catalog: &Catalog,
+    period: Period,
+) -> Result<Bill> {
     let pages: Vec<OpenaiPage> = read_pages(url, text, "OpenAI usage pages", OPENAI_SHAPE)?;
     let mut bill = Bill::default();
     let mut record = 0u64;
@@ -184,7 +163,12 @@ fn openai_counts(r: &Map<String, Value>) -> Counts {
     ])
 }
 
-fn anthropic_from_text(url: &str, text: &str, catalog: &Catalog, period: Period) -> Result<Bill> {
+pub(super) fn anthropic_from_text(
+    url: &str,
+    text: &str,
+    catalog: &Catalog,
+    period: Period,
+) -> Result<Bill> {
     let pages: Vec<AnthropicPage> =
         read_pages(url, text, "Anthropic usage report pages", ANTHROPIC_SHAPE)?;
     let mut bill = Bill::default();
