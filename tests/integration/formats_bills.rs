@@ -37,7 +37,7 @@
 
 use serde_json::Value;
 
-use crate::util::TestDir;
+use crate::util::{TestDir, usage_cost};
 
 fn close(fixture: &str, period: &str) -> (TestDir, Value) {
     let t = TestDir::with_fixture(fixture);
@@ -47,18 +47,6 @@ fn close(fixture: &str, period: &str) -> (TestDir, Value) {
     let month: Value =
         serde_json::from_str(&t.read(&format!("out/{period}/invoices.json"))).unwrap();
     (t, month)
-}
-
-fn usage_cost(month: &Value, team: &str) -> String {
-    month["invoices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["team"] == team)
-        .unwrap_or_else(|| panic!("no invoice for {team}"))["usage_cost"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn assert_month(month: &Value, billed: &str, unattributed: &str, teams: &[(&str, &str)]) {

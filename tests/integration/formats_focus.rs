@@ -24,7 +24,7 @@
 
 use serde_json::Value;
 
-use crate::util::TestDir;
+use crate::util::{TestDir, usage_cost};
 
 const BEDROCK_BILL: &str =
     "fixtures/aws-bedrock/billing/BILLING_PERIOD=2025-03/bedrock-focus-00001.csv";
@@ -58,18 +58,6 @@ fn rename_columns(t: &TestDir, bill: &str, renames: &[(&str, &str)]) {
         names[at] = to.to_string();
     }
     t.write(bill, &format!("{}\n{rest}", names.join(",")));
-}
-
-fn usage_cost(month: &Value, team: &str) -> String {
-    month["invoices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["team"] == team)
-        .unwrap_or_else(|| panic!("no invoice for {team}"))["usage_cost"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 fn assert_month(month: &Value, billed: &str, unattributed: &str, teams: &[(&str, &str)]) {

@@ -15,7 +15,7 @@
 
 use serde_json::Value;
 
-use crate::util::TestDir;
+use crate::util::{TestDir, usage_cost};
 
 #[test]
 fn three_providers_three_bills_one_gateway() {
@@ -32,15 +32,7 @@ fn three_providers_three_bills_one_gateway() {
     assert_eq!(month["billed_total"], "14.90");
     assert_eq!(month["unattributed"], "0.20");
     assert_eq!(month["ties_to_bill"], true);
-    let cost = |team: &str| {
-        month["invoices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["team"] == team)
-            .unwrap()["usage_cost"]
-            .clone()
-    };
+    let cost = |team: &str| usage_cost(&month, team);
     assert_eq!(cost("support"), "4.80");
     assert_eq!(cost("search"), "5.40");
     assert_eq!(cost("legal"), "4.50");

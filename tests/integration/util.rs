@@ -126,3 +126,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A team's `usage_cost` in a month's `invoices.json`.
+pub fn usage_cost(month: &serde_json::Value, team: &str) -> String {
+    month["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["team"] == team)
+        .unwrap_or_else(|| panic!("no invoice for {team}"))["usage_cost"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
