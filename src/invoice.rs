@@ -168,6 +168,41 @@ pub struct Month {
     pub daily_cost: Vec<ChartBar>,
 }
 
+/// What one invoice document is rendered from, HTML and PDF alike: the
+/// month's header and the team's invoice, never another team's numbers.
+/// Built per invoice in constant time, so a month of many teams renders in
+/// time linear in its invoices.
+#[derive(Debug, Serialize)]
+pub struct InvoiceView<'a> {
+    pub month: MonthHeader<'a>,
+    pub invoice: &'a Invoice,
+}
+
+/// The keys of the month an invoice shows.
+#[derive(Debug, Serialize)]
+pub struct MonthHeader<'a> {
+    pub period: &'a str,
+    pub currency: &'a str,
+    pub issuer: &'a Issuer,
+    pub issue_date: &'a str,
+    pub due_date: &'a str,
+}
+
+impl Month {
+    pub fn invoice_view<'a>(&'a self, invoice: &'a Invoice) -> InvoiceView<'a> {
+        InvoiceView {
+            month: MonthHeader {
+                period: &self.period,
+                currency: &self.currency,
+                issuer: &self.issuer,
+                issue_date: &self.issue_date,
+                due_date: &self.due_date,
+            },
+            invoice,
+        }
+    }
+}
+
 /// A team id made safe as a file name: it cannot leave the output folder.
 pub fn file_stem(team: &str) -> String {
     let s: String = team

@@ -267,8 +267,9 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     stage.set_total(month.invoices.len() as u64 + 1);
     let done = stage.counter();
     let render = |inv: &crate::invoice::Invoice| -> Result<(Vec<u8>, Vec<u8>)> {
-        let html = renderer.invoice(&month, inv)?.into_bytes();
-        let doc = pdf.invoice(&month, inv)?;
+        let view = month.invoice_view(inv);
+        let html = renderer.invoice(&view)?.into_bytes();
+        let doc = pdf.invoice(&view)?;
         done.inc(1);
         Ok((html, doc))
     };

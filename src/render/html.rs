@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::invoice::{Invoice, Month};
+use crate::invoice::{InvoiceView, Month};
 use crate::money::{Decimal, parse_amount};
 use crate::store::join;
 
@@ -24,12 +24,6 @@ pub struct HtmlRenderer {
     hb: Handlebars<'static>,
     /// Where each registered template came from, for error messages.
     sources: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-struct InvoicePage<'a> {
-    month: &'a Month,
-    invoice: &'a Invoice,
 }
 
 impl HtmlRenderer {
@@ -70,8 +64,8 @@ impl HtmlRenderer {
         Ok(HtmlRenderer { hb, sources })
     }
 
-    pub fn invoice(&self, month: &Month, invoice: &Invoice) -> Result<String> {
-        self.render("invoice.html", &InvoicePage { month, invoice })
+    pub fn invoice(&self, view: &InvoiceView) -> Result<String> {
+        self.render("invoice.html", view)
     }
 
     pub fn summary(&self, month: &Month) -> Result<String> {
@@ -97,7 +91,9 @@ impl HtmlRenderer {
                 other => other.to_string(),
             };
             Error::policy(at, format!("template error: {reason}"))
-                .with_hint("the fields a template may use are the keys of invoices.json")
+                .with_hint(
+                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs",
+                )
         })
     }
 }

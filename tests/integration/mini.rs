@@ -282,11 +282,32 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
     assert_eq!(
         out.stderr,
         "error: branding/invoice.html.hbs:2:4: template error: the template uses `invoice.po_number`, which the invoice data does not have\n\
-         hint: the fields a template may use are the keys of invoices.json\n"
+         hint: the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs\n"
     );
     assert!(
         !t.exists("out"),
         "nothing is published after a template error"
+    );
+
+    // An invoice sees the month's header, never the other teams' invoices.
+    t.write(
+        "branding/invoice.html.hbs",
+        "<p>{{invoice.invoice_number}} {{month.issuer.name}} {{month.due_date}}</p>\n{{#each month.invoices}}{{team}}{{/each}}\n",
+    );
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert!(
+        out.stderr.starts_with(
+            "error: branding/invoice.html.hbs:2:1: template error: the template uses `month.invoices`, which the invoice data does not have\n"
+        ),
+        "{}",
+        out.transcript()
     );
 }
 
