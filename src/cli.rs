@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Close a month of LLM spend: reconcile provider bills with tagged request logs and invoice every team to the cent",
     long_about = None,
-    after_help = "Exit codes: 0 ok · 1 bad input or policy (nothing published) · 2 usage · 3 storage · 4 a --fail-on gate tripped (outputs published)"
+    after_help = "Exit codes: 0 ok · 1 bad input or policy (nothing published) · 2 usage, or a closed month that would change without --force · 3 storage · 4 a --fail-on gate tripped (outputs published)"
 )]
 pub struct Cli {
     #[command(subcommand)]

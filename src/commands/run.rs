@@ -144,15 +144,28 @@ pub fn report(closed: &Closed, headline: &str) -> String {
         s.push_str(&format!("  {label:<13}{:>width$} {cur}\n", group_digits(v)));
     }
     s.push_str(&format!(
-        "  {} invoices · {} exceptions · {} rows quarantined · {} duplicate requests dropped\n",
-        m.invoices.len(),
-        m.exception_total,
-        m.inputs.quarantined_requests + m.inputs.quarantined_billing_rows,
-        m.inputs.duplicates_dropped
+        "  {} · {} · {} quarantined · {} dropped\n",
+        count(m.invoices.len() as u64, "invoice", "invoices"),
+        count(m.exception_total as u64, "exception", "exceptions"),
+        count(
+            m.inputs.quarantined_requests + m.inputs.quarantined_billing_rows,
+            "row",
+            "rows"
+        ),
+        count(
+            m.inputs.duplicates_dropped,
+            "duplicate request",
+            "duplicate requests"
+        ),
     ));
     s.push_str(&format!(
         "  ties to the bill: {}\n",
         if m.ties_to_bill { "yes" } else { "NO" }
     ));
     s
+}
+
+/// `1 exception`, `10 exceptions`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
