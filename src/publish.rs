@@ -127,9 +127,12 @@ pub fn publish_with(
     if previous.as_deref() != Some(&bytes[..]) {
         ctx.store.delete(&manifest_url)?;
     }
-    for (path, bytes) in &outputs.files {
-        ctx.store.write(&join(out, path), bytes)?;
-    }
+    let files: Vec<(String, &[u8])> = outputs
+        .files
+        .iter()
+        .map(|(path, bytes)| (join(out, path), &bytes[..]))
+        .collect();
+    ctx.store.write_many(&files)?;
     for path in &stale {
         ctx.store.delete(&join(out, path))?;
     }

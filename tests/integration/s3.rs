@@ -35,8 +35,6 @@ enum Faults {
     None,
     /// Every fifth request, whatever it is.
     EveryFifth,
-    /// Every fifth write (`PUT`, `POST`, `DELETE`).
-    EveryFifthWrite,
     /// Every write of an object whose key ends so.
     PutsEndingWith(&'static str),
 }
@@ -44,7 +42,6 @@ enum Faults {
 struct FaultState {
     mode: Mutex<Faults>,
     requests: AtomicUsize,
-    writes: AtomicUsize,
     /// Faults injected into reads (`GET`, `HEAD`) and into writes.
     injected_reads: AtomicUsize,
     injected_writes: AtomicUsize,
@@ -188,14 +185,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Faulty {
             hyper::Method::PUT | hyper::Method::POST | hyper::Method::DELETE
         );
         let n = self.faults.requests.fetch_add(1, Ordering::SeqCst) + 1;
-        let w = match write {
-            true => self.faults.writes.fetch_add(1, Ordering::SeqCst) + 1,
-            false => 0,
-        };
         let fail = match *self.faults.mode.lock().unwrap() {
             Faults::None => false,
             Faults::EveryFifth => n % 5 == 0,
-            Faults::EveryFifthWrite => write && w % 5 == 0,
             Faults::PutsEndingWith(end) => {
                 req.method() == hyper::Method::PUT && req.uri().path().ends_with(end)
             }
@@ -240,7 +232,6 @@ impl Server {
         let faults = Arc::new(FaultState {
             mode: Mutex::new(Faults::None),
             requests: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
             injected_reads: AtomicUsize::new(0),
             injected_writes: AtomicUsize::new(0),
         });
@@ -283,7 +274,6 @@ impl Server {
         *self.faults.mode.lock().unwrap() = mode;
         for n in [
             &self.faults.requests,
-            &self.faults.writes,
             &self.faults.injected_reads,
             &self.faults.injected_writes,
         ] {
@@ -730,12 +720,13 @@ fn a_server_failing_one_request_in_five_publishes_completely_or_exits_3_without_
 
     // Without retries, a fault in the middle of publishing stops the run:
     // exit 3 naming the object and the store's answer, and no manifest
-    // over the part that was written.
+    // over the part that was written. (Outputs are written several at a
+    // time, so the fault is put on one object to keep the message exact.)
     t.write(
         "policy.toml",
         &s3_policy("mini", "[storage]\nmax_retries = 0"),
     );
-    server.set_faults(Faults::EveryFifthWrite);
+    server.set_faults(Faults::PutsEndingWith("/invoices.json"));
     let out = server.run(
         &t,
         &[&args[..], &["--out", "s3://ledger/retry/2025-01/"]].concat(),
@@ -751,10 +742,6 @@ fn a_server_failing_one_request_in_five_publishes_completely_or_exits_3_without_
          max_retries = 0; check that the store is reachable, or raise it\n"
     );
     assert!(!server.file("retry/2025-01/manifest.json").exists());
-    assert!(
-        server.file("retry/2025-01/budgets.json").exists(),
-        "a partial set"
-    );
     assert!(
         server
             .file("retry/2025-01/.chargeback-publishing.json")
