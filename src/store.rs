@@ -649,14 +649,7 @@ impl Store {
                 std::fs::write(&tmp, bytes).map_err(err)?;
                 std::fs::rename(&tmp, &path).map_err(err)
             }
-            Target::Remote => {
-                let at = parse_remote(url)?;
-                let store = self.client(&at, url)?;
-                let payload = PutPayload::from(bytes.to_vec());
-                self.block_on(store.put(&at.path, payload))
-                    .map(|_| ())
-                    .map_err(|e| self.remote_error(url, "writing", e))
-            }
+            Target::Remote => self.block_on(self.put_remote(url, bytes)),
         }
     }
 
@@ -671,12 +664,14 @@ impl Store {
             .any(|(url, _)| matches!(target(url), Target::Remote))
         {
             return self.block_on(async {
-                let mut puts = futures_util::stream::iter(
-                    items
-                        .iter()
-                        .map(|(url, bytes)| self.write_async(url, bytes)),
-                )
-                .buffered(PUT_CONCURRENCY);
+                let mut puts =
+                    futures_util::stream::iter(items.iter().map(|(url, bytes)| async move {
+                        match target(url) {
+                            Target::Remote => self.put_remote(url, bytes).await,
+                            _ => self.write(url, bytes),
+                        }
+                    }))
+                    .buffered(PUT_CONCURRENCY);
                 while let Some(put) = puts.next().await {
                     put?;
                 }
@@ -691,19 +686,14 @@ impl Store {
         results.into_iter().collect()
     }
 
-    async fn write_async(&self, url: &str, bytes: &[u8]) -> Result<()> {
-        match target(url) {
-            Target::Remote => {
-                let at = parse_remote(url)?;
-                let store = self.client(&at, url)?;
-                store
-                    .put(&at.path, PutPayload::from(bytes.to_vec()))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.remote_error(url, "writing", e))
-            }
-            _ => self.write(url, bytes),
-        }
+    async fn put_remote(&self, url: &str, bytes: &[u8]) -> Result<()> {
+        let at = parse_remote(url)?;
+        let store = self.client(&at, url)?;
+        store
+            .put(&at.path, PutPayload::from(bytes.to_vec()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.remote_error(url, "writing", e))
     }
 
     /// Removes an object if it is there.
