@@ -743,6 +743,10 @@ fn a_server_failing_one_request_in_five_publishes_completely_or_exits_3_without_
     );
     assert!(!server.file("retry/2025-01/manifest.json").exists());
     assert!(
+        server.file("retry/2025-01/budgets.json").exists(),
+        "a partial set: what comes before the failure in path order is written"
+    );
+    assert!(
         server
             .file("retry/2025-01/.chargeback-publishing.json")
             .exists()
