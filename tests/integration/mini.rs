@@ -244,17 +244,20 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
         "url = \"out/{period}/\"\ntemplates = \"branding\"",
     );
     t.write("fixtures/mini/chargeback.toml", &policy);
+    let close = || {
+        t.run(&[
+            "run",
+            "--config",
+            "fixtures/mini/chargeback.toml",
+            "--period",
+            "2025-01",
+        ])
+    };
     t.write(
         "branding/invoice.html.hbs",
         "<h1>{{month.issuer.name}}</h1>\n<p>{{invoice.invoice_number}}: {{money invoice.total}}</p>\n",
     );
-    let out = t.run(&[
-        "run",
-        "--config",
-        "fixtures/mini/chargeback.toml",
-        "--period",
-        "2025-01",
-    ]);
+    let out = close();
     assert_eq!(out.code, 0, "{}", out.transcript());
     assert_eq!(
         t.read("out/2025-01/invoices/support.html"),
@@ -271,13 +274,7 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
         "<p>{{invoice.invoice_number}}</p>\n<p>{{invoice.po_number}}</p>\n",
     );
     std::fs::remove_dir_all(t.path().join("out")).unwrap();
-    let out = t.run(&[
-        "run",
-        "--config",
-        "fixtures/mini/chargeback.toml",
-        "--period",
-        "2025-01",
-    ]);
+    let out = close();
     assert_eq!(out.code, 1, "{}", out.transcript());
     assert_eq!(
         out.stderr,
@@ -294,13 +291,7 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
         "branding/invoice.html.hbs",
         "<p>{{invoice.invoice_number}} {{month.issuer.name}} {{month.due_date}}</p>\n{{#each month.invoices}}{{team}}{{/each}}\n",
     );
-    let out = t.run(&[
-        "run",
-        "--config",
-        "fixtures/mini/chargeback.toml",
-        "--period",
-        "2025-01",
-    ]);
+    let out = close();
     assert_eq!(out.code, 1, "{}", out.transcript());
     assert!(
         out.stderr.starts_with(
