@@ -164,13 +164,6 @@ impl Stage {
         }
     }
 
-    /// Counts `n` more units done; safe from any thread.
-    pub fn inc(&self, n: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        }
-    }
-
     /// A handle that counts for this stage from anywhere (a callback, a
     /// worker thread), for as long as it lives; the spinner shows the count
     /// (a bar once [`Stage::set_total`] gave the whole).
@@ -235,7 +228,7 @@ mod tests {
         };
         let s = p.stage("first");
         s.set_total(3);
-        s.inc(3);
+        s.counter().inc(3);
         drop(s);
         p.stage("second").done();
         let names: Vec<String> = p.stages().into_iter().map(|(n, _)| n).collect();
