@@ -269,6 +269,11 @@ impl Catalog {
     /// `Claude 3.5 Sonnet`, `gpt 4o`). A marketplace provider
     /// (`aws-bedrock`, `azure-openai`, `vertex-ai`) without an entry of its
     /// own falls back to the one entry of that name under any provider.
+    /// Whether the catalog prices any model of `provider`.
+    pub fn has_provider(&self, provider: &str) -> bool {
+        self.models.iter().any(|m| m.provider == provider)
+    }
+
     pub fn resolve(&self, provider: &str, model: &str) -> Option<&ModelEntry> {
         let provider = normalize_name(provider);
         let index = self.resolve_in(&provider, model).or_else(|| {

@@ -274,6 +274,15 @@ pub struct BillingSpec {
     /// over `scope_column` on rows that carry it.
     #[serde(default)]
     pub scope_tag: Option<String>,
+    /// FOCUS `ServiceName`s that count as LLM spend besides the AI services
+    /// (`ServiceCategory = "AI and Machine Learning"`, the providers the
+    /// catalog prices, rows whose model the catalog knows).
+    #[serde(default)]
+    pub include_services: Vec<String>,
+    /// FOCUS `ServiceName`s that never count as LLM spend, even when they
+    /// are AI services (e.g. `Amazon Rekognition`).
+    #[serde(default)]
+    pub exclude_services: Vec<String>,
 }
 
 fn default_scope_column() -> String {
@@ -300,6 +309,17 @@ pub enum BillingFormat {
 }
 
 impl BillingFormat {
+    /// Formats read from provider API pages (`has_more`, `next_page`).
+    pub fn is_api_pages(self) -> bool {
+        matches!(
+            self,
+            BillingFormat::OpenaiCosts
+                | BillingFormat::AnthropicCostReport
+                | BillingFormat::OpenaiUsage
+                | BillingFormat::AnthropicUsageReport
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             BillingFormat::Focus => "FOCUS export",

@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::attribute::{Attribution, TeamUsage};
 use crate::budget::BudgetStatus;
 use crate::chargeback::TeamCharges;
-use crate::config::{Organization, TeamTerms};
+use crate::config::{Organization, TeamTerms, UnattributedPolicy};
+use crate::ingest::OtherServices;
 use crate::money::{Decimal, format_amount};
 use crate::reconcile::{Exception, ReconRow, ratio};
 
@@ -113,6 +114,47 @@ pub struct InputCounts {
     pub quarantined_billing_rows: u64,
 }
 
+/// A bill row that was rejected, with its amount as the bill wrote it:
+/// money the split could not include.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedBillRow {
+    /// `uri:row`.
+    pub source: String,
+    pub column: String,
+    pub reason: String,
+    /// The row's amount as written (empty when it had none).
+    pub cost: String,
+}
+
+/// One exception in words: what, where, and the detail (amounts included).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionView {
+    pub kind: String,
+    pub label: String,
+    /// Provider, day, model, team and source, those that apply, joined.
+    pub at: String,
+    pub detail: String,
+}
+
+/// From the month's usage to each provider's invoice total, and who
+/// carries what no team's usage explains.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeRow {
+    pub provider: String,
+    /// Billed usage lines (what was split over teams).
+    pub usage_billed: String,
+    /// Credits, tax, fees, adjustments, purchases and corrections.
+    pub other_charges: String,
+    /// `usage_billed + other_charges`: the provider's invoice as read.
+    pub invoice_total: String,
+    pub attributed: String,
+    pub unattributed: String,
+    /// Who carries `unattributed` under the policy.
+    pub unattributed_carried_by: String,
+    /// Who carries `other_charges`.
+    pub other_charges_carried_by: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ExceptionCount {
     pub kind: String,
@@ -149,14 +191,29 @@ pub struct Month {
     pub markup_total: String,
     /// `attributed_total + unattributed`: the usage cost of the month.
     pub usage_total: String,
+    /// The split is exact (team usage + unattributed = billed + estimated)
+    /// and the bills read are the whole of the month's invoices: nothing
+    /// rejected, none truncated, none of another month.
     pub ties_to_bill: bool,
+    /// Why the month does not tie to the provider's invoice, in words.
+    pub tie_breaks: Vec<String>,
     pub invoices: Vec<Invoice>,
     pub providers: Vec<ProviderView>,
     pub other_billed_charges: Vec<OtherCharge>,
     pub other_billed_total: String,
+    /// Per provider: usage billed + other charges = the invoice total.
+    pub bridge: Vec<BridgeRow>,
+    /// Bill rows of other cloud services in the period (a FOCUS export
+    /// holds the whole cloud bill): not LLM spend, never billed to a team.
+    pub other_services_rows: u64,
+    pub other_services_total: String,
+    pub rejected_bill_rows: Vec<RejectedBillRow>,
     pub inputs: InputCounts,
     pub exceptions: Vec<ExceptionCount>,
     pub exception_total: usize,
+    /// The most important exceptions in words (most severe first), at
+    /// most [`TOP_EXCEPTIONS`].
+    pub top_exceptions: Vec<ExceptionView>,
     /// Usage cost per team, and the unattributed bucket, largest first
     /// (ties by key): sums to billed + estimated.
     pub cost_by_team: Vec<ChartBar>,
@@ -239,6 +296,12 @@ pub struct MonthInput<'a> {
     pub rows: &'a [ReconRow],
     pub other: Vec<OtherCharge>,
     pub other_total: Decimal,
+    /// Exact other billed charges per provider.
+    pub other_by_provider: BTreeMap<String, Decimal>,
+    pub unattributed_policy: &'a UnattributedPolicy,
+    pub tie_breaks: Vec<String>,
+    pub other_services: OtherServices,
+    pub rejected_bill_rows: Vec<RejectedBillRow>,
     pub inputs: InputCounts,
     pub exceptions: &'a [Exception],
     /// Provider → the kinds of bill read for it.
@@ -360,6 +423,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             },
         })
         .collect();
+    let bridge = bridge(m.rows, &m.other_by_provider, m.unattributed_policy, m.scale);
     let charged: Decimal = m.teams.iter().map(|t| t.charges.total).sum();
     let markup: Decimal = m
         .teams
@@ -413,7 +477,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
         .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for e in m.exceptions {
-        *counts.entry(e.kind).or_default() += 1;
+        *counts.entry(e.kind.as_str()).or_default() += 1;
     }
     Month {
         period: m.period.clone(),
@@ -438,11 +502,17 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
         markup_total: money(markup),
         usage_total: money(a.attributed_total + a.unattributed_total),
         ties_to_bill: a.attributed_total + a.unattributed_total
-            == a.billed_total + a.estimated_total,
+            == a.billed_total + a.estimated_total
+            && m.tie_breaks.is_empty(),
+        tie_breaks: m.tie_breaks,
         invoices,
         providers,
         other_billed_charges: m.other,
         other_billed_total: money(m.other_total),
+        bridge,
+        other_services_rows: m.other_services.rows,
+        other_services_total: money(m.other_services.cost),
+        rejected_bill_rows: m.rejected_bill_rows,
         inputs: m.inputs,
         exceptions: counts
             .into_iter()
@@ -452,10 +522,89 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
             })
             .collect(),
         exception_total: m.exceptions.len(),
+        top_exceptions: top_exceptions(m.exceptions),
         cost_by_team: chart(by_team, true, m.scale),
         cost_by_model: chart(by_model, true, m.scale),
         daily_cost: chart(by_day, false, m.scale),
     }
+}
+
+/// How many exceptions the summary and the run's report spell out.
+pub const TOP_EXCEPTIONS: usize = 10;
+
+/// The most severe exceptions first (then in `exceptions.csv` order).
+fn top_exceptions(exceptions: &[Exception]) -> Vec<ExceptionView> {
+    let mut sorted: Vec<&Exception> = exceptions.iter().collect();
+    sorted.sort_by_key(|e| e.kind.severity());
+    sorted
+        .into_iter()
+        .take(TOP_EXCEPTIONS)
+        .map(|e| ExceptionView {
+            kind: e.kind.as_str().to_string(),
+            label: e.kind.label().to_string(),
+            at: [&e.provider, &e.day, &e.model, &e.team, &e.source]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" · "),
+            detail: e.detail.clone(),
+        })
+        .collect()
+}
+
+/// Per provider: billed usage + other charges = the invoice total (the
+/// total rounded once, usage rounded once, other charges the difference),
+/// and who carries the unattributed usage and the other charges.
+fn bridge(
+    rows: &[ReconRow],
+    other: &BTreeMap<String, Decimal>,
+    policy: &UnattributedPolicy,
+    scale: u32,
+) -> Vec<BridgeRow> {
+    let mut per: BTreeMap<&str, [Decimal; 4]> = BTreeMap::new();
+    for r in rows {
+        let e = per.entry(&r.provider).or_default();
+        e[0] += r.billed_cost;
+        e[1] += r.attributed;
+        e[2] += r.unattributed;
+    }
+    for (p, v) in other {
+        per.entry(p).or_default()[3] += *v;
+    }
+    let money = |d: Decimal| format_amount(d, scale);
+    per.into_iter()
+        // Providers priced from the catalog sent no invoice.
+        .filter(|(_, v)| !(v[0].is_zero() && v[3].is_zero()))
+        .map(|(p, v)| {
+            let usage = v[0].round_dp(scale);
+            let total = (v[0] + v[3]).round_dp(scale);
+            BridgeRow {
+                provider: p.to_string(),
+                usage_billed: money(usage),
+                other_charges: money(total - usage),
+                invoice_total: money(total),
+                attributed: money(v[1]),
+                unattributed: money(v[2]),
+                unattributed_carried_by: match policy {
+                    _ if v[2].is_zero() => "—".to_string(),
+                    UnattributedPolicy::Report => {
+                        "no team: reported as unattributed (policy `report`)".to_string()
+                    }
+                    UnattributedPolicy::Proportional => {
+                        "every team, in proportion to its attributed cost (policy `proportional`)"
+                            .to_string()
+                    }
+                    UnattributedPolicy::Team(t) => format!("team `{t}` (policy `team:{t}`)"),
+                },
+                other_charges_carried_by: if v[3].is_zero() {
+                    "—".to_string()
+                } else {
+                    "no team: listed under other billed charges, on no invoice".to_string()
+                },
+            }
+        })
+        .collect()
 }
 
 /// Chart bars from `(key, label, exact amount)`: amounts rounded for print,

@@ -4,6 +4,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {
-    std::process::exit(chargeback::run(std::env::args_os()));
+fn main() -> std::process::ExitCode {
+    let code = chargeback::run(std::env::args_os());
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

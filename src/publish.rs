@@ -213,16 +213,19 @@ fn is_relative_inside(p: &str) -> bool {
 }
 
 /// A CSV document from a header and rows.
-pub fn csv_bytes<const N: usize>(
-    header: [&str; N],
-    rows: impl IntoIterator<Item = [String; N]>,
-) -> Vec<u8> {
+pub fn csv_bytes<H, R>(header: H, rows: impl IntoIterator<Item = R>) -> Vec<u8>
+where
+    H: IntoIterator,
+    H::Item: AsRef<[u8]>,
+    R: IntoIterator,
+    R::Item: AsRef<[u8]>,
+{
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     w.write_record(header).expect("writing to memory");
     for r in rows {
-        w.write_record(&r).expect("writing to memory");
+        w.write_record(r).expect("writing to memory");
     }
     w.into_inner()
         .map_err(|e| Error::storage("csv", e.to_string()))

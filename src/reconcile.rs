@@ -16,10 +16,115 @@ use crate::ingest::{BilledLine, UsageCell};
 use crate::money::{Decimal, SPLIT_PLACES, split_exact};
 use rust_decimal::RoundingStrategy;
 
+/// What kind of thing finance should look at; its snake_case name is the
+/// `kind` column of `exceptions.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    /// A bill source whose rows all belong to another month.
+    BillOutsidePeriod,
+    /// A bill source with no rows at all.
+    BillWithoutRows,
+    /// An API page says more pages follow, and none of the inputs is it.
+    TruncatedExport,
+    QuarantinedRows,
+    CoverageBelowMinimum,
+    LogsExceedBill,
+    BilledWithoutLogs,
+    BilledModelUnknown,
+    PriceVariance,
+    NoCatalogPrice,
+    UsageWithoutBillLine,
+    EstimatedProvider,
+    TeamNotInPolicy,
+    /// A policy team without usage whose id is close to one in the logs.
+    TeamWithoutUsage,
+}
+
+impl ExceptionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::BillOutsidePeriod => "bill_outside_period",
+            ExceptionKind::BillWithoutRows => "bill_without_rows",
+            ExceptionKind::TruncatedExport => "truncated_export",
+            ExceptionKind::QuarantinedRows => "quarantined_rows",
+            ExceptionKind::CoverageBelowMinimum => "coverage_below_minimum",
+            ExceptionKind::LogsExceedBill => "logs_exceed_bill",
+            ExceptionKind::BilledWithoutLogs => "billed_without_logs",
+            ExceptionKind::BilledModelUnknown => "billed_model_unknown",
+            ExceptionKind::PriceVariance => "price_variance",
+            ExceptionKind::NoCatalogPrice => "no_catalog_price",
+            ExceptionKind::UsageWithoutBillLine => "usage_without_bill_line",
+            ExceptionKind::EstimatedProvider => "estimated_provider",
+            ExceptionKind::TeamNotInPolicy => "team_not_in_policy",
+            ExceptionKind::TeamWithoutUsage => "team_without_usage",
+        }
+    }
+
+    /// The kind in words, for the summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExceptionKind::BillOutsidePeriod => "bill for another month",
+            ExceptionKind::BillWithoutRows => "empty bill",
+            ExceptionKind::TruncatedExport => "export missing pages",
+            ExceptionKind::QuarantinedRows => "rows rejected",
+            ExceptionKind::CoverageBelowMinimum => "logs cover too little of the bill",
+            ExceptionKind::LogsExceedBill => "logs exceed the bill",
+            ExceptionKind::BilledWithoutLogs => "billed with no logs",
+            ExceptionKind::BilledModelUnknown => "billed model not in the catalog",
+            ExceptionKind::PriceVariance => "billed price differs from the catalog",
+            ExceptionKind::NoCatalogPrice => "no catalog price",
+            ExceptionKind::UsageWithoutBillLine => "logged usage with no bill line",
+            ExceptionKind::EstimatedProvider => "priced from the catalog (no bill)",
+            ExceptionKind::TeamNotInPolicy => "team not in the policy",
+            ExceptionKind::TeamWithoutUsage => "policy team without usage",
+        }
+    }
+
+    /// How much it matters: the month's totals first (bills that do not
+    /// hold the month), then money that may be misplaced, then notes.
+    pub fn severity(self) -> u8 {
+        match self {
+            ExceptionKind::BillOutsidePeriod
+            | ExceptionKind::TruncatedExport
+            | ExceptionKind::QuarantinedRows => 0,
+            ExceptionKind::BillWithoutRows
+            | ExceptionKind::CoverageBelowMinimum
+            | ExceptionKind::BilledWithoutLogs
+            | ExceptionKind::BilledModelUnknown
+            | ExceptionKind::LogsExceedBill => 1,
+            ExceptionKind::PriceVariance
+            | ExceptionKind::NoCatalogPrice
+            | ExceptionKind::UsageWithoutBillLine
+            | ExceptionKind::TeamWithoutUsage => 2,
+            ExceptionKind::EstimatedProvider | ExceptionKind::TeamNotInPolicy => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for ExceptionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Exceptions sort by their names, as `exceptions.csv` lists them.
+impl PartialOrd for ExceptionKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ExceptionKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
 /// Something finance should look at before closing the month.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Exception {
-    pub kind: &'static str,
+    pub kind: ExceptionKind,
     pub provider: String,
     pub day: String,
     pub model: String,
@@ -30,7 +135,7 @@ pub struct Exception {
 }
 
 impl Exception {
-    pub fn new(kind: &'static str, detail: impl Into<String>) -> Exception {
+    pub fn new(kind: ExceptionKind, detail: impl Into<String>) -> Exception {
         Exception {
             kind,
             provider: String::new(),
@@ -61,6 +166,10 @@ pub struct ReconRow {
     pub catalog_cost: Option<Decimal>,
     #[serde(skip)]
     priced_all: bool,
+    /// Lines that state no tokens (a coarse export): the catalog cost of
+    /// the logged usage they were matched to, when it could be priced.
+    #[serde(skip)]
+    logged_catalog_cost: Option<Decimal>,
 }
 
 impl ReconRow {
@@ -124,7 +233,8 @@ pub fn reconcile(
             .push(i);
     }
     let mut rows: BTreeMap<(String, NaiveDate, String), ReconRow> = BTreeMap::new();
-    let mut matched = vec![false; cells.len()];
+    // Per cell, the token classes some billed line matched.
+    let mut matched = vec![[false; 4]; cells.len()];
     let billed_providers: BTreeSet<&str> = lines
         .iter()
         .filter(|l| l.is_usage())
@@ -155,7 +265,7 @@ pub fn reconcile(
                 model: model_label.clone(),
                 source: format!("{}:{}", line.source, line.row),
                 ..Exception::new(
-                    "billed_model_unknown",
+                    ExceptionKind::BilledModelUnknown,
                     format!(
                         "the bill names model `{model_label}`, which is not in the catalog; its {} stays unattributed",
                         line.cost
@@ -207,6 +317,9 @@ pub fn reconcile(
             }
         } else {
             row.priced_all = false;
+            if let Some(c) = logged_catalog_cost(line, &candidates, cells, catalog) {
+                *row.logged_catalog_cost.get_or_insert(Decimal::ZERO) += c;
+            }
         }
         let attributed = if covered == Decimal::ONE {
             line.cost
@@ -224,7 +337,10 @@ pub fn reconcile(
                 for (k, &i) in candidates.iter().enumerate() {
                     out.cell_billed[i] += parts[k];
                     if !weights[k].is_zero() {
-                        matched[i] = true;
+                        match line.usage_type {
+                            Some(t) => matched[i][t as usize] = true,
+                            None => matched[i] = [true; 4],
+                        }
                     }
                 }
                 attributed
@@ -240,13 +356,17 @@ pub fn reconcile(
     }
 
     // Logged usage of providers that sent no bill: priced from the catalog.
-    let mut unbilled: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // Logged tokens of billed providers that no line matched, by class:
+    // a day billed for input only leaves its output tokens unbilled.
+    let mut unbilled: BTreeMap<(String, String, UsageType), u64> = BTreeMap::new();
     for (i, c) in cells.iter().enumerate() {
         if billed_providers.contains(c.provider.as_str()) {
-            if !matched[i] && c.total_tokens() > 0 {
-                *unbilled
-                    .entry((c.provider.clone(), c.model.clone()))
-                    .or_default() += c.total_tokens();
+            for t in UsageType::ALL {
+                if !matched[i][t as usize] && c.tokens_of(t) > 0 {
+                    *unbilled
+                        .entry((c.provider.clone(), c.model.clone(), t))
+                        .or_default() += c.tokens_of(t);
+                }
             }
             continue;
         }
@@ -275,7 +395,7 @@ pub fn reconcile(
                 model: c.model.clone(),
                 team: c.team.clone(),
                 ..Exception::new(
-                    "no_catalog_price",
+                    ExceptionKind::NoCatalogPrice,
                     format!(
                         "no price for `{}` is in force on {}; {} tokens are not charged",
                         c.model,
@@ -290,25 +410,31 @@ pub fn reconcile(
         out.exceptions.push(Exception {
             provider: p.clone(),
             ..Exception::new(
-                "estimated_provider",
-                format!("no bill was loaded for `{p}`; its usage is charged at catalog prices"),
+                ExceptionKind::EstimatedProvider,
+                format!(
+                    "no bill line of the period is for `{p}`; its usage is charged at catalog prices"
+                ),
             )
         });
     }
-    for ((provider, model), tokens) in unbilled {
+    for ((provider, model, t), tokens) in unbilled {
         out.exceptions.push(Exception {
             provider,
             model,
             ..Exception::new(
-                "usage_without_bill_line",
-                format!("{tokens} logged tokens match no billed line; they carry no cost"),
+                ExceptionKind::UsageWithoutBillLine,
+                format!(
+                    "{tokens} logged `{}` tokens match no billed line; they carry no cost",
+                    t.as_str()
+                ),
             )
         });
     }
 
     let mut prices: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
+    let mut coarse: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
     for row in rows.values() {
-        let at = |kind: &'static str, detail: String| Exception {
+        let at = |kind: ExceptionKind, detail: String| Exception {
             provider: row.provider.clone(),
             day: row.day.clone(),
             model: row.model.clone(),
@@ -316,7 +442,7 @@ pub fn reconcile(
         };
         match row.coverage() {
             Some(c) if c < tol.min_coverage => out.exceptions.push(at(
-                "coverage_below_minimum",
+                ExceptionKind::CoverageBelowMinimum,
                 format!(
                     "logs cover {} of {} billed tokens ({}), below the minimum {}",
                     row.logged_tokens.normalize(),
@@ -326,7 +452,7 @@ pub fn reconcile(
                 ),
             )),
             Some(c) if c > Decimal::ONE => out.exceptions.push(at(
-                "logs_exceed_bill",
+                ExceptionKind::LogsExceedBill,
                 format!(
                     "logs show {} tokens but the bill {}; shares were scaled to the bill",
                     row.logged_tokens.normalize(),
@@ -335,7 +461,7 @@ pub fn reconcile(
             )),
             None if row.unattributed > Decimal::ZERO && row.billed_tokens.is_zero() => {
                 out.exceptions.push(at(
-                    "billed_without_logs",
+                    ExceptionKind::BilledWithoutLogs,
                     format!(
                         "{} billed with no matching logs",
                         row.unattributed.normalize()
@@ -350,6 +476,36 @@ pub fn reconcile(
                 .or_default();
             e.0 += row.billed_cost;
             e.1 += c;
+        } else if let Some(c) = row.logged_catalog_cost.filter(|_| row.billed_tokens.is_zero()) {
+            let e = coarse
+                .entry((row.provider.clone(), row.model.clone()))
+                .or_default();
+            e.0 += row.billed_cost;
+            e.1 += c;
+        }
+    }
+    // A bill that states no tokens is checked against the catalog cost of
+    // the usage logged for it: a gap is missing logs or another price.
+    for ((provider, model), (billed, catalog)) in coarse {
+        if catalog.is_zero() {
+            continue;
+        }
+        let v = billed / catalog - Decimal::ONE;
+        if v.abs() > tol.max_price_variance {
+            out.exceptions.push(Exception {
+                provider,
+                model,
+                ..Exception::new(
+                    ExceptionKind::PriceVariance,
+                    format!(
+                        "billed {} vs {} for the logged usage at catalog prices over the month ({}), beyond the tolerance {}; the bill states no tokens, so either the logs miss usage or the price is not the catalog's",
+                        billed.round_dp(6).normalize(),
+                        catalog.round_dp(6).normalize(),
+                        signed_ratio(v),
+                        tol.max_price_variance
+                    ),
+                )
+            });
         }
     }
     // A price difference is a property of the contract, not of a day: one
@@ -362,7 +518,7 @@ pub fn reconcile(
                 provider,
                 model,
                 ..Exception::new(
-                    "price_variance",
+                    ExceptionKind::PriceVariance,
                     format!(
                         "billed {} vs {} at catalog prices over the month ({}), beyond the tolerance {}; a negotiated rate belongs in the catalog",
                         billed.round_dp(6).normalize(),
@@ -475,6 +631,29 @@ fn line_weights(
             .map(|&i| Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>()))
             .collect()
     })
+}
+
+/// The catalog cost of the logged usage a line without tokens matched, in
+/// the line's class (every class when it names none); `None` when some
+/// cell has no price.
+fn logged_catalog_cost(
+    line: &BilledLine,
+    candidates: &[usize],
+    cells: &[UsageCell],
+    catalog: &Catalog,
+) -> Option<Decimal> {
+    let classes: Vec<UsageType> = match line.usage_type {
+        Some(t) => vec![t],
+        None => UsageType::ALL.to_vec(),
+    };
+    candidates
+        .iter()
+        .map(|&i| {
+            let c = &cells[i];
+            let p = catalog.prices_on(&c.provider, &c.model, c.day)?;
+            Some(classes.iter().map(|&t| p.cost(t, c.tokens_of(t))).sum::<Decimal>())
+        })
+        .sum()
 }
 
 fn catalog_price(catalog: &Catalog, line: &BilledLine, t: UsageType) -> Option<Decimal> {
@@ -590,7 +769,7 @@ mod tests {
         let r = reconcile(&[line("p1", 100, "1.00")], &cells, &catalog(), TOL);
         assert_eq!(r.cell_billed[0], Decimal::new(5, 1));
         assert_eq!(r.unattributed["openai"], Decimal::new(5, 1));
-        assert_eq!(r.exceptions[0].kind, "coverage_below_minimum");
+        assert_eq!(r.exceptions[0].kind.as_str(), "coverage_below_minimum");
 
         let cells = [cell("a", "p1", 150), cell("b", "p1", 50)];
         let r = reconcile(&[line("p1", 100, "1.00")], &cells, &catalog(), TOL);
@@ -599,6 +778,6 @@ mod tests {
             vec![Decimal::new(75, 2), Decimal::new(25, 2)]
         );
         assert!(r.unattributed.is_empty());
-        assert_eq!(r.exceptions[0].kind, "logs_exceed_bill");
+        assert_eq!(r.exceptions[0].kind.as_str(), "logs_exceed_bill");
     }
 }

@@ -37,10 +37,43 @@ pub mod request {
         OUTPUT_TOKENS,
     ];
 
+    /// Every canonical column, in the order quarantine files list them.
+    pub const ALL: [&str; 12] = [
+        REQUEST_ID,
+        TIMESTAMP,
+        PROVIDER,
+        MODEL,
+        BILLING_SCOPE,
+        TEAM,
+        USE_CASE,
+        INPUT_TOKENS,
+        CACHED_INPUT_TOKENS,
+        CACHE_WRITE_TOKENS,
+        OUTPUT_TOKENS,
+        STATUS,
+    ];
+
     /// The owner of requests that carry no team tag.
     pub const UNTAGGED_TEAM: &str = "untagged";
     /// The use case of requests that carry none.
     pub const NO_USE_CASE: &str = "general";
+}
+
+/// Columns of the quarantine files: where a row came from and why it was
+/// set aside, then the row as read.
+pub mod quarantine {
+    pub const SOURCE: &str = "source";
+    pub const ROW: &str = "row";
+    pub const COLUMN: &str = "column";
+    pub const REASON: &str = "reason";
+    /// A bill row's amount as the source wrote it.
+    pub const COST: &str = "cost";
+    /// A bill row's fields as one JSON object of text values.
+    pub const RECORD: &str = "record";
+
+    pub const LOCATION: [&str; 4] = [SOURCE, ROW, COLUMN, REASON];
+    /// What a quarantined bill row keeps of itself.
+    pub const BILL_FIELDS: [&str; 2] = [COST, RECORD];
 }
 
 /// Working columns added while ingesting; never written to an output.
@@ -68,6 +101,9 @@ pub mod focus {
     pub const PROVIDER_NAME: &str = "ProviderName";
     pub const PUBLISHER_NAME: &str = "PublisherName";
     pub const SERVICE_NAME: &str = "ServiceName";
+    pub const SERVICE_CATEGORY: &str = "ServiceCategory";
+    /// The `ServiceCategory` of AI services (FOCUS 1.0+).
+    pub const AI_SERVICE_CATEGORY: &str = "AI and Machine Learning";
     pub const SUB_ACCOUNT_ID: &str = "SubAccountId";
     pub const CONSUMED_QUANTITY: &str = "ConsumedQuantity";
     pub const CONSUMED_UNIT: &str = "ConsumedUnit";

@@ -16,13 +16,20 @@ use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::ingest::requests::{RequestSource, load_requests};
-use crate::ingest::{BilledLine, QuarantinedRow, detect, load_bill, usage_report};
-use crate::invoice::{InputCounts, Month, MonthInput, OtherCharge, TeamResult, build_month};
+use crate::ingest::openai::PageLink;
+use crate::ingest::{
+    Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, detect, load_bill,
+    truncated_pages, usage_report,
+};
+use crate::invoice::{
+    InputCounts, Month, MonthInput, OtherCharge, RejectedBillRow, TeamResult, build_month,
+};
 use crate::manifest::{Manifest, Totals};
 use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
 use crate::publish::{Outputs, csv_bytes};
-use crate::reconcile::{Exception, Tolerances, reconcile};
+use crate::reconcile::{Exception, ExceptionKind, Tolerances, reconcile};
+use crate::schema;
 use crate::render::html::HtmlRenderer;
 use crate::render::pdf::PdfRenderer;
 use crate::store::ObjectRecord;
@@ -105,10 +112,24 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let mut billing_urls: Vec<String> = Vec::new();
     let mut reported_usage = Vec::new();
     let mut bill_sources: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut bill_exceptions: Vec<Exception> = Vec::new();
+    let mut tie_breaks: Vec<String> = Vec::new();
+    let mut other_services = OtherServices::default();
+    let mut pages: BTreeMap<&'static str, Vec<(String, PageLink)>> = BTreeMap::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
             let (format, bill) = load_bill(ctx, &url, spec, &catalog, period, &currency)?;
             billing_rows += bill.rows_read;
+            if let Some(e) = bill_period_exception(&url, &bill, period) {
+                tie_breaks.push(e.detail.clone());
+                bill_exceptions.push(e);
+            }
+            other_services.rows += bill.other_services.rows;
+            other_services.cost += bill.other_services.cost;
+            pages
+                .entry(format.name())
+                .or_default()
+                .extend(bill.pages.iter().map(|p| (url.clone(), p.clone())));
             let providers = bill.lines.iter().map(|l| &l.provider);
             for p in providers.chain(bill.usage.iter().map(|u| &u.provider)) {
                 bill_sources
@@ -124,6 +145,35 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     }
     billing_urls.sort();
     billing_urls.dedup();
+    for links in pages.values() {
+        let links: Vec<(&str, &PageLink)> = links.iter().map(|(u, p)| (u.as_str(), p)).collect();
+        for (url, p) in truncated_pages(&links) {
+            let detail = format!(
+                "`{url}` page {} says `has_more: true`{}, but no input holds the page that follows{}: its money is missing from the month",
+                p.page,
+                p.next_page
+                    .as_ref()
+                    .map(|c| format!(" (next_page `{c}`)"))
+                    .unwrap_or_default(),
+                p.last_end
+                    .as_ref()
+                    .map(|e| format!(" (from `{e}`)"))
+                    .unwrap_or_default(),
+            );
+            tie_breaks.push(detail.clone());
+            bill_exceptions.push(Exception {
+                source: url.to_string(),
+                ..Exception::new(ExceptionKind::TruncatedExport, detail)
+            });
+        }
+    }
+    if !billing_quarantine.is_empty() {
+        tie_breaks.push(format!(
+            "{} rejected bill {} (see quarantine/billing.csv): the provider's invoice total is not what was split",
+            billing_quarantine.len(),
+            if billing_quarantine.len() == 1 { "row" } else { "rows" }
+        ));
+    }
     // Cost lines without model or quantity, cut by the provider's usage.
     let lines = usage_report::refine(lines, &reported_usage, &catalog);
     stage.done();
@@ -136,6 +186,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let rec = reconcile(&lines, &log.cells, &catalog, tol);
     let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
+    exceptions.extend(bill_exceptions);
 
     // Every team in the logs, and every team of the policy (fixed fees
     // are due without usage).
@@ -169,7 +220,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
             exceptions.push(Exception {
                 team: usage.team.clone(),
                 ..Exception::new(
-                    "team_not_in_policy",
+                    ExceptionKind::TeamNotInPolicy,
                     format!(
                         "team `{}` is in the logs but not in [teams]; invoiced under the defaults",
                         usage.team
@@ -200,7 +251,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         exceptions.push(Exception {
             source: source.clone(),
             ..Exception::new(
-                "quarantined_rows",
+                ExceptionKind::QuarantinedRows,
                 format!(
                     "{n} {} of `{source}` quarantined",
                     if n == 1 { "row" } else { "rows" }
@@ -208,10 +259,25 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
             )
         });
     }
+    exceptions.extend(similar_team_ids(&policy, &attribution.teams));
     exceptions.sort();
 
     let other: Vec<&BilledLine> = lines.iter().filter(|l| !l.is_usage()).collect();
     let other_total: Decimal = other.iter().map(|l| l.cost).sum();
+    let mut other_by_provider: BTreeMap<String, Decimal> = BTreeMap::new();
+    for l in &other {
+        *other_by_provider.entry(l.provider.clone()).or_default() += l.cost;
+    }
+    billing_quarantine.sort();
+    let rejected_bill_rows = billing_quarantine
+        .iter()
+        .map(|q| RejectedBillRow {
+            source: format!("{}:{}", q.source, q.row),
+            column: q.column.clone(),
+            reason: q.reason.clone(),
+            cost: q.field(schema::quarantine::COST).to_string(),
+        })
+        .collect();
     let other_charges: Vec<OtherCharge> = other
         .iter()
         .map(|l| OtherCharge {
@@ -230,7 +296,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     let (dup_rows, bad_rows): (Vec<&QuarantinedRow>, Vec<&QuarantinedRow>) = log
         .quarantine
         .iter()
-        .partition(|q| q.reason.starts_with("duplicate `request_id`"));
+        .partition(|q| q.kind == QuarantineKind::Duplicate);
     let inputs = InputCounts {
         request_rows: log.stats.rows_read,
         requests_used: log.stats.used,
@@ -252,6 +318,11 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         rows: &rec.rows,
         other: other_charges,
         other_total,
+        other_by_provider,
+        unattributed_policy: &policy.reconciliation.unattributed,
+        tie_breaks,
+        other_services,
+        rejected_bill_rows,
         inputs,
         exceptions: &exceptions,
         bill_sources: &bill_sources,
@@ -312,16 +383,24 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     outputs.add("reconciliation.csv", reconciliation_csv(&rec.rows, scale));
     outputs.add("exceptions.csv", exceptions_csv(&exceptions));
     if !bad_rows.is_empty() {
-        outputs.add("quarantine/requests.csv", quarantine_csv(bad_rows));
+        outputs.add(
+            "quarantine/requests.csv",
+            quarantine_csv(bad_rows, &schema::request::ALL),
+        );
     }
     if !dup_rows.is_empty() {
-        outputs.add("quarantine/duplicates.csv", quarantine_csv(dup_rows));
+        outputs.add(
+            "quarantine/duplicates.csv",
+            quarantine_csv(dup_rows, &schema::request::ALL),
+        );
     }
     if !billing_quarantine.is_empty() {
-        billing_quarantine.sort();
         outputs.add(
             "quarantine/billing.csv",
-            quarantine_csv(billing_quarantine.iter().collect()),
+            quarantine_csv(
+                billing_quarantine.iter().collect(),
+                &schema::quarantine::BILL_FIELDS,
+            ),
         );
     }
 
@@ -372,10 +451,94 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     })
 }
 
+/// A bill source that holds nothing of the period: every row of another
+/// month (the wrong file under this month's name), or no row at all.
+fn bill_period_exception(url: &str, bill: &Bill, period: Period) -> Option<Exception> {
+    let of_period = bill.lines.len() + bill.usage.len() + bill.quarantine.len();
+    if of_period > 0 || bill.other_services.rows > 0 {
+        return None;
+    }
+    let (kind, detail) = match bill.outside_days {
+        Some((first, last)) => (
+            ExceptionKind::BillOutsidePeriod,
+            format!(
+                "`{url}`: {} read, none in {period} (they run from {first} to {last}); is this the right month's bill?",
+                rows(bill.rows_read)
+            ),
+        ),
+        None if bill.rows_read == 0 => (
+            ExceptionKind::BillWithoutRows,
+            format!("`{url}` holds no bill rows"),
+        ),
+        None => return None,
+    };
+    Some(Exception {
+        source: url.to_string(),
+        ..Exception::new(kind, detail)
+    })
+}
+
+fn rows(n: u64) -> String {
+    format!("{n} {}", if n == 1 { "row" } else { "rows" })
+}
+
+/// Policy teams without usage whose id is one or two edits from a team in
+/// the logs that the policy does not list (`[teams.suport]`, logs'
+/// `support`): most likely a typo that invoices the logged team under the
+/// defaults.
+fn similar_team_ids(policy: &Policy, used: &BTreeMap<String, TeamUsage>) -> Vec<Exception> {
+    let unlisted: Vec<&TeamUsage> = used
+        .values()
+        .filter(|u| !policy.teams.contains_key(&u.team))
+        .collect();
+    policy
+        .teams
+        .keys()
+        .filter(|t| !used.contains_key(*t))
+        .filter_map(|t| {
+            let near = unlisted
+                .iter()
+                .filter(|u| edit_distance(t, &u.team) <= 2)
+                .min_by_key(|u| (edit_distance(t, &u.team), u.team.clone()))?;
+            Some(Exception {
+                team: t.clone(),
+                ..Exception::new(
+                    ExceptionKind::TeamWithoutUsage,
+                    format!(
+                        "team `{t}` is in [teams] but has no usage; did you mean `{}` (in the logs with {}, invoiced under the defaults)?",
+                        near.team,
+                        count_of(near.requests, "request", "requests")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn count_of(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 fn count_by_source<'a>(rows: impl Iterator<Item = &'a QuarantinedRow>) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for r in rows {
-        if !r.reason.starts_with("duplicate `request_id`") {
+        if r.kind == QuarantineKind::Invalid {
             *m.entry(r.source.clone()).or_default() += 1;
         }
     }
@@ -486,9 +649,15 @@ fn exceptions_csv(exceptions: &[Exception]) -> Vec<u8> {
     )
 }
 
-fn quarantine_csv(rows: Vec<&QuarantinedRow>) -> Vec<u8> {
+/// Where each row came from and why, then the row's `fields` as read.
+fn quarantine_csv(rows: Vec<&QuarantinedRow>, fields: &[&str]) -> Vec<u8> {
+    let header: Vec<&str> = schema::quarantine::LOCATION
+        .iter()
+        .chain(fields)
+        .copied()
+        .collect();
     csv_bytes(
-        ["source", "row", "column", "reason"],
+        header,
         rows.into_iter().map(|q| {
             [
                 q.source.clone(),
@@ -496,6 +665,9 @@ fn quarantine_csv(rows: Vec<&QuarantinedRow>) -> Vec<u8> {
                 q.column.clone(),
                 q.reason.clone(),
             ]
+            .into_iter()
+            .chain(fields.iter().map(|f| q.field(f).to_string()))
+            .collect::<Vec<_>>()
         }),
     )
 }

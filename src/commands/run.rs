@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     stage.done();
     ctx.progress.finish();
     if !args.month.quiet {
-        print!("{}", report(&closed, &format!("closed {period} → {out}")));
+        super::say(&report(&closed, &format!("closed {period} → {out}")));
     }
     let m = &closed.month;
     let mut tripped = Vec::new();
@@ -158,11 +158,55 @@ pub fn report(closed: &Closed, headline: &str) -> String {
             "duplicate requests"
         ),
     ));
+    if m.other_services_rows > 0 {
+        s.push_str(&format!(
+            "  not LLM spend: {}, {} {cur} of other cloud services, not included\n",
+            count(m.other_services_rows, "bill row", "bill rows"),
+            group_digits(&m.other_services_total),
+        ));
+    }
     s.push_str(&format!(
         "  ties to the bill: {}\n",
         if m.ties_to_bill { "yes" } else { "NO" }
     ));
+    for why in &m.tie_breaks {
+        s.push_str(&format!("    - {why}\n"));
+    }
+    if !m.top_exceptions.is_empty() {
+        s.push_str("  exceptions, most severe first:\n");
+        for e in m.top_exceptions.iter().take(REPORTED_EXCEPTIONS) {
+            let at = if e.at.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", e.at)
+            };
+            s.push_str(&format!("    - {}{at}: {}\n", e.label, e.detail));
+        }
+        let more = m.exception_total.saturating_sub(REPORTED_EXCEPTIONS);
+        if more > 0 {
+            s.push_str(&format!("    … and {more} more in exceptions.csv\n"));
+        }
+    }
     s
+}
+
+/// How many exceptions the run's report spells out.
+const REPORTED_EXCEPTIONS: usize = 5;
+
+/// What `validate` says of a month: clean only when it ties to the bills
+/// and finance has nothing to look at.
+pub fn verdict(closed: &Closed, period: Period) -> String {
+    let m = &closed.month;
+    if !m.ties_to_bill {
+        format!("checked: {period} does NOT tie to the provider's bills (nothing was written)")
+    } else if m.exception_total > 0 {
+        format!(
+            "checked: {period} ties to the bills, with {} to review (nothing was written)",
+            count(m.exception_total as u64, "exception", "exceptions")
+        )
+    } else {
+        format!("valid: {period} closes cleanly (nothing was written)")
+    }
 }
 
 /// `1 exception`, `10 exceptions`.

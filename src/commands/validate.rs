@@ -1,7 +1,7 @@
 //! `chargeback validate`: every check of a run, nothing written.
 
 use super::close::{MonthRequest, close_month};
-use super::run::{parse_month, report};
+use super::run::{parse_month, report, verdict};
 use crate::cli::MonthArgs;
 use crate::context::Context;
 use crate::error::Result;
@@ -20,13 +20,7 @@ pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     )?;
     ctx.progress.finish();
     if !args.quiet {
-        print!(
-            "{}",
-            report(
-                &closed,
-                &format!("valid: {period} closes cleanly (nothing was written)")
-            )
-        );
+        super::say(&report(&closed, &verdict(&closed, period)));
     }
     Ok(())
 }

@@ -50,7 +50,7 @@ struct ReportBucket {
     results: Vec<CostItem>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default)]
 struct CostItem {
     /// Cents as a decimal string; a bare number is read from its text too.
@@ -91,7 +91,7 @@ pub(super) fn report_from_text(
                         ),
                     )),
                     Some(day) if !period.contains(day) => {
-                        bill.outside_period += 1;
+                        bill.note_outside(day);
                         continue;
                     }
                     Some(day) => read_item(item, day, catalog, currency),
@@ -103,8 +103,9 @@ pub(super) fn report_from_text(
                         bill.lines.push(line);
                     }
                     Err((column, reason)) => {
+                        let cost = item.amount.as_deref().map(RawValue::get);
                         bill.quarantine
-                            .push(quarantined(url, record, column, reason));
+                            .push(quarantined(url, record, column, reason, cost, item));
                     }
                 }
             }
@@ -273,7 +274,7 @@ pub(super) fn cost_csv_from_text(
                 format!("`usage_date_utc` is not a date: `{d}`"),
             )),
             Some((_, Some(day))) if !period.contains(day) => {
-                bill.outside_period += 1;
+                bill.note_outside(day);
                 continue;
             }
             Some((_, Some(day))) => read_csv_row(&v, day, catalog, currency),
@@ -284,7 +285,14 @@ pub(super) fn cost_csv_from_text(
                 line.row = row;
                 bill.lines.push(line);
             }
-            Err((column, reason)) => bill.quarantine.push(quarantined(url, row, column, reason)),
+            Err((column, reason)) => bill.quarantine.push(quarantined(
+                url,
+                row,
+                column,
+                reason,
+                v("cost_usd"),
+                &table.record(record),
+            )),
         }
     }
     Ok(bill)

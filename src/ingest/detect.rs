@@ -190,6 +190,12 @@ pub fn billing_format(
         Ok(BillingFormat::OpenaiCosts)
     } else if has(&names, &["starting_at", "results", "amount"]) {
         Ok(BillingFormat::AnthropicCostReport)
+    } else if let Some((what, how)) = native_export(&names) {
+        Err(Error::input(
+            Location::file(url),
+            format!("this is a native {what} export, not FOCUS; found {}", found(&names)),
+        )
+        .with_hint(format!("export FOCUS 1.x instead: {how}")))
     } else {
         Err(Error::input(
             Location::file(url),
@@ -202,6 +208,31 @@ pub fn billing_format(
              either (`organization.usage.completions.result`, `uncached_input_tokens`); or set `format` \
              in the policy",
         ))
+    }
+}
+
+/// A cloud's own cost export that people hand over instead of FOCUS, by
+/// its column names: what it is and how to get the FOCUS export instead.
+fn native_export(names: &[String]) -> Option<(&'static str, &'static str)> {
+    let any_prefix = |p: &str| names.iter().any(|n| n.starts_with(p));
+    let any = |wanted: &[&str]| wanted.iter().any(|w| names.iter().any(|n| n == w));
+    if any_prefix("lineItem/") && any_prefix("cost/") {
+        Some((
+            "Oracle Cloud (OCI) cost report",
+            "OCI's FOCUS reports are in the same bucket under `FOCUS Reports/` (Billing & Cost Management → Cost and Usage Reports)",
+        ))
+    } else if any_prefix("lineItem/") || any_prefix("line_item_") {
+        Some((
+            "AWS Cost and Usage Report (CUR)",
+            "in the AWS Billing console, Data Exports → Create → \"FOCUS 1.0 with AWS columns\" (or 1.2), CSV, and point `[sources] billing` at it",
+        ))
+    } else if any(&["CostInBillingCurrency", "MeterCategory", "costInBillingCurrency", "meterCategory"]) {
+        Some((
+            "Azure cost details (EA / MCA usage details)",
+            "in Cost Management → Exports, create an export of type \"Cost and usage (FOCUS)\", CSV or Parquet",
+        ))
+    } else {
+        None
     }
 }
 

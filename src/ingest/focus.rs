@@ -12,7 +12,8 @@
 use polars::prelude::*;
 
 use super::{
-    Bill, BilledLine, ChargeCategory, QuarantinedRow, column_list, first_line, scan, time,
+    Bill, BilledLine, ChargeCategory, QuarantinedRow, bill_fields, column_list, first_line,
+    is_null_text, scan, time,
 };
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingSpec;
@@ -72,6 +73,7 @@ pub fn load_focus(
         PROVIDER_NAME,
         PUBLISHER_NAME,
         SERVICE_NAME,
+        SERVICE_CATEGORY,
         CONSUMED_QUANTITY,
         CONSUMED_UNIT,
         PRICING_QUANTITY,
@@ -121,7 +123,7 @@ pub fn load_focus(
         let row = (i + 1) as u64;
         let v = |c: &str| -> Option<&str> {
             let k = wanted.iter().position(|w| *w == c).expect("wanted column");
-            cols[k].get(i).map(str::trim).filter(|s| !s.is_empty())
+            cols[k].get(i).map(str::trim).filter(|s| !is_null_text(s))
         };
         bill.rows_read += 1;
         match read_row(&v, spec, catalog, currency) {
@@ -133,25 +135,58 @@ pub fn load_focus(
                     _ => line.day,
                 };
                 if !period.contains(invoiced) {
-                    bill.outside_period += 1;
+                    bill.note_outside(invoiced);
+                    continue;
+                }
+                if !is_llm_service(&v, &line, spec, catalog) {
+                    bill.other_services.rows += 1;
+                    bill.other_services.cost += line.cost;
                     continue;
                 }
                 line.source = url.to_string();
                 line.row = row;
                 bill.lines.push(line);
             }
-            Err((column, reason)) => bill.quarantine.push(QuarantinedRow {
-                source: url.to_string(),
-                row,
-                column: column.to_string(),
-                reason,
-            }),
+            Err((column, reason)) => bill.quarantine.push(
+                QuarantinedRow::invalid(url, row, column, reason).with_fields(bill_fields(
+                    v(BILLED_COST),
+                    wanted
+                        .iter()
+                        .filter(|c| schema.contains(c))
+                        .map(|&c| (c, v(c))),
+                )),
+            ),
         }
     }
     Ok(bill)
 }
 
 type RowError = (&'static str, String);
+
+/// Whether a FOCUS row is LLM spend: the policy's `exclude_services` never
+/// are, its `include_services` always are; else an AI service
+/// (`ServiceCategory`), a provider the catalog prices (Bedrock, Azure
+/// OpenAI, Vertex AI, OpenAI, …), or a model the catalog knows.
+fn is_llm_service<'a>(
+    v: &dyn Fn(&str) -> Option<&'a str>,
+    line: &BilledLine,
+    spec: &BillingSpec,
+    catalog: &Catalog,
+) -> bool {
+    let service = v(SERVICE_NAME).unwrap_or("");
+    let listed = |list: &[String]| list.iter().any(|s| s.trim().eq_ignore_ascii_case(service));
+    if listed(&spec.exclude_services) {
+        return false;
+    }
+    listed(&spec.include_services)
+        || v(SERVICE_CATEGORY).is_some_and(|c| c.eq_ignore_ascii_case(AI_SERVICE_CATEGORY))
+        || LLM_PROVIDERS.contains(&line.provider.as_str())
+        || catalog.has_provider(&line.provider)
+        || line.model.is_some()
+}
+
+/// The provider ids [`provider_of`] gives LLM services.
+const LLM_PROVIDERS: [&str; 5] = ["aws-bedrock", "azure-openai", "vertex-ai", "openai", "anthropic"];
 
 fn read_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,

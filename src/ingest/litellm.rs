@@ -150,7 +150,7 @@ fn csv_rows(url: &str, text: &str) -> Result<Rows> {
         let row: Map<String, Value> = header
             .iter()
             .zip(record.iter())
-            .filter(|(_, cell)| !cell.is_empty())
+            .filter(|(_, cell)| !super::is_null_text(cell))
             .map(|(h, cell)| (h.clone(), Value::String(cell.to_string())))
             .collect();
         rows.push(row);
@@ -405,7 +405,7 @@ fn as_json(v: &Value) -> Result<Value, ()> {
 fn is_blank(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
+        Value::String(s) => super::is_null_text(s),
         _ => false,
     }
 }

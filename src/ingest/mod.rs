@@ -22,6 +22,7 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
 use crate::period::Period;
+use crate::schema::quarantine;
 
 /// Logged usage summed over requests that share every key: the unit the
 /// reconciliation matches bills against.
@@ -127,17 +128,115 @@ pub struct Bill {
     pub rows_read: u64,
     /// Rows whose charge period is another month.
     pub outside_period: u64,
+    /// The first and last day of those rows.
+    pub outside_days: Option<(NaiveDate, NaiveDate)>,
+    /// Rows of the period for other cloud services (a FOCUS export holds
+    /// the whole cloud bill): counted and summed, never billed to a team.
+    pub other_services: OtherServices,
     /// The provider's own token counts (usage reports), for [`usage_report::refine`].
     pub usage: Vec<usage_report::ReportedUsage>,
+    /// API pages and how they link to the next (JSON page formats only).
+    pub pages: Vec<openai::PageLink>,
 }
 
-/// A row set aside, with why.
+/// Spend on services that are not LLM services, as found in a bill.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OtherServices {
+    pub rows: u64,
+    pub cost: Decimal,
+}
+
+impl Bill {
+    /// Counts a row of another month, keeping the range of their days.
+    pub fn note_outside(&mut self, day: NaiveDate) {
+        self.outside_period += 1;
+        self.outside_days = Some(match self.outside_days {
+            None => (day, day),
+            Some((a, b)) => (a.min(day), b.max(day)),
+        });
+    }
+}
+
+/// Why a row was set aside: which quarantine file it goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineKind {
+    /// A later request row with a `request_id` already seen (dropped).
+    Duplicate,
+    /// A row that failed a check.
+    Invalid,
+}
+
+/// A row set aside, with why, and the row itself as read: so that it can
+/// be fixed and replayed when its source object is gone.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct QuarantinedRow {
     pub source: String,
     pub row: u64,
     pub column: String,
     pub reason: String,
+    pub kind: QuarantineKind,
+    /// The row's fields as text, by name: the canonical request columns for
+    /// request logs; for bills `cost` (the amount as written, when the row
+    /// has one) and `record` (the whole row as JSON).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl QuarantinedRow {
+    /// A row that failed a check.
+    pub fn invalid(source: &str, row: u64, column: &str, reason: String) -> QuarantinedRow {
+        QuarantinedRow {
+            source: source.to_string(),
+            row,
+            column: column.to_string(),
+            reason,
+            kind: QuarantineKind::Invalid,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn with_fields(mut self, fields: Vec<(&'static str, String)>) -> QuarantinedRow {
+        self.fields = fields;
+        self
+    }
+
+    /// The field `name` as read, or empty.
+    pub fn field(&self, name: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// How CSV writers spell a missing value besides an empty cell: SQL
+/// engines' `NULL` (DuckDB, Spark, psql), `null`, and Python's `None`
+/// (pandas, LiteLLM). One rule for every text input.
+pub const NULL_SPELLINGS: [&str; 3] = ["NULL", "null", "None"];
+
+/// Whether a cell as written means "no value".
+pub fn is_null_text(cell: &str) -> bool {
+    let t = cell.trim();
+    t.is_empty() || NULL_SPELLINGS.contains(&t)
+}
+
+/// What a quarantined bill row keeps of itself: its amount as written and
+/// its fields as one JSON object (absent fields left out).
+pub(crate) fn bill_fields<'a>(
+    cost: Option<&str>,
+    record: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Vec<(&'static str, String)> {
+    let map: serde_json::Map<String, serde_json::Value> = record
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), serde_json::Value::from(v))))
+        .collect();
+    vec![
+        (quarantine::COST, cost.unwrap_or_default().to_string()),
+        (
+            quarantine::RECORD,
+            serde_json::Value::Object(map).to_string(),
+        ),
+    ]
 }
 
 /// Opens one object as a lazy frame in its format. CSV columns all come in
@@ -158,6 +257,9 @@ pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Resu
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
             .with_missing_is_null(true)
+            .with_null_values(Some(NullValues::AllColumns(
+                NULL_SPELLINGS.iter().map(|s| (*s).into()).collect(),
+            )))
             .finish(),
         // No hive partitions: an object's folder names are not columns, and
         // Polars cannot take them from an in-memory (remote) object.
@@ -242,7 +344,7 @@ pub fn load_bill(
         Some(t) => t,
         None => ctx.store.read_text(url)?,
     };
-    let bill = match format {
+    let mut bill = match format {
         BillingFormat::Focus => unreachable!("read above"),
         BillingFormat::OpenaiCosts => {
             openai::costs_from_text(url, &text, catalog, period, currency)
@@ -261,5 +363,28 @@ pub fn load_bill(
             usage_report::anthropic_from_text(url, &text, catalog, period)
         }
     }?;
+    if format.is_api_pages() {
+        bill.pages = openai::page_links(&text);
+    }
     Ok((format, bill))
+}
+
+/// API pages that say more follow (`has_more`) while no page among `pages`
+/// (every file of one format, with its URL) starts where they end: money
+/// the inputs do not hold. Each as (URL, page).
+pub fn truncated_pages<'a>(
+    pages: &[(&'a str, &'a openai::PageLink)],
+) -> Vec<(&'a str, &'a openai::PageLink)> {
+    pages
+        .iter()
+        .filter(|(_, p)| p.has_more)
+        .filter(|(_, p)| {
+            p.last_end.as_ref().is_none_or(|end| {
+                !pages
+                    .iter()
+                    .any(|(_, q)| q.first_start.as_ref() == Some(end))
+            })
+        })
+        .copied()
+        .collect()
 }

@@ -14,16 +14,17 @@
 //! shares (`read_pages`, `CsvTable`).
 
 use chrono::{DateTime, NaiveDate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use super::focus::tokens_per_unit;
-use super::{Bill, BilledLine, ChargeCategory, QuarantinedRow, time};
+use super::{Bill, BilledLine, ChargeCategory, QuarantinedRow, is_null_text, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::error::{Error, Location, Result};
 use crate::money::parse_amount;
 use crate::period::Period;
+use crate::schema::quarantine;
 
 /// Our provider id.
 pub const PROVIDER: &str = "openai";
@@ -55,7 +56,7 @@ struct CostsBucket {
     results: Vec<CostsResult>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 struct CostsResult {
     object: Option<String>,
@@ -66,7 +67,14 @@ struct CostsResult {
     quantity_unit: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl CostsResult {
+    /// The amount's literal text, for the quarantine.
+    fn cost_text(&self) -> Option<&str> {
+        self.amount.as_ref()?.value.as_deref().map(RawValue::get)
+    }
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 struct CostsAmount {
     /// A JSON number of dollars, kept as its literal text.
@@ -92,8 +100,14 @@ pub(super) fn costs_from_text(
                 bill.rows_read += 1;
                 let quantity = match result.quantity.as_deref().map(json_number_text) {
                     Some(Err(e)) => {
-                        bill.quarantine
-                            .push(quarantined(url, record, "quantity", e));
+                        bill.quarantine.push(quarantined(
+                            url,
+                            record,
+                            "quantity",
+                            e,
+                            result.cost_text(),
+                            result,
+                        ));
                         continue;
                     }
                     Some(Ok(q)) => q,
@@ -103,8 +117,14 @@ pub(super) fn costs_from_text(
                     Some(v) => match json_number_text(v) {
                         Ok(v) => v,
                         Err(e) => {
-                            bill.quarantine
-                                .push(quarantined(url, record, "amount.value", e));
+                            bill.quarantine.push(quarantined(
+                                url,
+                                record,
+                                "amount.value",
+                                e,
+                                result.cost_text(),
+                                result,
+                            ));
                             continue;
                         }
                     },
@@ -120,6 +140,8 @@ pub(super) fn costs_from_text(
                             "`{}` is not a costs result; expected `organization.costs.result`",
                             kind.unwrap_or_default()
                         ),
+                        result.cost_text(),
+                        result,
                     ));
                     continue;
                 }
@@ -236,7 +258,9 @@ const CSV_FIELDS: Fields = Fields {
 };
 
 /// One costs result, from a page or a CSV row, as text.
+#[derive(Serialize)]
 struct CostRecord<'a> {
+    #[serde(skip)]
     day: std::result::Result<NaiveDate, RowError>,
     amount: Option<&'a str>,
     currency: Option<&'a str>,
@@ -261,18 +285,21 @@ fn push_record(
 ) {
     let line = rec.day.clone().and_then(|day| {
         if !period.contains(day) {
-            return Ok(None);
+            return Ok(Err(day));
         }
-        read_record(fields, &rec, day, catalog, currency).map(Some)
+        read_record(fields, &rec, day, catalog, currency).map(Ok)
     });
     match line {
-        Ok(Some(mut line)) => {
+        Ok(Ok(mut line)) => {
             line.source = url.to_string();
             line.row = row;
             bill.lines.push(line);
         }
-        Ok(None) => bill.outside_period += 1,
-        Err((column, reason)) => bill.quarantine.push(quarantined(url, row, column, reason)),
+        Ok(Err(day)) => bill.note_outside(day),
+        Err((column, reason)) => {
+            let q = quarantined(url, row, column, reason, rec.amount, &rec);
+            bill.quarantine.push(q);
+        }
     }
 }
 
@@ -415,13 +442,22 @@ fn json_number_text(raw: &RawValue) -> std::result::Result<Option<String>, Strin
     Err(format!("`{text}` is not a number"))
 }
 
-pub(super) fn quarantined(url: &str, row: u64, column: &str, reason: String) -> QuarantinedRow {
-    QuarantinedRow {
-        source: url.to_string(),
-        row,
-        column: column.to_string(),
-        reason,
-    }
+/// A quarantined API result or CSV row, kept whole: `record` is the
+/// result as parsed (or the CSV row's cells by column), `cost` its amount
+/// as written.
+pub(super) fn quarantined(
+    url: &str,
+    row: u64,
+    column: &str,
+    reason: String,
+    cost: Option<&str>,
+    record: &impl serde::Serialize,
+) -> QuarantinedRow {
+    let record = serde_json::to_string(record).unwrap_or_default();
+    QuarantinedRow::invalid(url, row, column, reason).with_fields(vec![
+        (quarantine::COST, cost.unwrap_or_default().to_string()),
+        (quarantine::RECORD, record),
+    ])
 }
 
 /// Reads API response pages: one page, a JSON array of pages, or pages one
@@ -468,6 +504,62 @@ pub(super) fn read_pages<T: DeserializeOwned>(
             .with_hint(hint))
         }
     }
+}
+
+/// How one API page links to the next: OpenAI's and Anthropic's pages both
+/// say `has_more` and give a `next_page` cursor, and the next page's first
+/// bucket starts where this page's last bucket ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageLink {
+    /// The page's place among the file's pages, from 1.
+    pub page: usize,
+    pub has_more: bool,
+    pub next_page: Option<String>,
+    /// The first bucket's start and the last bucket's end, as written
+    /// (unix seconds or RFC 3339).
+    pub first_start: Option<String>,
+    pub last_end: Option<String>,
+}
+
+/// The links of every page of a text [`read_pages`] read; values that are
+/// no page are skipped (the adapter has judged them).
+pub(super) fn page_links(text: &str) -> Vec<PageLink> {
+    use serde_json::Value;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut pages: Vec<Value> = Vec::new();
+    for v in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        match v {
+            Ok(Value::Array(items)) => pages.extend(items),
+            Ok(v) => pages.push(v),
+            Err(_) => break,
+        }
+    }
+    let time = |b: &Value, keys: [&str; 2]| {
+        keys.iter().find_map(|k| match b.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+    };
+    pages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.get("data").is_some_and(Value::is_array))
+        .map(|(i, p)| {
+            let data = p.get("data").and_then(Value::as_array);
+            PageLink {
+                page: i + 1,
+                has_more: p.get("has_more").and_then(Value::as_bool).unwrap_or(false),
+                next_page: p.get("next_page").and_then(Value::as_str).map(str::to_string),
+                first_start: data
+                    .and_then(|d| d.first())
+                    .and_then(|b| time(b, ["start_time", "starting_at"])),
+                last_end: data
+                    .and_then(|d| d.last())
+                    .and_then(|b| time(b, ["end_time", "ending_at"])),
+            }
+        })
+        .collect()
 }
 
 /// The keys of the first JSON value in a text (two levels deep), for
@@ -560,10 +652,20 @@ impl CsvTable {
         self.records.iter().map(|(n, r)| (*n, r))
     }
 
-    /// A cell by column name; blank cells and missing columns are `None`.
+    /// A cell by column name; null cells ([`is_null_text`]) and missing
+    /// columns are `None`.
     pub(super) fn get<'r>(&self, record: &'r csv::StringRecord, column: &str) -> Option<&'r str> {
         let i = self.header.iter().position(|h| h == column)?;
-        record.get(i).map(str::trim).filter(|s| !s.is_empty())
+        record.get(i).map(str::trim).filter(|s| !is_null_text(s))
+    }
+
+    /// A row's cells by column, as written: what a quarantine keeps.
+    pub(super) fn record(&self, record: &csv::StringRecord) -> serde_json::Map<String, serde_json::Value> {
+        self.header
+            .iter()
+            .zip(record.iter())
+            .map(|(h, v)| (h.clone(), serde_json::Value::from(v)))
+            .collect()
     }
 
     /// The error for a file whose header is not the expected one.

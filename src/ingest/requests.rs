@@ -37,7 +37,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::litellm::SOURCE_LINE;
-use super::{QuarantinedRow, UsageCell, column_list, first_line, litellm, otel, scan, time};
+use super::{
+    QuarantineKind, QuarantinedRow, UsageCell, column_list, first_line, litellm, otel, scan, time,
+};
 use crate::catalog::Catalog;
 use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
 use crate::context::Context;
@@ -90,6 +92,9 @@ pub struct RequestSource {
 const SEQ: &str = "__seq";
 /// The raw timestamp as text, for messages.
 const TIMESTAMP_TEXT: &str = "__timestamp_text";
+/// A typed timestamp as microseconds since the epoch (UTC), so that a
+/// quarantined row keeps its time as read (text columns: null).
+const TIMESTAMP_MICROS: &str = "__timestamp_us";
 /// True when the row passed the row checks and its id is no candidate.
 const PLAIN: &str = "__plain";
 
@@ -248,6 +253,19 @@ fn normalize(
             _ => lit(NULL).cast(DataType::String),
         }
         .alias(TIMESTAMP_TEXT),
+        match schema.get(TIMESTAMP) {
+            Some(DataType::Datetime(_, Some(_))) => col(TIMESTAMP)
+                .dt()
+                .convert_time_zone(TimeZone::UTC)
+                .dt()
+                .timestamp(TimeUnit::Microseconds),
+            Some(DataType::Datetime(_, None)) => {
+                col(TIMESTAMP).dt().timestamp(TimeUnit::Microseconds)
+            }
+            Some(DataType::Date) => col(TIMESTAMP).cast(DataType::Int64) * lit(86_400_000_000i64),
+            _ => lit(NULL).cast(DataType::Int64),
+        }
+        .alias(TIMESTAMP_MICROS),
         day.clone().alias(work::DAY),
         raw(PROVIDER).alias(PROVIDER),
         raw(MODEL).alias(MODEL),
@@ -273,6 +291,20 @@ fn normalize(
                 if matches!(dt, DataType::UInt64) {
                     // Beyond i64: not a count we can hold.
                     bad = bad.or(col(c).is_not_null().and(value.clone().is_null()));
+                }
+                (value, bad)
+            }
+            // Spark and pandas write counts as doubles: a whole value is a
+            // count, anything else is not.
+            Some(dt) if dt.is_float() => {
+                let value = col(c).cast(DataType::Int64);
+                let whole = col(c).eq(value.clone().cast(dt.clone()));
+                let mut bad = value
+                    .clone()
+                    .lt(lit(0i64))
+                    .or(col(c).is_not_null().and(whole.not().or(value.clone().is_null())));
+                if required {
+                    bad = bad.or(col(c).is_null());
                 }
                 (value, bad)
             }
@@ -885,13 +917,6 @@ fn list_bad_rows(
             .and(plain_id)
             .and(bad),
     )
-    .select([
-        col(work::SOURCE),
-        col(work::ROW),
-        col(PROVIDER),
-        col(MODEL),
-        col(STATUS),
-    ])
     .collect_with_engine(Engine::Streaming)
     .map(|r| r.unwrap_single())
 }
@@ -1075,17 +1100,22 @@ impl<'a> MonthUsage<'a> {
         }
     }
 
-    fn quarantine(&mut self, source: &str, row: u64, column: &str, reason: String, dup: bool) {
-        if dup {
-            self.stats.duplicates += 1;
-        } else {
-            self.stats.quarantined += 1;
+    fn quarantine(
+        &mut self,
+        source: &str,
+        detail: &Detail,
+        column: &str,
+        reason: String,
+        kind: QuarantineKind,
+    ) {
+        match kind {
+            QuarantineKind::Duplicate => self.stats.duplicates += 1,
+            QuarantineKind::Invalid => self.stats.quarantined += 1,
         }
         self.quarantine.push(QuarantinedRow {
-            source: source.to_string(),
-            row,
-            column: column.to_string(),
-            reason,
+            kind,
+            ..QuarantinedRow::invalid(source, detail.row, column, reason)
+                .with_fields(detail.fields())
         });
     }
 
@@ -1138,17 +1168,17 @@ impl<'a> MonthUsage<'a> {
         for r in &rows {
             let source = sources[r.source as usize].url.as_str();
             if let Some((column, reason)) = r.failed_check() {
-                self.quarantine(source, r.row, column, reason, false);
+                self.quarantine(source, r, column, reason, QuarantineKind::Invalid);
                 continue;
             }
             let id = trimmed_id(r.id.as_deref()).expect("checked");
             if !seen.insert(id) {
                 self.quarantine(
                     source,
-                    r.row,
+                    r,
                     REQUEST_ID,
                     format!("duplicate `request_id` `{id}`; the first row with it was kept"),
-                    true,
+                    QuarantineKind::Duplicate,
                 );
                 continue;
             }
@@ -1163,7 +1193,7 @@ impl<'a> MonthUsage<'a> {
                 .or_insert_with(|| judge(catalog, p, m, st));
             if let Verdict::Bad { column, reason } = verdict {
                 let (column, reason) = (*column, reason.clone());
-                self.quarantine(source, r.row, column, reason, false);
+                self.quarantine(source, r, column, reason, QuarantineKind::Invalid);
                 continue;
             }
             let key = (
@@ -1199,18 +1229,12 @@ impl<'a> MonthUsage<'a> {
 
     /// The plain rows of bad groups, named.
     fn add_bad_rows(&mut self, df: &DataFrame, sources: &[RequestSource]) -> PolarsResult<()> {
-        let s = |c: &str| df.column(c).and_then(|c| c.str().cloned());
-        let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
-        let src = src.u32()?;
-        let row = df.column(work::ROW)?.cast(&DataType::UInt64)?;
-        let row = row.u64()?;
-        let (provider, model, status) = (s(PROVIDER)?, s(MODEL)?, s(STATUS)?);
-        for i in 0..df.height() {
-            let source = sources[src.get(i).unwrap_or(0) as usize].url.as_str();
+        for r in Detail::from_frame(df)? {
+            let source = sources[r.source as usize].url.as_str();
             if let Verdict::Bad { column, reason } =
-                self.verdict(provider.get(i), model.get(i), status.get(i))
+                self.verdict(r.provider.as_deref(), r.model.as_deref(), r.status.as_deref())
             {
-                self.quarantine(source, row.get(i).unwrap_or(0), column, reason, false);
+                self.quarantine(source, &r, column, reason, QuarantineKind::Invalid);
             }
         }
         Ok(())
@@ -1257,6 +1281,8 @@ struct Detail {
     seq: u64,
     id: Option<String>,
     timestamp: Option<String>,
+    /// A typed timestamp, in microseconds since the epoch (UTC).
+    micros: Option<i64>,
     day: Option<i32>,
     provider: Option<String>,
     model: Option<String>,
@@ -1283,6 +1309,8 @@ impl Detail {
         let day = df.column(work::DAY)?.cast(&DataType::Int32)?;
         let (src, row, seq, day) = (src.u32()?, row.u64()?, seq.u64()?, day.i32()?);
         let (id, ts) = (text(REQUEST_ID)?, text(TIMESTAMP_TEXT)?);
+        let micros = df.column(TIMESTAMP_MICROS)?.cast(&DataType::Int64)?;
+        let micros = micros.i64()?;
         let keys = KEY_TEXT
             .map(text)
             .into_iter()
@@ -1302,6 +1330,7 @@ impl Detail {
                 seq: seq.get(i).unwrap_or(0),
                 id: owned(&id, i),
                 timestamp: owned(&ts, i),
+                micros: micros.get(i),
                 day: day.get(i),
                 provider: owned(&keys[0], i),
                 model: owned(&keys[1], i),
@@ -1317,15 +1346,43 @@ impl Detail {
             .collect())
     }
 
+    /// The canonical columns as read, as text: what a quarantine file
+    /// keeps of the row (a typed timestamp as RFC 3339 UTC).
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let s = |v: &Option<String>| v.clone().unwrap_or_default();
+        let timestamp = match (&self.timestamp, self.micros) {
+            (Some(t), _) => t.clone(),
+            (None, Some(us)) => chrono::DateTime::from_timestamp_micros(us)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                .unwrap_or_else(|| us.to_string()),
+            (None, None) => String::new(),
+        };
+        let mut out = vec![
+            (REQUEST_ID, s(&self.id)),
+            (TIMESTAMP, timestamp),
+            (PROVIDER, s(&self.provider)),
+            (MODEL, s(&self.model)),
+            (BILLING_SCOPE, s(&self.scope)),
+            (TEAM, s(&self.team)),
+            (USE_CASE, s(&self.use_case)),
+        ];
+        for (t, c) in TOKEN_COLUMNS.into_iter().enumerate() {
+            out.push((c, s(&self.texts[t])));
+        }
+        out.push((STATUS, s(&self.status)));
+        out
+    }
+
     /// The row checks, in order; the first that fails, as (column, reason).
     fn failed_check(&self) -> Option<(&'static str, String)> {
         if trimmed_id(self.id.as_deref()).is_none() {
             return Some((REQUEST_ID, format!("missing `{REQUEST_ID}`")));
         }
-        let Some(ts) = clean(self.timestamp.as_deref()) else {
-            return Some((TIMESTAMP, format!("missing `{TIMESTAMP}`")));
-        };
+        // A typed timestamp has no text: its day is the check.
         if self.day.is_none() {
+            let Some(ts) = clean(self.timestamp.as_deref()) else {
+                return Some((TIMESTAMP, format!("missing `{TIMESTAMP}`")));
+            };
             return Some((
                 TIMESTAMP,
                 format!("`timestamp` is not an RFC 3339 time: `{ts}`"),
@@ -1442,6 +1499,7 @@ mod tests {
             seq: 1,
             id: Some("r1".into()),
             timestamp: Some("2025-01-03T10:00:00Z".into()),
+            micros: None,
             day: Some(20091),
             provider: Some("openai".into()),
             model: Some("gpt-4o".into()),

@@ -112,11 +112,13 @@ pub(super) fn openai_from_text(
                     record,
                     "start_time",
                     format!("`start_time` `{}` is not a time", bucket.start_time),
+                    None,
+                    result,
                 ));
                 continue;
             };
             if !period.contains(day) {
-                bill.outside_period += 1;
+                bill.note_outside(day);
                 continue;
             }
             match openai_counts(result) {
@@ -131,7 +133,7 @@ pub(super) fn openai_from_text(
                 ),
                 Err((column, reason)) => bill
                     .quarantine
-                    .push(quarantined(url, record, column, reason)),
+                    .push(quarantined(url, record, column, reason, None, result)),
             }
         }
     }
@@ -187,11 +189,13 @@ pub(super) fn anthropic_from_text(
                         "`starting_at` is not an RFC 3339 time: `{}`",
                         bucket.starting_at
                     ),
+                    None,
+                    result,
                 ));
                 continue;
             };
             if !period.contains(day) {
-                bill.outside_period += 1;
+                bill.note_outside(day);
                 continue;
             }
             match anthropic_counts(result) {
@@ -206,7 +210,7 @@ pub(super) fn anthropic_from_text(
                 ),
                 Err((column, reason)) => bill
                     .quarantine
-                    .push(quarantined(url, record, column, reason)),
+                    .push(quarantined(url, record, column, reason, None, result)),
             }
         }
     }
