@@ -126,18 +126,21 @@ pub fn load_focus(
             cols[k].get(i).map(str::trim).filter(|s| !is_null_text(s))
         };
         bill.rows_read += 1;
+        // A row of another month is counted, not read further: its values
+        // are that month's business. A correction of an earlier month is
+        // invoiced in the billing period it appears in, not the one it
+        // corrects.
+        let correction = v(CHARGE_CLASS).is_some_and(|c| c.eq_ignore_ascii_case("correction"));
+        let invoiced = match v(BILLING_PERIOD_START).and_then(charge_day) {
+            Some(billing) if correction => Some(billing),
+            _ => v(CHARGE_PERIOD_START).and_then(charge_day),
+        };
+        if let Some(day) = invoiced.filter(|d| !period.contains(*d)) {
+            bill.note_outside(day);
+            continue;
+        }
         match read_row(&v, spec, catalog, currency) {
             Ok(mut line) => {
-                // A correction of an earlier month is invoiced in the
-                // billing period it appears in, not the one it corrects.
-                let invoiced = match v(BILLING_PERIOD_START).and_then(charge_day) {
-                    Some(billing) if line.correction => billing,
-                    _ => line.day,
-                };
-                if !period.contains(invoiced) {
-                    bill.note_outside(invoiced);
-                    continue;
-                }
                 if !is_llm_service(&v, &line, spec, catalog) {
                     bill.other_services.rows += 1;
                     bill.other_services.cost += line.cost;

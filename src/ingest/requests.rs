@@ -437,6 +437,11 @@ fn plain_ids(all: LazyFrame, n_sources: usize, progress: Counter) -> PolarsResul
     // shared part only copies runs.
     let file = move |df: DataFrame| -> PolarsResult<DataFrame> {
         let n = df.height();
+        // An empty source gives empty morsels (and Polars' `get` panics
+        // out of bounds).
+        if n == 0 {
+            return Ok(folded());
+        }
         let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
         let seq = df.column(SEQ)?.cast(&DataType::UInt64)?;
         let (src, seq) = (src.u32()?, seq.u64()?);
@@ -687,6 +692,9 @@ fn scan_usage(all: LazyFrame, plain: Arc<PlainIds>, progress: Counter) -> Polars
     let usage = Arc::new(Mutex::new(Usage::default()));
     let sink = usage.clone();
     let fold = move |df: DataFrame| -> PolarsResult<DataFrame> {
+        if df.height() == 0 {
+            return Ok(folded());
+        }
         let (groups, details) = fold_usage(&df, &plain)?;
         progress.inc(df.height() as u64);
         let mut usage = sink

@@ -101,9 +101,9 @@ fn litellm_quarantine_names_file_row_and_reason() {
     assert_eq!(out.code, 0, "{}", out.transcript());
     assert_eq!(
         t.read("out/2025-01/quarantine/requests.csv"),
-        "source,row,column,reason\n\
-         fixtures/litellm/spendlogs/spendlogs-2025-01-anthropic.json,2,input_tokens,`input_tokens` is negative: `-200`\n\
-         fixtures/litellm/spendlogs/spendlogs-2025-01.csv,5,input_tokens,`input_tokens` is not a whole number: `n/a`\n"
+        "source,row,column,reason,request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status\n\
+         fixtures/litellm/spendlogs/spendlogs-2025-01-anthropic.json,2,input_tokens,`input_tokens` is negative: `-200`,chatcmpl-7e1b2c3d-copilot-02,2025-01-05T09:00:00.000000Z,anthropic,claude-3-5-sonnet-20241022,wrkspc_core,copilot,completions,-200,300,0,10,ok\n\
+         fixtures/litellm/spendlogs/spendlogs-2025-01.csv,5,input_tokens,`input_tokens` is not a whole number: `n/a`,chatcmpl-AkQ4support03,2025-01-04 10:00:00.000,openai,gpt-4o,proj_core,support,,n/a,0,0,10,ok\n"
     );
 }
 
@@ -136,8 +136,8 @@ fn otel_spans_month_hand_checked() {
     assert_eq!(m["inputs"]["quarantined_requests"], 1);
     assert_eq!(
         t.read("out/2025-01/quarantine/requests.csv"),
-        "source,row,column,reason\n\
-         fixtures/otel/spans/flat-2025-01.jsonl,3,output_tokens,`output_tokens` is not a whole number: `many`\n"
+        "source,row,column,reason,request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status\n\
+         fixtures/otel/spans/flat-2025-01.jsonl,3,output_tokens,`output_tokens` is not a whole number: `many`,0x3c4d5e6f708192a3,2025-01-04T10:00:00Z,openai,gpt-4o,,search,,10,,,many,ok\n"
     );
 }
 

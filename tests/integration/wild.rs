@@ -288,7 +288,7 @@ fn native_cloud_exports_are_named_with_how_to_export_focus() {
             &t,
             &policy(
                 r#""fixtures/mini/requests/*.csv""#,
-                &format!("\"fixtures/native-exports/{file}\""),
+                &format!("{{ url = \"fixtures/native-exports/{file}\" }}"),
             ),
             "2025-01",
             &[],
@@ -327,20 +327,25 @@ fn truncated_api_page_sets_do_not_tie() {
         ),
     ] {
         let requests = format!("\"fixtures/{fixture}/requests/*\"");
-        let text = policy(&requests, &format!("\"{first}\""))
-            .replace("fixtures/mini/model-catalog.json", &format!("fixtures/{fixture}/model-catalog.json"));
+        let with = |bills: &str| {
+            policy(&requests, bills).replace(
+                "fixtures/mini/model-catalog.json",
+                &format!("fixtures/{fixture}/model-catalog.json"),
+            )
+        };
+        let text = with(&format!("{{ url = \"{first}\" }}"));
         let out = close(&t, &text, period, &["--fail-on", "exceptions", "--force"]);
         assert_eq!(out.code, 4, "{fixture}: {}", out.transcript());
         assert!(out.stdout.contains("ties to the bill: NO"), "{}", out.stdout);
         let exceptions = t.read(&format!("out/{period}/exceptions.csv"));
         assert!(
-            exceptions.contains(&format!("truncated_export,,,,,{first},`{first}` page 1 says `has_more: true`")),
+            exceptions.contains(&format!("truncated_export,,,,,{first},\"`{first}` page 1 says `has_more: true`")),
             "{fixture}: {exceptions}"
         );
         let m = month(&t, period);
         assert_eq!(m["ties_to_bill"], false);
 
-        let both = text.replace(&format!("\"{first}\""), &format!("\"{first}\", \"{second}\""));
+        let both = with(&format!("{{ url = \"{first}\" }}, {{ url = \"{second}\" }}"));
         let out = close(&t, &both, period, &["--force"]);
         assert_eq!(out.code, 0, "{fixture}: {}", out.transcript());
         assert!(!t.read(&format!("out/{period}/exceptions.csv")).contains("truncated_export"));
@@ -357,7 +362,7 @@ fn focus_sample_keeps_other_cloud_services_out_of_the_month() {
     // The sample's charge periods are September 2024; `team:search` would
     // put anything unattributed on search's invoice.
     let text = policy(r#""fixtures/mini/requests/*.csv""#, sample)
-        + "[reconciliation]\nunattributed = \"team:search\"\n";
+        + "[reconciliation]\nunattributed = \"team:search\"\n[teams.search]\nname = \"Search\"\n";
     let out = close(&t, &text, "2024-09", &[]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     let m = month(&t, "2024-09");
@@ -470,8 +475,12 @@ fn quarantined_requests_keep_their_values() {
     // A model unknown to the catalog in a Parquet log with typed times.
     let text = std::fs::read(t.path().join("fixtures/writers/pyarrow_ts-ms-utc_int64.parquet")).unwrap();
     std::fs::write(t.path().join("typed.parquet"), text).unwrap();
-    let catalog = t.read("fixtures/mini/model-catalog.json").replace("\"gpt-4o-mini\",", "\"gpt-4o-mini-gone\",");
-    t.write("catalog-without-mini.json", &catalog);
+    let mut catalog: Value = serde_json::from_str(&t.read("fixtures/mini/model-catalog.json")).unwrap();
+    catalog["models"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["model"] != "gpt-4o-mini");
+    t.write("catalog-without-mini.json", &catalog.to_string());
     let text = policy(r#""typed.parquet""#, MINI_BILL)
         .replace("fixtures/mini/model-catalog.json", "catalog-without-mini.json");
     let out = close(&t, &text, "2025-01", &["--force"]);
@@ -510,9 +519,9 @@ fn a_policy_team_one_typo_away_from_the_logs_is_an_exception() {
     assert_eq!(out.code, 0, "{}", out.transcript());
     let exceptions = t.read("out/2025-01/exceptions.csv");
     assert!(
-        exceptions.contains("team_without_usage,,,,suport,,team `suport` is in [teams] but has no usage; did you mean `support` (in the logs with 2 requests, invoiced under the defaults)?"),
+        exceptions.contains("team_without_usage,,,,suport,,\"team `suport` is in [teams] but has no usage; did you mean `support` (in the logs with 2 requests, invoiced under the defaults)?\""),
         "{exceptions}"
     );
     let summary = t.read("out/2025-01/summary.html");
-    assert!(summary.contains("did you mean `support`"), "{summary}");
+    assert!(summary.contains("policy team without usage"), "{summary}");
 }
