@@ -160,6 +160,32 @@ impl Error {
     }
 }
 
+/// Runs `f`, turning a panic inside it into an input error naming `uri`:
+/// the readers we build on (Polars' Parquet and CSV readers) can panic on a
+/// damaged file, and a damaged file is bad input, not a crash.
+pub fn reading<T>(uri: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(Error::input(
+            Location::file(uri),
+            format!(
+                "cannot read the file: the reader failed on it ({})",
+                panic_text(payload.as_ref())
+            ),
+        )
+        .with_hint("the file may be damaged or truncated; check it, or export it again")),
+    }
+}
+
+/// The message of a panic payload.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,16 +54,28 @@ where
             return code;
         }
     };
+    // A panic is reported as an error below, in words, not as Rust's
+    // panic text (RUST_BACKTRACE=1 keeps that, for a bug report).
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let ctx = Context::new(Store::new());
-    let result = match &cli.command {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &cli.command {
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Validate(args) => commands::validate::run(&ctx, args),
-    };
+    }));
     match result {
-        Ok(()) => exit::OK,
-        Err(e) => {
+        Ok(Ok(())) => exit::OK,
+        Ok(Err(e)) => {
             eprint!("{}", e.report());
             e.exit_code()
+        }
+        Err(payload) => {
+            eprint!(
+                "error: internal error: {}\nhint: this is a bug in chargeback, not in your inputs; nothing was published. Please report it with the command line (rerun with RUST_BACKTRACE=1 for where it happened)\n",
+                error::panic_text(payload.as_ref())
+            );
+            exit::BAD_INPUT
         }
     }
 }

@@ -476,7 +476,10 @@ pub fn reconcile(
                 .or_default();
             e.0 += row.billed_cost;
             e.1 += c;
-        } else if let Some(c) = row.logged_catalog_cost.filter(|_| row.billed_tokens.is_zero()) {
+        } else if let Some(c) = row
+            .logged_catalog_cost
+            .filter(|_| row.billed_tokens.is_zero())
+        {
             let e = coarse
                 .entry((row.provider.clone(), row.model.clone()))
                 .or_default();
@@ -651,7 +654,12 @@ fn logged_catalog_cost(
         .map(|&i| {
             let c = &cells[i];
             let p = catalog.prices_on(&c.provider, &c.model, c.day)?;
-            Some(classes.iter().map(|&t| p.cost(t, c.tokens_of(t))).sum::<Decimal>())
+            Some(
+                classes
+                    .iter()
+                    .map(|&t| p.cost(t, c.tokens_of(t)))
+                    .sum::<Decimal>(),
+            )
         })
         .sum()
 }

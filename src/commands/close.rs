@@ -15,8 +15,8 @@ use crate::chargeback::charge;
 use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::ingest::requests::{RequestSource, load_requests};
 use crate::ingest::openai::PageLink;
+use crate::ingest::requests::{RequestSource, load_requests};
 use crate::ingest::{
     Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, detect, load_bill,
     truncated_pages, usage_report,
@@ -29,9 +29,9 @@ use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
 use crate::publish::{Outputs, csv_bytes};
 use crate::reconcile::{Exception, ExceptionKind, Tolerances, reconcile};
-use crate::schema;
 use crate::render::html::HtmlRenderer;
 use crate::render::pdf::PdfRenderer;
+use crate::schema;
 use crate::store::ObjectRecord;
 
 /// A closed month, ready to publish.

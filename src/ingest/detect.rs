@@ -87,6 +87,14 @@ pub fn request_format(
     url: &str,
     file_format: Option<FileFormat>,
 ) -> Result<RequestFormat> {
+    crate::error::reading(url, || detect_request_format(ctx, url, file_format))
+}
+
+fn detect_request_format(
+    ctx: &Context,
+    url: &str,
+    file_format: Option<FileFormat>,
+) -> Result<RequestFormat> {
     let jsonl = file_format.or_else(|| FileFormat::from_name(url)) == Some(FileFormat::Jsonl);
     let names = match fingerprint(ctx, url, file_format, None) {
         Ok((names, _)) => names,
@@ -193,7 +201,10 @@ pub fn billing_format(
     } else if let Some((what, how)) = native_export(&names) {
         Err(Error::input(
             Location::file(url),
-            format!("this is a native {what} export, not FOCUS; found {}", found(&names)),
+            format!(
+                "this is a native {what} export, not FOCUS; found {}",
+                found(&names)
+            ),
         )
         .with_hint(format!("export FOCUS 1.x instead: {how}")))
     } else {
@@ -226,7 +237,12 @@ fn native_export(names: &[String]) -> Option<(&'static str, &'static str)> {
             "AWS Cost and Usage Report (CUR)",
             "in the AWS Billing console, Data Exports → Create → \"FOCUS 1.0 with AWS columns\" (or 1.2), CSV, and point `[sources] billing` at it",
         ))
-    } else if any(&["CostInBillingCurrency", "MeterCategory", "costInBillingCurrency", "meterCategory"]) {
+    } else if any(&[
+        "CostInBillingCurrency",
+        "MeterCategory",
+        "costInBillingCurrency",
+        "meterCategory",
+    ]) {
         Some((
             "Azure cost details (EA / MCA usage details)",
             "in Cost Management → Exports, create an export of type \"Cost and usage (FOCUS)\", CSV or Parquet",

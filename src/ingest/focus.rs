@@ -189,7 +189,13 @@ fn is_llm_service<'a>(
 }
 
 /// The provider ids [`provider_of`] gives LLM services.
-const LLM_PROVIDERS: [&str; 5] = ["aws-bedrock", "azure-openai", "vertex-ai", "openai", "anthropic"];
+const LLM_PROVIDERS: [&str; 5] = [
+    "aws-bedrock",
+    "azure-openai",
+    "vertex-ai",
+    "openai",
+    "anthropic",
+];
 
 fn read_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,

@@ -252,6 +252,9 @@ pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Resu
             .with_hint("name it .csv, .parquet or .jsonl, or give `format` in the policy")
         })?;
     let sources = ctx.store.scan_sources(url)?;
+    if format == FileFormat::Csv {
+        check_quotes(url, &sources)?;
+    }
     let lf = match format {
         FileFormat::Csv => LazyCsvReader::new_with_sources(sources)
             .with_has_header(true)
@@ -301,6 +304,30 @@ pub(crate) fn scan(ctx: &Context, url: &str, format: Option<FileFormat>) -> Resu
     Ok(lf)
 }
 
+/// A CSV whose quotes do not pair up ends inside a quoted field: a
+/// truncated export or an unclosed quote. Said so before Polars reads it
+/// (its CSV reader reads past the end of such a file instead of failing).
+/// Every well-formed quoted field holds an even number of `"`, so an odd
+/// count is always damage.
+fn check_quotes(url: &str, sources: &ScanSources) -> Result<()> {
+    for source in sources.iter() {
+        let bytes = source.to_memslice().map_err(|e| {
+            Error::input(Location::file(url), first_line(&e.to_string()).to_string())
+        })?;
+        let quotes = bytes.iter().filter(|&&b| b == b'"').count();
+        if quotes % 2 == 1 {
+            return Err(Error::input(
+                Location::file(url),
+                "the CSV ends inside a quoted field: its `\"` do not pair up",
+            )
+            .with_hint(
+                "the file is truncated or a quote is not closed; export it again (a `\"` inside a quoted field is written `\"\"`)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }
@@ -318,6 +345,17 @@ pub(crate) fn column_list(schema: &Schema) -> String {
 /// the file unless the policy says it). API pages and CSV exports are
 /// parsed from their text, which is fetched once, detection included.
 pub fn load_bill(
+    ctx: &Context,
+    url: &str,
+    spec: &BillingSpec,
+    catalog: &Catalog,
+    period: Period,
+    currency: &str,
+) -> Result<(BillingFormat, Bill)> {
+    crate::error::reading(url, || read_bill(ctx, url, spec, catalog, period, currency))
+}
+
+fn read_bill(
     ctx: &Context,
     url: &str,
     spec: &BillingSpec,

@@ -14,8 +14,8 @@
 //! shares (`read_pages`, `CsvTable`).
 
 use chrono::{DateTime, NaiveDate};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::focus::tokens_per_unit;
@@ -550,7 +550,10 @@ pub(super) fn page_links(text: &str) -> Vec<PageLink> {
             PageLink {
                 page: i + 1,
                 has_more: p.get("has_more").and_then(Value::as_bool).unwrap_or(false),
-                next_page: p.get("next_page").and_then(Value::as_str).map(str::to_string),
+                next_page: p
+                    .get("next_page")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 first_start: data
                     .and_then(|d| d.first())
                     .and_then(|b| time(b, ["start_time", "starting_at"])),
@@ -660,7 +663,10 @@ impl CsvTable {
     }
 
     /// A row's cells by column, as written: what a quarantine keeps.
-    pub(super) fn record(&self, record: &csv::StringRecord) -> serde_json::Map<String, serde_json::Value> {
+    pub(super) fn record(
+        &self,
+        record: &csv::StringRecord,
+    ) -> serde_json::Map<String, serde_json::Value> {
         self.header
             .iter()
             .zip(record.iter())

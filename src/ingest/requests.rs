@@ -110,10 +110,25 @@ pub fn load_requests(
     period: Period,
     failed: FailedRequests,
 ) -> Result<RequestLog> {
+    let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
+    crate::error::reading(&urls.join(", "), || {
+        read_requests(ctx, sources, options, catalog, period, failed)
+    })
+}
+
+fn read_requests(
+    ctx: &Context,
+    sources: &[RequestSource],
+    options: &Sources,
+    catalog: &Catalog,
+    period: Period,
+    failed: FailedRequests,
+) -> Result<RequestLog> {
     let mut frames = Vec::with_capacity(sources.len());
     let mut spans_skipped = 0;
     for (i, s) in sources.iter().enumerate() {
-        let (frame, skipped) = normalize(ctx, i as u32, s, options)?;
+        let (frame, skipped) =
+            crate::error::reading(&s.url, || normalize(ctx, i as u32, s, options))?;
         frames.push(frame);
         spans_skipped += skipped;
     }
@@ -299,10 +314,9 @@ fn normalize(
             Some(dt) if dt.is_float() => {
                 let value = col(c).cast(DataType::Int64);
                 let whole = col(c).eq(value.clone().cast(dt.clone()));
-                let mut bad = value
-                    .clone()
-                    .lt(lit(0i64))
-                    .or(col(c).is_not_null().and(whole.not().or(value.clone().is_null())));
+                let mut bad = value.clone().lt(lit(0i64)).or(col(c)
+                    .is_not_null()
+                    .and(whole.not().or(value.clone().is_null())));
                 if required {
                     bad = bad.or(col(c).is_null());
                 }
@@ -1239,9 +1253,11 @@ impl<'a> MonthUsage<'a> {
     fn add_bad_rows(&mut self, df: &DataFrame, sources: &[RequestSource]) -> PolarsResult<()> {
         for r in Detail::from_frame(df)? {
             let source = sources[r.source as usize].url.as_str();
-            if let Verdict::Bad { column, reason } =
-                self.verdict(r.provider.as_deref(), r.model.as_deref(), r.status.as_deref())
-            {
+            if let Verdict::Bad { column, reason } = self.verdict(
+                r.provider.as_deref(),
+                r.model.as_deref(),
+                r.status.as_deref(),
+            ) {
                 self.quarantine(source, &r, column, reason, QuarantineKind::Invalid);
             }
         }

@@ -35,7 +35,8 @@ const BILL_SEEDS: [&str; 8] = [
     "fixtures/anthropic/billing/2025-09/claude_api_cost_2025-09.csv",
 ];
 
-const POLICY: &str = "[organization]\nname = \"F\"\n[sources]\nrequests = []\ncatalog = \"c.json\"\n";
+const POLICY: &str =
+    "[organization]\nname = \"F\"\n[sources]\nrequests = [\"x.csv\"]\ncatalog = \"c.json\"\n";
 
 #[derive(Debug, Clone)]
 enum Damage {
@@ -47,7 +48,8 @@ enum Damage {
 
 fn damage() -> impl Strategy<Value = Damage> {
     let byte = prop::sample::select(vec![
-        b',', b'"', b'\n', b'{', b'}', b'[', b']', b':', b'0', b'9', b'-', b'.', b'e', b' ', 0xff, 0,
+        b',', b'"', b'\n', b'{', b'}', b'[', b']', b':', b'0', b'9', b'-', b'.', b'e', b' ', 0xff,
+        0,
     ]);
     prop_oneof![
         1 => any::<prop::sample::Index>().prop_map(Damage::Truncate),
@@ -122,7 +124,7 @@ fn ingest(name: &str, bytes: Vec<u8>, bill: bool) -> std::thread::Result<Result<
 
 fn policy_spec(url: &str) -> chargeback::config::BillingSpec {
     let text = format!(
-        "[organization]\nname = \"F\"\n[sources]\nrequests = []\nbilling = [\"{url}\"]\ncatalog = \"c.json\"\n"
+        "[organization]\nname = \"F\"\n[sources]\nrequests = [\"x.csv\"]\nbilling = [{{ url = \"{url}\" }}]\ncatalog = \"c.json\"\n"
     );
     Policy::parse(&text, "p.toml").unwrap().sources.billing[0].clone()
 }
@@ -135,8 +137,25 @@ fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap()
 }
 
+/// The same damaged inputs on every run, so that CI is repeatable;
+/// `CHARGEBACK_FUZZ_SEED=<n>` explores others.
+/// Polars 0.55 still aborts the process on a few rare inputs (a damaged
+/// CSV that passes the quote check, a Parquet page claiming 2⁶¹ values):
+/// about one in several thousand cases; README "Known limits".
+fn config() -> ProptestConfig {
+    let seed = std::env::var("CHARGEBACK_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_261_201);
+    ProptestConfig {
+        cases: 160,
+        rng_seed: prop::test_runner::RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(160))]
+    #![proptest_config(config())]
 
     #[test]
     fn damaged_inputs_never_panic(
@@ -150,6 +169,12 @@ proptest! {
         };
         let name = name_of(path);
         let bytes = apply(seed(path), &damages);
+        // A panic that aborts (one that may not unwind) ends the process
+        // before proptest can report the input: this keeps the last one.
+        if let Ok(dump) = std::env::var("CHARGEBACK_FUZZ_DUMP") {
+            std::fs::write(&dump, &bytes).unwrap();
+            std::fs::write(format!("{dump}.name"), path).unwrap();
+        }
         match ingest(name, bytes, bill) {
             Err(_) => prop_assert!(false, "{path} damaged by {damages:?} panicked"),
             Ok(Err(report)) => prop_assert!(
@@ -166,7 +191,10 @@ proptest! {
 #[test]
 fn undamaged_seeds_read() {
     for path in REQUEST_SEEDS {
-        assert!(matches!(ingest(name_of(path), seed(path), false), Ok(Ok(()))), "{path}");
+        assert!(
+            matches!(ingest(name_of(path), seed(path), false), Ok(Ok(()))),
+            "{path}"
+        );
     }
     for path in BILL_SEEDS {
         let r = ingest(name_of(path), seed(path), true);

@@ -213,8 +213,9 @@ fn out_flag_overrides_and_validate_writes_nothing() {
     ]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     assert!(
-        out.stdout
-            .starts_with("checked: 2025-01 does NOT tie to the provider's bills (nothing was written)\n"),
+        out.stdout.starts_with(
+            "checked: 2025-01 does NOT tie to the provider's bills (nothing was written)\n"
+        ),
         "{}",
         out.stdout
     );
@@ -241,7 +242,10 @@ fn html_escapes_team_names() {
     assert!(!html.contains("<Relevance>"));
     let summary = t.read("out/2025-01/summary.html");
     assert!(summary.contains("Search &lt;Relevance&gt; &amp; Ranking"));
-    assert!(summary.contains("Does not tie to the provider's invoices"), "{summary}");
+    assert!(
+        summary.contains("Does not tie to the provider's invoices"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -30,14 +30,14 @@ struct Row([String; 12]);
 
 const TIMESTAMPS: [&str; 9] = [
     "2025-01-03T10:00:00Z",
-    "2025-01-04T23:30:00-02:00",    // 2025-01-05 UTC
-    "2025-01-31T23:30:00-02:00",    // February in UTC: outside
-    "2025-01-01T01:00:00+05:00",    // December in UTC: outside
-    "2025-01-07 08:15:00",          // no offset: UTC
-    "2025-01-09",                   // a date
-    "yesterday",                    // bad
-    "2025-02-30T00:00:00Z",         // bad
-    "",                             // missing
+    "2025-01-04T23:30:00-02:00", // 2025-01-05 UTC
+    "2025-01-31T23:30:00-02:00", // February in UTC: outside
+    "2025-01-01T01:00:00+05:00", // December in UTC: outside
+    "2025-01-07 08:15:00",       // no offset: UTC
+    "2025-01-09",                // a date
+    "yesterday",                 // bad
+    "2025-02-30T00:00:00Z",      // bad
+    "",                          // missing
 ];
 const PROVIDERS: [&str; 4] = ["openai", "OpenAI", "anthropic", ""];
 const MODELS: [&str; 6] = [
@@ -57,7 +57,11 @@ fn row_strategy() -> impl Strategy<Value = Row> {
     // Mostly good values, so that most rows are used and bad ones are rare.
     let pick = |n: usize| prop_oneof![8 => Just(0usize), 2 => 0..n];
     (
-        (pick(TIMESTAMPS.len()), 0..PROVIDERS.len() - 1, pick(PROVIDERS.len())),
+        (
+            pick(TIMESTAMPS.len()),
+            0..PROVIDERS.len() - 1,
+            pick(PROVIDERS.len()),
+        ),
         (0..4usize, pick(MODELS.len())),
         (0..COUNTS.len() - 3, pick(COUNTS.len()), pick(COUNTS.len())),
         (pick(OPTIONAL.len()), pick(OPTIONAL.len())),
@@ -70,7 +74,11 @@ fn row_strategy() -> impl Strategy<Value = Row> {
                 } else {
                     TIMESTAMPS[ts].to_string()
                 };
-                let provider = if p_bad == 0 { PROVIDERS[p_good] } else { PROVIDERS[p_bad] };
+                let provider = if p_bad == 0 {
+                    PROVIDERS[p_good]
+                } else {
+                    PROVIDERS[p_bad]
+                };
                 // The model of the provider, unless a bad one was drawn.
                 let model = match (provider.to_ascii_lowercase().as_str(), m_bad) {
                     (_, m) if m > 0 => MODELS[m],
@@ -142,17 +150,16 @@ fn month_strategy() -> impl Strategy<Value = Vec<Vec<Row>>> {
 fn csv_text(rows: &[Row]) -> String {
     let mut s = format!("{HEADER}\n");
     for r in rows {
-        let cells: Vec<String> = r
-            .0
-            .iter()
-            .map(|c| {
-                if c.contains(',') || c.contains('"') {
-                    format!("\"{}\"", c.replace('"', "\"\""))
-                } else {
-                    c.clone()
-                }
-            })
-            .collect();
+        let cells: Vec<String> =
+            r.0.iter()
+                .map(|c| {
+                    if c.contains(',') || c.contains('"') {
+                        format!("\"{}\"", c.replace('"', "\"\""))
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
         s.push_str(&cells.join(","));
         s.push('\n');
     }
@@ -208,7 +215,8 @@ fn reference(files: &[(String, Vec<Row>)], catalog: &Catalog) -> Reference {
             let at = (url.clone(), i as u64 + 1);
             let v = &r.0;
             let day = utc_day(&v[1]);
-            let counts: Vec<Result<Option<u64>, ()>> = [7, 8, 9, 10].iter().map(|&c| count(&v[c])).collect();
+            let counts: Vec<Result<Option<u64>, ()>> =
+                [7, 8, 9, 10].iter().map(|&c| count(&v[c])).collect();
             let status = v[11].trim().to_ascii_lowercase();
             let checks_fail = blank(&v[0])
                 || day.is_none()
@@ -239,7 +247,11 @@ fn reference(files: &[(String, Vec<Row>)], catalog: &Catalog) -> Reference {
                 out.outside += 1;
                 continue;
             }
-            let team = if blank(&v[5]) { "untagged" } else { v[5].trim() };
+            let team = if blank(&v[5]) {
+                "untagged"
+            } else {
+                v[5].trim()
+            };
             let tokens: u64 = counts.iter().map(|c| c.unwrap().unwrap_or(0)).sum();
             *out.tokens_by_team.entry(team.to_string()).or_default() += tokens;
             out.used.push(r.clone());
@@ -256,7 +268,10 @@ const BILL: &str = "BilledCost,BillingCurrency,ChargePeriodStart,ChargeCategory,
 fn close(files: &[(String, Vec<Row>)]) -> Closed {
     let store = Store::new();
     for (url, rows) in files {
-        store.put_memory(url.trim_start_matches("memory://"), csv_text(rows).into_bytes());
+        store.put_memory(
+            url.trim_start_matches("memory://"),
+            csv_text(rows).into_bytes(),
+        );
     }
     store.put_memory("bill/focus.csv", BILL.as_bytes().to_vec());
     store.put_memory(

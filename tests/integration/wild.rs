@@ -45,7 +45,12 @@ fn team_tokens(m: &Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["team"].as_str().unwrap().to_string(), i["tokens"].as_u64().unwrap()))
+        .map(|i| {
+            (
+                i["team"].as_str().unwrap().to_string(),
+                i["tokens"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -56,7 +61,12 @@ fn team_tokens(m: &Value) -> Vec<(String, u64)> {
 #[test]
 fn every_writer_closes_the_same_month() {
     let t = fixtures(&["writers", "mini"]);
-    let base = close(&t, &policy(r#""fixtures/writers/rows.csv""#, MINI_BILL), "2025-01", &[]);
+    let base = close(
+        &t,
+        &policy(r#""fixtures/writers/rows.csv""#, MINI_BILL),
+        "2025-01",
+        &[],
+    );
     assert_eq!(base.code, 0, "{}", base.transcript());
     let want = month(&t, "2025-01");
     assert_eq!(
@@ -163,33 +173,48 @@ fn polars_physical_types_close_the_same_month() {
             .map(|&us| if per > 0 { us / per } else { us * -per })
             .collect();
         let ts = Column::new("timestamp".into(), values)
-            .cast(&DataType::Datetime(unit, tz.map(|z| TimeZone::opt_try_new(Some(z)).unwrap().unwrap())))
+            .cast(&DataType::Datetime(
+                unit,
+                tz.map(|z| TimeZone::opt_try_new(Some(z)).unwrap().unwrap()),
+            ))
             .unwrap();
         (
-            format!("ts-{unit:?}-{}.parquet", tz.unwrap_or("naive").replace('/', "_")),
+            format!(
+                "ts-{unit:?}-{}.parquet",
+                tz.unwrap_or("naive").replace('/', "_")
+            ),
             frame(ts, [ints("input_tokens"), ints("output_tokens")]),
         )
     })
     .chain(
-        [DataType::Int32, DataType::UInt32, DataType::UInt64, DataType::Float64, DataType::String]
-            .into_iter()
-            .map(|dt| {
-                let ts = Column::new(
-                    "timestamp".into(),
-                    [
-                        "2025-01-03T10:00:00Z",
-                        "2025-01-05T01:30:00+02:00",
-                        "2025-01-03T10:00:00Z",
-                        "2025-01-31T23:30:00",
-                    ]
-                    .to_vec(),
-                );
-                let cast = |c: Column| c.cast(&dt).unwrap();
-                (
-                    format!("tokens-{dt}.parquet"),
-                    frame(ts, [cast(ints("input_tokens")), cast(ints("output_tokens"))]),
-                )
-            }),
+        [
+            DataType::Int32,
+            DataType::UInt32,
+            DataType::UInt64,
+            DataType::Float64,
+            DataType::String,
+        ]
+        .into_iter()
+        .map(|dt| {
+            let ts = Column::new(
+                "timestamp".into(),
+                [
+                    "2025-01-03T10:00:00Z",
+                    "2025-01-05T01:30:00+02:00",
+                    "2025-01-03T10:00:00Z",
+                    "2025-01-31T23:30:00",
+                ]
+                .to_vec(),
+            );
+            let cast = |c: Column| c.cast(&dt).unwrap();
+            (
+                format!("tokens-{dt}.parquet"),
+                frame(
+                    ts,
+                    [cast(ints("input_tokens")), cast(ints("output_tokens"))],
+                ),
+            )
+        }),
     )
     .collect();
     let mut first: Option<Value> = None;
@@ -246,7 +271,12 @@ fn empty_exports_change_nothing_and_never_panic() {
             // before. An empty file that says nothing of what it is may be
             // refused — with exit 1 naming it, never a panic.
             if given || out.code != 1 {
-                assert_eq!(out.code, 0, "{file} ({format}, given: {given}): {}", out.transcript());
+                assert_eq!(
+                    out.code,
+                    0,
+                    "{file} ({format}, given: {given}): {}",
+                    out.transcript()
+                );
                 let m = month(&t, "2025-01");
                 assert_eq!(m["invoices"], want["invoices"], "{file}");
                 assert_eq!(m["billed_total"], want["billed_total"], "{file}");
@@ -259,7 +289,9 @@ fn empty_exports_change_nothing_and_never_panic() {
         &t,
         &policy(
             mini_requests,
-            &format!(r#"{MINI_BILL}, {{ url = "fixtures/empty/focus_header-only.csv", format = "focus" }}"#),
+            &format!(
+                r#"{MINI_BILL}, {{ url = "fixtures/empty/focus_header-only.csv", format = "focus" }}"#
+            ),
         ),
         "2025-01",
         &["--force"],
@@ -281,7 +313,10 @@ fn native_cloud_exports_are_named_with_how_to_export_focus() {
     for (file, what) in [
         ("aws_cur_legacy.csv", "AWS Cost and Usage Report (CUR)"),
         ("aws_cur2.csv", "AWS Cost and Usage Report (CUR)"),
-        ("azure_ea_cost_details.csv", "Azure cost details (EA / MCA usage details)"),
+        (
+            "azure_ea_cost_details.csv",
+            "Azure cost details (EA / MCA usage details)",
+        ),
         ("oci_cost_report.csv", "Oracle Cloud (OCI) cost report"),
     ] {
         let out = close(
@@ -301,7 +336,11 @@ fn native_cloud_exports_are_named_with_how_to_export_focus() {
             "{file}: {}",
             out.stderr
         );
-        assert!(out.stderr.contains("hint: export FOCUS 1.x instead: "), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("hint: export FOCUS 1.x instead: "),
+            "{}",
+            out.stderr
+        );
         assert!(!t.exists("out/2025-01/manifest.json"));
     }
 }
@@ -336,19 +375,30 @@ fn truncated_api_page_sets_do_not_tie() {
         let text = with(&format!("{{ url = \"{first}\" }}"));
         let out = close(&t, &text, period, &["--fail-on", "exceptions", "--force"]);
         assert_eq!(out.code, 4, "{fixture}: {}", out.transcript());
-        assert!(out.stdout.contains("ties to the bill: NO"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("ties to the bill: NO"),
+            "{}",
+            out.stdout
+        );
         let exceptions = t.read(&format!("out/{period}/exceptions.csv"));
         assert!(
-            exceptions.contains(&format!("truncated_export,,,,,{first},\"`{first}` page 1 says `has_more: true`")),
+            exceptions.contains(&format!(
+                "truncated_export,,,,,{first},\"`{first}` page 1 says `has_more: true`"
+            )),
             "{fixture}: {exceptions}"
         );
         let m = month(&t, period);
         assert_eq!(m["ties_to_bill"], false);
 
-        let both = with(&format!("{{ url = \"{first}\" }}, {{ url = \"{second}\" }}"));
+        let both = with(&format!(
+            "{{ url = \"{first}\" }}, {{ url = \"{second}\" }}"
+        ));
         let out = close(&t, &both, period, &["--force"]);
         assert_eq!(out.code, 0, "{fixture}: {}", out.transcript());
-        assert!(!t.read(&format!("out/{period}/exceptions.csv")).contains("truncated_export"));
+        assert!(
+            !t.read(&format!("out/{period}/exceptions.csv"))
+                .contains("truncated_export")
+        );
     }
 }
 
@@ -370,9 +420,16 @@ fn focus_sample_keeps_other_cloud_services_out_of_the_month() {
     // Machine Learning") are AI spend; EC2, S3, load balancers, CloudWatch,
     // Oracle compute, an EC2 credit, AKS, … are not.
     assert_eq!(m["other_services_rows"], 26, "{m}");
-    assert!(out.stdout.contains("not LLM spend: 26 bill rows"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("not LLM spend: 26 bill rows"),
+        "{}",
+        out.stdout
+    );
     let summary = t.read("out/2024-09/summary.html");
-    assert!(summary.contains("of other cloud services in the same exports"), "{summary}");
+    assert!(
+        summary.contains("of other cloud services in the same exports"),
+        "{summary}"
+    );
     // The policy narrows it: Azure ML is no LLM service.
     let narrow = sample.replace(
         "format = \"focus\"",
@@ -390,7 +447,11 @@ fn focus_sample_keeps_other_cloud_services_out_of_the_month() {
     assert_eq!(m["billed_total"], "0.00");
     assert_eq!(m["other_billed_total"], "0.00");
     let invoices = m["invoices"].to_string();
-    for service in ["Amazon Elastic Compute Cloud", "Amazon Simple Storage Service", "Elastic Load Balancing"] {
+    for service in [
+        "Amazon Elastic Compute Cloud",
+        "Amazon Simple Storage Service",
+        "Elastic Load Balancing",
+    ] {
         assert!(!invoices.contains(service), "{service} on an invoice");
     }
 }
@@ -406,12 +467,16 @@ fn a_bill_of_another_month_is_named_and_does_not_tie() {
         .replace("2025-01-", "2024-12-")
         .replace("2025-02-01", "2025-01-01");
     t.write("fixtures/mini/billing/focus-2025-01.csv", &december);
-    t.write("policy.toml", &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL));
+    t.write(
+        "policy.toml",
+        &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL),
+    );
     let out = t.run(&["validate", "--config", "policy.toml", "--period", "2025-01"]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     assert!(
-        out.stdout
-            .starts_with("checked: 2025-01 does NOT tie to the provider's bills (nothing was written)\n"),
+        out.stdout.starts_with(
+            "checked: 2025-01 does NOT tie to the provider's bills (nothing was written)\n"
+        ),
         "{}",
         out.stdout
     );
@@ -431,13 +496,27 @@ fn a_bill_of_another_month_is_named_and_does_not_tie() {
 #[test]
 fn a_rejected_bill_row_breaks_the_tie_and_is_kept_whole() {
     let t = fixtures(&["mini"]);
-    let out = close(&t, &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL), "2025-01", &[]);
+    let out = close(
+        &t,
+        &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL),
+        "2025-01",
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.transcript());
-    assert!(out.stdout.contains("ties to the bill: NO\n    - 1 rejected bill row (see quarantine/billing.csv)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "ties to the bill: NO\n    - 1 rejected bill row (see quarantine/billing.csv)"
+        ),
+        "{}",
+        out.stdout
+    );
     let m = month(&t, "2025-01");
     assert_eq!(m["ties_to_bill"], false);
     assert_eq!(m["rejected_bill_rows"][0]["cost"], "12;50");
-    assert_eq!(m["rejected_bill_rows"][0]["source"], "fixtures/mini/billing/focus-2025-01.csv:8");
+    assert_eq!(
+        m["rejected_bill_rows"][0]["source"],
+        "fixtures/mini/billing/focus-2025-01.csv:8"
+    );
     let q = t.read("out/2025-01/quarantine/billing.csv");
     let mut r = csv::Reader::from_reader(q.as_bytes());
     assert_eq!(
@@ -451,7 +530,10 @@ fn a_rejected_bill_row_breaks_the_tie_and_is_kept_whole() {
     assert_eq!(record["BilledCost"], "12;50");
     assert_eq!(record["ChargePeriodStart"], "2025-01-10T00:00:00Z");
     let summary = t.read("out/2025-01/summary.html");
-    assert!(summary.contains("Rejected bill rows (not in any total)"), "{summary}");
+    assert!(
+        summary.contains("Rejected bill rows (not in any total)"),
+        "{summary}"
+    );
 }
 
 /// A quarantined request keeps every canonical column as read, so it can
@@ -460,7 +542,12 @@ fn a_rejected_bill_row_breaks_the_tie_and_is_kept_whole() {
 #[test]
 fn quarantined_requests_keep_their_values() {
     let t = fixtures(&["mini", "writers"]);
-    let out = close(&t, &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL), "2025-01", &[]);
+    let out = close(
+        &t,
+        &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL),
+        "2025-01",
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.transcript());
     let q = t.read("out/2025-01/quarantine/requests.csv");
     let first = q.lines().next().unwrap();
@@ -473,16 +560,23 @@ fn quarantined_requests_keep_their_values() {
         "{q}"
     );
     // A model unknown to the catalog in a Parquet log with typed times.
-    let text = std::fs::read(t.path().join("fixtures/writers/pyarrow_ts-ms-utc_int64.parquet")).unwrap();
+    let text = std::fs::read(
+        t.path()
+            .join("fixtures/writers/pyarrow_ts-ms-utc_int64.parquet"),
+    )
+    .unwrap();
     std::fs::write(t.path().join("typed.parquet"), text).unwrap();
-    let mut catalog: Value = serde_json::from_str(&t.read("fixtures/mini/model-catalog.json")).unwrap();
+    let mut catalog: Value =
+        serde_json::from_str(&t.read("fixtures/mini/model-catalog.json")).unwrap();
     catalog["models"]
         .as_array_mut()
         .unwrap()
         .retain(|m| m["model"] != "gpt-4o-mini");
     t.write("catalog-without-mini.json", &catalog.to_string());
-    let text = policy(r#""typed.parquet""#, MINI_BILL)
-        .replace("fixtures/mini/model-catalog.json", "catalog-without-mini.json");
+    let text = policy(r#""typed.parquet""#, MINI_BILL).replace(
+        "fixtures/mini/model-catalog.json",
+        "catalog-without-mini.json",
+    );
     let out = close(&t, &text, "2025-01", &["--force"]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     let q = t.read("out/2025-01/quarantine/requests.csv");
@@ -498,14 +592,29 @@ fn quarantined_requests_keep_their_values() {
 fn null_spelled_out_is_no_value_in_every_csv() {
     let t = fixtures(&["litellm"]);
     let path = "fixtures/litellm/spendlogs/spendlogs-2025-01.csv";
-    let text = t.read(path).replace(",support,,,10.0.3.17", ",NULL,NULL,None,10.0.3.17");
-    assert_ne!(text, t.read(path), "the fixture changed; update the replacement");
+    let text = t
+        .read(path)
+        .replace(",support,,,10.0.3.17", ",NULL,NULL,None,10.0.3.17");
+    assert_ne!(
+        text,
+        t.read(path),
+        "the fixture changed; update the replacement"
+    );
     t.write(path, &text);
-    let out = t.run(&["run", "--config", "fixtures/litellm/chargeback.toml", "--period", "2025-01"]);
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/litellm/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     let m = month(&t, "2025-01");
     let teams: Vec<String> = team_tokens(&m).into_iter().map(|(t, _)| t).collect();
-    assert!(!teams.iter().any(|t| t == "NULL" || t == "None"), "{teams:?}");
+    assert!(
+        !teams.iter().any(|t| t == "NULL" || t == "None"),
+        "{teams:?}"
+    );
 }
 
 /// `[teams.suport]` without usage while the logs say `support`: a typo
@@ -513,9 +622,17 @@ fn null_spelled_out_is_no_value_in_every_csv() {
 #[test]
 fn a_policy_team_one_typo_away_from_the_logs_is_an_exception() {
     let t = fixtures(&["mini"]);
-    let text = t.read("fixtures/mini/chargeback.toml").replace("[teams.support]", "[teams.suport]");
+    let text = t
+        .read("fixtures/mini/chargeback.toml")
+        .replace("[teams.support]", "[teams.suport]");
     t.write("fixtures/mini/chargeback.toml", &text);
-    let out = t.run(&["run", "--config", "fixtures/mini/chargeback.toml", "--period", "2025-01"]);
+    let out = t.run(&[
+        "run",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
     assert_eq!(out.code, 0, "{}", out.transcript());
     let exceptions = t.read("out/2025-01/exceptions.csv");
     assert!(
@@ -524,4 +641,28 @@ fn a_policy_team_one_typo_away_from_the_logs_is_an_exception() {
     );
     let summary = t.read("out/2025-01/summary.html");
     assert!(summary.contains("policy team without usage"), "{summary}");
+}
+
+/// A CSV that ends inside a quoted field (a truncated export) is refused,
+/// naming the file, before Polars' reader (which reads past the end of
+/// such a buffer) sees it. Found by fuzz.rs.
+#[test]
+fn a_csv_ending_inside_a_quote_is_refused_by_name() {
+    let t = fixtures(&["mini", "bad"]);
+    let out = close(
+        &t,
+        &policy(
+            r#""fixtures/mini/requests/*.csv""#,
+            r#"{ url = "fixtures/bad/csv-unclosed-quote.csv", format = "focus" }"#,
+        ),
+        "2025-01",
+        &[],
+    );
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert_eq!(
+        out.stderr,
+        "error: fixtures/bad/csv-unclosed-quote.csv: the CSV ends inside a quoted field: its `\"` do not pair up\n\
+         hint: the file is truncated or a quote is not closed; export it again (a `\"` inside a quoted field is written `\"\"`)\n"
+    );
+    assert!(!t.exists("out/2025-01/manifest.json"));
 }
