@@ -739,6 +739,60 @@ mod tests {
     };
 
     #[test]
+    fn a_day_billed_for_input_only_leaves_its_output_unbilled() {
+        let mut c = cell("a", "p1", 100);
+        c.tokens[UsageType::Output as usize] = 40;
+        let lines = [line("p1", 100, "1.00")];
+        let r = reconcile(&lines, &[c], &catalog(), TOL);
+        let unbilled: Vec<&str> = r
+            .exceptions
+            .iter()
+            .filter(|e| e.kind == ExceptionKind::UsageWithoutBillLine)
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(
+            unbilled,
+            ["40 logged `output` tokens match no billed line; they carry no cost"]
+        );
+    }
+
+    #[test]
+    fn a_bill_without_tokens_is_checked_against_the_logged_usage() {
+        // 100 input tokens at 10,000 per 1M cost 1.00 at catalog prices;
+        // the project's coarse line bills 2.00.
+        let coarse = BilledLine {
+            model: None,
+            model_raw: None,
+            usage_type: None,
+            quantity: None,
+            ..line("p1", 0, "2.00")
+        };
+        let r = reconcile(&[coarse], &[cell("a", "p1", 100)], &catalog(), TOL);
+        let variance: Vec<&str> = r
+            .exceptions
+            .iter()
+            .filter(|e| e.kind == ExceptionKind::PriceVariance)
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(
+            variance,
+            [
+                "billed 2 vs 1 for the logged usage at catalog prices over the month (+100%), beyond the tolerance 0.05; the bill states no tokens, so either the logs miss usage or the price is not the catalog's"
+            ]
+        );
+        // Within tolerance: nothing.
+        let coarse = BilledLine {
+            model: None,
+            model_raw: None,
+            usage_type: None,
+            quantity: None,
+            ..line("p1", 0, "1.02")
+        };
+        let r = reconcile(&[coarse], &[cell("a", "p1", 100)], &catalog(), TOL);
+        assert!(r.exceptions.is_empty(), "{:?}", r.exceptions);
+    }
+
+    #[test]
     fn scopes_split_the_bill_when_logs_carry_them() {
         let cells = [cell("a", "p1", 100), cell("b", "p2", 300)];
         let lines = [line("p1", 100, "1.00"), line("p2", 300, "3.00")];
