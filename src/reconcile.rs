@@ -487,50 +487,45 @@ pub fn reconcile(
             e.1 += c;
         }
     }
-    // A bill that states no tokens is checked against the catalog cost of
-    // the usage logged for it: a gap is missing logs or another price.
-    for ((provider, model), (billed, catalog)) in coarse {
-        if catalog.is_zero() {
-            continue;
-        }
-        let v = billed / catalog - Decimal::ONE;
-        if v.abs() > tol.max_price_variance {
-            out.exceptions.push(Exception {
-                provider,
-                model,
-                ..Exception::new(
-                    ExceptionKind::PriceVariance,
-                    format!(
-                        "billed {} vs {} for the logged usage at catalog prices over the month ({}), beyond the tolerance {}; the bill states no tokens, so either the logs miss usage or the price is not the catalog's",
-                        billed.round_dp(6).normalize(),
-                        catalog.round_dp(6).normalize(),
-                        signed_ratio(v),
-                        tol.max_price_variance
-                    ),
-                )
-            });
-        }
-    }
     // A price difference is a property of the contract, not of a day: one
     // exception per provider and model over the month (the daily figures
-    // are in reconciliation.csv).
-    for ((provider, model), (billed, catalog)) in prices {
-        let v = billed / catalog - Decimal::ONE;
-        if v.abs() > tol.max_price_variance {
-            out.exceptions.push(Exception {
-                provider,
-                model,
-                ..Exception::new(
-                    ExceptionKind::PriceVariance,
-                    format!(
-                        "billed {} vs {} at catalog prices over the month ({}), beyond the tolerance {}; a negotiated rate belongs in the catalog",
-                        billed.round_dp(6).normalize(),
-                        catalog.round_dp(6).normalize(),
-                        signed_ratio(v),
-                        tol.max_price_variance
-                    ),
-                )
-            });
+    // are in reconciliation.csv). A bill that states no tokens is checked
+    // against the catalog cost of the usage logged for it: a gap is missing
+    // logs or another price.
+    let checks = [
+        (
+            prices,
+            "at catalog prices",
+            "a negotiated rate belongs in the catalog",
+        ),
+        (
+            coarse,
+            "for the logged usage at catalog prices",
+            "the bill states no tokens, so either the logs miss usage or the price is not the catalog's",
+        ),
+    ];
+    for (sums, basis, advice) in checks {
+        for ((provider, model), (billed, catalog)) in sums {
+            if catalog.is_zero() {
+                continue;
+            }
+            let v = billed / catalog - Decimal::ONE;
+            if v.abs() > tol.max_price_variance {
+                out.exceptions.push(Exception {
+                    provider,
+                    model,
+                    ..Exception::new(
+                        ExceptionKind::PriceVariance,
+                        format!(
+                            "billed {} vs {} {basis} over the month ({}), beyond the tolerance {}; {advice}",
+                            billed.round_dp(6).normalize(),
+                            catalog.round_dp(6).normalize(),
+                            signed_ratio(v),
+                            tol.max_price_variance
+                        ),
+                    )
+                });
+            }
         }
     }
     out.rows = rows.into_values().collect();
