@@ -96,10 +96,16 @@ pub fn load_focus(
     let exprs: Vec<Expr> = wanted
         .iter()
         .map(|&c| {
-            if schema.contains(c) {
-                col(c).cast(DataType::String).alias(c)
-            } else {
-                lit(NULL).cast(DataType::String).alias(c)
+            // Typed times (a Parquet export's `ChargePeriodStart`) as RFC
+            // 3339 UTC text, which every row check reads.
+            let utc_text = |e: Expr| e.dt().to_string("%Y-%m-%dT%H:%M:%S%.fZ").alias(c);
+            match schema.get(c) {
+                Some(DataType::Datetime(_, Some(_))) => {
+                    utc_text(col(c).dt().convert_time_zone(TimeZone::UTC))
+                }
+                Some(DataType::Datetime(_, None)) => utc_text(col(c)),
+                Some(_) => col(c).cast(DataType::String).alias(c),
+                None => lit(NULL).cast(DataType::String).alias(c),
             }
         })
         .collect();

@@ -666,3 +666,97 @@ fn a_csv_ending_inside_a_quote_is_refused_by_name() {
     );
     assert!(!t.exists("out/2025-01/manifest.json"));
 }
+
+/// A FOCUS export written as Parquet with typed times (`ChargePeriodStart`
+/// a datetime in UTC or in New York time, `BillingPeriodStart` one without
+/// a zone, in every unit) closes the same month as its CSV.
+#[test]
+fn focus_parquet_with_typed_times_closes_like_its_csv() {
+    use polars::prelude::*;
+    let t = fixtures(&["mini"]);
+    let csv_bill = "fixtures/mini/billing/focus-2025-01.csv";
+    let base = close(
+        &t,
+        &policy(r#""fixtures/mini/requests/*.csv""#, MINI_BILL),
+        "2025-01",
+        &[],
+    );
+    assert_eq!(base.code, 0, "{}", base.transcript());
+    let want = month(&t, "2025-01");
+    for unit in [
+        TimeUnit::Milliseconds,
+        TimeUnit::Microseconds,
+        TimeUnit::Nanoseconds,
+    ] {
+        let mut df = CsvReadOptions::default()
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(t.path().join(csv_bill)))
+            .unwrap()
+            .finish()
+            .unwrap();
+        let typed = |c: &str, tz: Option<&str>| {
+            col(c)
+                .str()
+                .replace_all(lit("Z"), lit(""), true)
+                .str()
+                .to_datetime(
+                    Some(unit),
+                    tz.map(|z| TimeZone::opt_try_new(Some(z)).unwrap().unwrap()),
+                    StrptimeOptions {
+                        format: Some("%Y-%m-%dT%H:%M:%S".into()),
+                        ..Default::default()
+                    },
+                    lit("raise"),
+                )
+                .alias(c)
+        };
+        // The same instants, stored in New York time in one variant.
+        let zoned = |e: Expr| match unit {
+            TimeUnit::Nanoseconds => e
+                .dt()
+                .convert_time_zone(
+                    TimeZone::opt_try_new(Some("America/New_York"))
+                        .unwrap()
+                        .unwrap(),
+                )
+                .alias("ChargePeriodStart"),
+            _ => e,
+        };
+        df = df
+            .lazy()
+            .with_columns([
+                zoned(typed("ChargePeriodStart", Some("UTC"))),
+                typed("ChargePeriodEnd", Some("UTC")),
+                typed("BillingPeriodStart", None),
+            ])
+            .collect()
+            .unwrap();
+        let path = t.path().join("typed-bill/focus-2025-01.parquet");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        let out = close(
+            &t,
+            &policy(
+                r#""fixtures/mini/requests/*.csv""#,
+                r#"{ url = "typed-bill/focus-{period}.parquet", format = "focus" }"#,
+            ),
+            "2025-01",
+            &["--force"],
+        );
+        assert_eq!(out.code, 0, "{unit:?}: {}", out.transcript());
+        let got = month(&t, "2025-01");
+        assert_eq!(got["invoices"], want["invoices"], "{unit:?}");
+        assert_eq!(got["billed_total"], want["billed_total"], "{unit:?}");
+        assert_eq!(
+            got["other_billed_total"], want["other_billed_total"],
+            "{unit:?}"
+        );
+        assert_eq!(
+            got["rejected_bill_rows"].as_array().unwrap().len(),
+            1,
+            "{unit:?}"
+        );
+    }
+}
