@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
+use super::count;
 use crate::attribute::{TeamUsage, attribute};
 use crate::budget::{BudgetLevel, budget_status};
 use crate::catalog::Catalog;
@@ -169,9 +170,12 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     }
     if !billing_quarantine.is_empty() {
         tie_breaks.push(format!(
-            "{} rejected bill {} (see quarantine/billing.csv): the provider's invoice total is not what was split",
-            billing_quarantine.len(),
-            if billing_quarantine.len() == 1 { "row" } else { "rows" }
+            "{} (see quarantine/billing.csv): the provider's invoice total is not what was split",
+            count(
+                billing_quarantine.len() as u64,
+                "rejected bill row",
+                "rejected bill rows"
+            )
         ));
     }
     // Cost lines without model or quantity, cut by the provider's usage.
@@ -253,8 +257,8 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
             ..Exception::new(
                 ExceptionKind::QuarantinedRows,
                 format!(
-                    "{n} {} of `{source}` quarantined",
-                    if n == 1 { "row" } else { "rows" }
+                    "{} of `{source}` quarantined",
+                    count(n as u64, "row", "rows")
                 ),
             )
         });
@@ -463,7 +467,7 @@ fn bill_period_exception(url: &str, bill: &Bill, period: Period) -> Option<Excep
             ExceptionKind::BillOutsidePeriod,
             format!(
                 "`{url}`: {} read, none in {period} (they run from {first} to {last}); is this the right month's bill?",
-                rows(bill.rows_read)
+                count(bill.rows_read, "row", "rows")
             ),
         ),
         None if bill.rows_read == 0 => (
@@ -476,10 +480,6 @@ fn bill_period_exception(url: &str, bill: &Bill, period: Period) -> Option<Excep
         source: url.to_string(),
         ..Exception::new(kind, detail)
     })
-}
-
-fn rows(n: u64) -> String {
-    format!("{n} {}", if n == 1 { "row" } else { "rows" })
 }
 
 /// Policy teams without usage whose id is one or two edits from a team in
@@ -507,16 +507,12 @@ fn similar_team_ids(policy: &Policy, used: &BTreeMap<String, TeamUsage>) -> Vec<
                     format!(
                         "team `{t}` is in [teams] but has no usage; did you mean `{}` (in the logs with {}, invoiced under the defaults)?",
                         near.team,
-                        count_of(near.requests, "request", "requests")
+                        count(near.requests, "request", "requests")
                     ),
                 )
             })
         })
         .collect()
-}
-
-fn count_of(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Levenshtein distance over characters.

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use super::close::{Closed, MonthRequest, close_month};
+use super::count;
 use crate::cli::{Gate, MonthArgs, RunArgs};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -207,9 +208,4 @@ pub fn verdict(closed: &Closed, period: Period) -> String {
     } else {
         format!("valid: {period} closes cleanly (nothing was written)")
     }
-}
-
-/// `1 exception`, `10 exceptions`.
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
