@@ -70,7 +70,7 @@ pub struct Policy {
     pub teams: BTreeMap<String, Team>,
     /// Retries, timeouts and object-store options (`[storage]`).
     #[serde(default)]
-    pub storage: crate::store::StorageOptions,
+    pub storage: crate::load::store::StorageOptions,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 
 use crate::progress::Progress;
-use crate::store::Store;
+use crate::load::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct Context {

@@ -1,30 +1,27 @@
 //! llm-chargeback: close a month of LLM spend to the cent.
 //!
-//! The modules follow the data, one way:
-//! `cli → config → store → ingest → reconcile → attribute → chargeback →
-//! invoice → render → publish`, with `money` used by all and importing
-//! none. [`run`] is the one place that prints errors and picks exit codes.
+//! The modules follow the data, one way, in four stages and a publish:
+//! [`load`] (store, ingest: all the I/O a month needs) → [`compute`]
+//! (reconcile, attribute, chargeback, budget, invoice: pure) → [`render`]
+//! (documents and ledgers from the view model) → [`seal`] (the manifest) →
+//! [`publish`]. `money` is used by all and imports none. [`run`] is the
+//! one place that prints errors and picks exit codes.
 
-pub mod attribute;
-pub mod budget;
 pub mod catalog;
-pub mod chargeback;
 pub mod cli;
 pub mod commands;
+pub mod compute;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod ingest;
-pub mod invoice;
-pub mod manifest;
+pub mod load;
 pub mod money;
 pub mod period;
 pub mod progress;
 pub mod publish;
-pub mod reconcile;
 pub mod render;
 pub mod schema;
-pub mod store;
+pub mod seal;
 
 use std::ffi::OsString;
 
@@ -33,7 +30,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::error::exit;
-use crate::store::Store;
+use crate::load::store::Store;
 
 /// Parses the command line, runs it, prints any error, and returns the
 /// process exit code.

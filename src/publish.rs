@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, OutputRecord, sha256_hex};
+use crate::seal::{Manifest, OutputRecord, sha256_hex};
 use crate::period::Period;
-use crate::store::join;
+use crate::load::store::join;
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -245,7 +245,7 @@ mod tests {
     }
 
     fn manifest(issue_date: &str, outputs: &Outputs) -> Manifest {
-        let record = crate::store::ObjectRecord {
+        let record = crate::load::store::ObjectRecord {
             url: "memory://policy.toml".into(),
             size: 0,
             etag: None,
@@ -261,7 +261,7 @@ mod tests {
             catalog: record,
             inputs: Vec::new(),
             outputs: outputs.records(),
-            totals: crate::manifest::Totals {
+            totals: crate::seal::Totals {
                 currency: "USD".into(),
                 billed_total: "0.00".into(),
                 estimated_total: "0.00".into(),
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_closed_month_changes_only_with_force() {
-        let ctx = Context::new(crate::store::Store::new());
+        let ctx = Context::new(crate::load::store::Store::new());
         let out = "memory://out/2025-01/";
         let first = outputs(&[("a.csv", "1"), ("b.csv", "2")]);
         publish(&ctx, out, &first, &manifest("2025-02-01", &first)).unwrap();
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_preliminary_month_is_replaced_freely() {
-        let ctx = Context::new(crate::store::Store::new());
+        let ctx = Context::new(crate::load::store::Store::new());
         let out = "memory://out/2025-01";
         let first = outputs(&[("a.csv", "1")]);
         publish(&ctx, out, &first, &manifest("2025-01-15", &first)).unwrap();
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn an_unfinished_publish_is_cleaned_up_by_the_next() {
-        let ctx = Context::new(crate::store::Store::new());
+        let ctx = Context::new(crate::load::store::Store::new());
         let out = "memory://out/2025-01";
         // What a publish that died after its outputs leaves: its marker,
         // its files, no manifest.

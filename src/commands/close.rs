@@ -9,31 +9,31 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 
 use super::count;
-use crate::attribute::{TeamUsage, attribute};
-use crate::budget::{BudgetLevel, budget_status};
+use crate::compute::attribute::{TeamUsage, attribute};
+use crate::compute::budget::{BudgetLevel, budget_status};
 use crate::catalog::Catalog;
-use crate::chargeback::charge;
+use crate::compute::chargeback::charge;
 use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::ingest::openai::PageLink;
-use crate::ingest::requests::{RequestSource, load_requests};
-use crate::ingest::{
+use crate::load::ingest::openai::PageLink;
+use crate::load::ingest::requests::{RequestSource, load_requests};
+use crate::load::ingest::{
     Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, detect, load_bill,
     truncated_pages, usage_report,
 };
-use crate::invoice::{
+use crate::compute::invoice::{
     InputCounts, Month, MonthInput, OtherCharge, RejectedBillRow, TeamResult, build_month,
 };
-use crate::manifest::{Manifest, Totals};
+use crate::seal::{Manifest, Totals};
 use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
 use crate::publish::{Outputs, csv_bytes};
-use crate::reconcile::{Exception, ExceptionKind, Tolerances, reconcile};
+use crate::compute::reconcile::{Exception, ExceptionKind, Tolerances, reconcile};
 use crate::render::html::HtmlRenderer;
 use crate::render::pdf::PdfRenderer;
 use crate::schema;
-use crate::store::ObjectRecord;
+use crate::load::store::ObjectRecord;
 
 /// A closed month, ready to publish.
 pub struct Closed {
@@ -341,7 +341,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
     // the first error in that order) as one by one.
     stage.set_total(month.invoices.len() as u64 + 1);
     let done = stage.counter();
-    let render = |inv: &crate::invoice::Invoice| -> Result<(Vec<u8>, Vec<u8>)> {
+    let render = |inv: &crate::compute::invoice::Invoice| -> Result<(Vec<u8>, Vec<u8>)> {
         let view = month.invoice_view(inv);
         let html = renderer.invoice(&view)?.into_bytes();
         let doc = pdf.invoice(&view)?;
@@ -583,7 +583,7 @@ fn ledger_csv(month: &Month) -> Vec<u8> {
     )
 }
 
-fn reconciliation_csv(rows: &[crate::reconcile::ReconRow], scale: u32) -> Vec<u8> {
+fn reconciliation_csv(rows: &[crate::compute::reconcile::ReconRow], scale: u32) -> Vec<u8> {
     let d = |v: Decimal| format_amount(v, scale);
     let full = |v: Decimal| v.normalize().to_string();
     csv_bytes(

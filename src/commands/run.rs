@@ -9,12 +9,12 @@ use super::count;
 use crate::cli::{Gate, MonthArgs, RunArgs};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::manifest::Manifest;
+use crate::seal::Manifest;
 use crate::period::Period;
 use crate::progress::Progress;
 use crate::publish::{PublishOptions, publish_with};
 use crate::render::html::group_digits;
-use crate::store::join;
+use crate::load::store::join;
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let (period, as_of) = parse_month(&args.month)?;

@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::invoice::{InvoiceView, Month};
+use crate::compute::invoice::{InvoiceView, Month};
 use crate::money::{Decimal, parse_amount};
-use crate::store::join;
+use crate::load::store::join;
 
 const INVOICE: &str = include_str!("../../templates/invoice.html.hbs");
 const SUMMARY: &str = include_str!("../../templates/summary.html.hbs");

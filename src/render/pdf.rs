@@ -26,8 +26,8 @@ use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::invoice::{InvoiceView, Month};
-use crate::store::{Store, join};
+use crate::compute::invoice::{InvoiceView, Month};
+use crate::load::store::{Store, join};
 
 /// The built-in templates, each replaceable by a file of the same name in
 /// the policy's templates folder. `brand.typ` holds colours and the logo,

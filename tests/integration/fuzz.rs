@@ -7,9 +7,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chargeback::catalog::Catalog;
 use chargeback::config::{FailedRequests, Policy};
 use chargeback::context::Context;
-use chargeback::ingest::requests::{RequestSource, load_requests};
-use chargeback::ingest::{detect, load_bill};
-use chargeback::store::Store;
+use chargeback::load::ingest::requests::{RequestSource, load_requests};
+use chargeback::load::ingest::{detect, load_bill};
+use chargeback::load::store::Store;
 use proptest::prelude::*;
 
 use crate::util::repo_root;

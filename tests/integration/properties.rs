@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use chargeback::attribute::attribute;
+use chargeback::compute::attribute::attribute;
 use chargeback::catalog::{Catalog, UsageType};
 use chargeback::commands::close::{MonthRequest, close_month};
 use chargeback::config::UnattributedPolicy;
 use chargeback::context::Context;
-use chargeback::ingest::{BilledLine, ChargeCategory, UsageCell};
+use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
 use chargeback::money::{Decimal, round_line};
-use chargeback::reconcile::{Tolerances, reconcile};
-use chargeback::store::Store;
+use chargeback::compute::reconcile::{Tolerances, reconcile};
+use chargeback::load::store::Store;
 use chrono::NaiveDate;
 use proptest::prelude::*;
 

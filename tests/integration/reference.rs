@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chargeback::catalog::Catalog;
 use chargeback::commands::close::{Closed, MonthRequest, close_month};
 use chargeback::context::Context;
-use chargeback::store::Store;
+use chargeback::load::store::Store;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
 

@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(values(&out.frame, OUTPUT_TOKENS), [s("0"), s("20")]);
         assert_eq!(
             out.frame
-                .column(crate::ingest::litellm::SOURCE_LINE)
+                .column(crate::load::ingest::litellm::SOURCE_LINE)
                 .unwrap()
                 .u64()
                 .unwrap()

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::attribute::TeamUsage;
+use crate::compute::attribute::TeamUsage;
 use crate::config::{ChargebackModel, TeamTerms, Tier, TierMode};
 use crate::money::{Decimal, round_line};
 

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, UsageType};
-use crate::ingest::{BilledLine, UsageCell};
+use crate::load::ingest::{BilledLine, UsageCell};
 use crate::money::{Decimal, SPLIT_PLACES, split_exact};
 use rust_decimal::RoundingStrategy;
 
@@ -681,7 +681,7 @@ fn signed_ratio(r: Decimal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::ChargeCategory;
+    use crate::load::ingest::ChargeCategory;
 
     fn catalog() -> Catalog {
         Catalog::parse(

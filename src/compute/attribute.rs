@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::config::UnattributedPolicy;
-use crate::ingest::UsageCell;
+use crate::load::ingest::UsageCell;
 use crate::money::{Decimal, largest_remainder, round_line, split_exact};
-use crate::reconcile::Reconciled;
+use crate::compute::reconcile::Reconciled;
 
 /// One usage line of an invoice: a model and use case of one provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -372,7 +372,7 @@ pub fn refine(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::ChargeCategory;
+    use crate::load::ingest::ChargeCategory;
 
     fn catalog() -> Catalog {
         Catalog::parse(

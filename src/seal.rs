@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::store::ObjectRecord;
+use crate::load::store::ObjectRecord;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutputRecord {

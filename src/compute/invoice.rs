@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use crate::attribute::{Attribution, TeamUsage};
-use crate::budget::BudgetStatus;
-use crate::chargeback::TeamCharges;
+use crate::compute::attribute::{Attribution, TeamUsage};
+use crate::compute::budget::BudgetStatus;
+use crate::compute::chargeback::TeamCharges;
 use crate::config::{Organization, TeamTerms, UnattributedPolicy};
-use crate::ingest::OtherServices;
+use crate::load::ingest::OtherServices;
 use crate::money::{Decimal, format_amount};
-use crate::reconcile::{Exception, ReconRow, ratio};
+use crate::compute::reconcile::{Exception, ReconRow, ratio};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Issuer {

@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn spans_that_defeat_schema_inference_are_peeked_at() {
-        let ctx = Context::new(crate::store::Store::new());
+        let ctx = Context::new(crate::load::store::Store::new());
         ctx.store.put_memory(
             "spans.jsonl",
             br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"5"}}]}]}]}]}
