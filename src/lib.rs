@@ -22,6 +22,8 @@ pub mod publish;
 pub mod render;
 pub mod schema;
 pub mod seal;
+pub mod table;
+pub mod text;
 
 use std::ffi::OsString;
 

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::seal::{Manifest, OutputRecord, sha256_hex};
-use crate::period::Period;
 use crate::load::store::join;
+use crate::period::Period;
+use crate::seal::{Manifest, OutputRecord, sha256_hex};
 
 pub const MANIFEST: &str = "manifest.json";
 
@@ -82,21 +82,28 @@ pub fn publish_with(
 ) -> Result<()> {
     let manifest_url = join(out, MANIFEST);
     let marker_url = join(out, PUBLISHING);
-    let mut bytes = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
-    bytes.push(b'\n');
+    let bytes = manifest.to_bytes();
 
     let previous = match ctx.store.try_exists(&manifest_url)? {
         true => Some(ctx.store.read(&manifest_url)?),
         false => None,
     };
+    // A manifest that does not read as one is taken as a closed month that
+    // lists nothing: never replaced without `--force`, nothing removed.
+    let published = previous
+        .as_deref()
+        .map(|old| Manifest::parse(old, &manifest_url).ok());
     let refused = previous
         .as_deref()
-        .filter(|old| !options.force && is_closed(old) && **old != bytes[..]);
-    if let Some(old) = refused {
+        .zip(published.as_ref())
+        .filter(|(old, m)| {
+            !options.force && m.as_ref().is_none_or(is_closed) && **old != bytes[..]
+        });
+    if let Some((_, old)) = refused {
         return Err(Error::usage(format!(
             "{} is closed at `{out}` and this run differs from it: {}",
             manifest.period,
-            differences(old, manifest)
+            differences(old.as_ref(), manifest)
         ))
         .with_hint(format!(
             "rerun with `--force` to replace the closed month, or with `--pin-manifest {manifest_url}` to read what it read"
@@ -104,22 +111,24 @@ pub fn publish_with(
     }
     // Everything a previous publish may have written: the last manifest's
     // outputs and those of an unfinished publish.
-    let mut stale: BTreeSet<String> = previous.as_deref().map(listed_outputs).unwrap_or_default();
+    let mut stale: BTreeSet<String> = published
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m.outputs.into_iter().map(|o| o.path))
+        .collect();
     if ctx.store.try_exists(&marker_url)? {
-        stale.extend(listed_outputs(&ctx.store.read(&marker_url)?));
+        stale.extend(Marker::parse(&ctx.store.read(&marker_url)?));
     }
     stale.retain(|p| !outputs.files.contains_key(p) && is_relative_inside(p));
-    let mut marker = serde_json::to_vec_pretty(&serde_json::json!({
-        "outputs": stale
+    let marker = Marker {
+        outputs: stale
             .iter()
             .map(String::as_str)
             .chain(outputs.paths())
-            .map(|p| serde_json::json!({ "path": p }))
-            .collect::<Vec<_>>(),
-    }))
-    .expect("marker serialises");
-    marker.push(b'\n');
-    ctx.store.write(&marker_url, &marker)?;
+            .map(|path| MarkerEntry { path: path.into() })
+            .collect(),
+    };
+    ctx.store.write(&marker_url, &marker.to_bytes())?;
 
     // From here until the new manifest lands, the folder has none, unless
     // this run gives the very same manifest: then every output it lists is
@@ -140,17 +149,38 @@ pub fn publish_with(
     ctx.store.delete(&marker_url)
 }
 
+/// The paths an unfinished publish may have written (`.chargeback-publishing.json`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    outputs: Vec<MarkerEntry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MarkerEntry {
+    path: String,
+}
+
+impl Marker {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a marker serialises");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// The paths of a marker; one that does not read as one lists none.
+    fn parse(bytes: &[u8]) -> Vec<String> {
+        serde_json::from_slice::<Marker>(bytes)
+            .map(|m| m.outputs.into_iter().map(|e| e.path).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Whether a published manifest closed its month: issued on or after the
 /// first day after the period (a mid-month `--as-of` run is preliminary).
-/// A manifest that cannot be read as one counts as closed.
-fn is_closed(bytes: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return true;
-    };
-    let period = v["period"].as_str().and_then(|p| p.parse::<Period>().ok());
-    let issued = v["issue_date"]
-        .as_str()
-        .and_then(|d| d.parse::<NaiveDate>().ok());
+/// Dates that do not read as dates count as closed.
+fn is_closed(m: &Manifest) -> bool {
+    let period = m.period.parse::<Period>().ok();
+    let issued = m.issue_date.parse::<NaiveDate>().ok();
     match (period, issued) {
         (Some(p), Some(d)) => d >= p.end(),
         _ => true,
@@ -158,24 +188,15 @@ fn is_closed(bytes: &[u8]) -> bool {
 }
 
 /// What differs between a published manifest and this run's, in a line.
-fn differences(old: &[u8], new: &Manifest) -> String {
-    let v: serde_json::Value = serde_json::from_slice(old).unwrap_or_default();
-    let before: BTreeMap<String, String> = v["outputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| Some((o["path"].as_str()?.to_string(), o["sha256"].to_string())))
-        .collect();
-    let after: BTreeMap<String, String> = new
-        .outputs
-        .iter()
-        .map(|o| {
-            (
-                o.path.clone(),
-                serde_json::Value::from(o.sha256.clone()).to_string(),
-            )
-        })
-        .collect();
+fn differences(old: Option<&Manifest>, new: &Manifest) -> String {
+    let hashes = |m: &Manifest| -> BTreeMap<String, String> {
+        m.outputs
+            .iter()
+            .map(|o| (o.path.clone(), o.sha256.clone()))
+            .collect()
+    };
+    let before = old.map(hashes).unwrap_or_default();
+    let after = hashes(new);
     let changed: Vec<&String> = before
         .keys()
         .chain(after.keys())
@@ -193,43 +214,9 @@ fn differences(old: &[u8], new: &Manifest) -> String {
     format!("{} differ", shown.join(", "))
 }
 
-fn listed_outputs(bytes: &[u8]) -> BTreeSet<String> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return BTreeSet::new();
-    };
-    v["outputs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["path"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A path from an old manifest is only trusted inside the output folder.
 fn is_relative_inside(p: &str) -> bool {
     !p.starts_with('/') && !p.contains('\\') && p.split('/').all(|s| !s.is_empty() && s != "..")
-}
-
-/// A CSV document from a header and rows.
-pub fn csv_bytes<H, R>(header: H, rows: impl IntoIterator<Item = R>) -> Vec<u8>
-where
-    H: IntoIterator,
-    H::Item: AsRef<[u8]>,
-    R: IntoIterator,
-    R::Item: AsRef<[u8]>,
-{
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    w.write_record(header).expect("writing to memory");
-    for r in rows {
-        w.write_record(r).expect("writing to memory");
-    }
-    w.into_inner()
-        .map_err(|e| Error::storage("csv", e.to_string()))
-        .expect("writing to memory")
 }
 
 #[cfg(test)]
@@ -300,14 +287,14 @@ mod tests {
             "2025-01 is closed at `memory://out/2025-01/` and this run differs from it: `b.csv`, `c.csv` differ"
         );
         assert_eq!(e.exit_code(), 2);
-        assert!(ctx.store.exists("memory://out/2025-01/b.csv"));
+        assert!(ctx.store.try_exists("memory://out/2025-01/b.csv").unwrap());
         let force = PublishOptions { force: true };
         publish_with(&ctx, out, &second, &manifest("2025-02-01", &second), force).unwrap();
         assert!(
-            !ctx.store.exists("memory://out/2025-01/b.csv"),
+            !ctx.store.try_exists("memory://out/2025-01/b.csv").unwrap(),
             "stale removed"
         );
-        assert!(ctx.store.exists("memory://out/2025-01/c.csv"));
+        assert!(ctx.store.try_exists("memory://out/2025-01/c.csv").unwrap());
     }
 
     #[test]
@@ -339,14 +326,8 @@ mod tests {
         ctx.store.write(&join(out, "old.csv"), b"x").unwrap();
         let o = outputs(&[("a.csv", "1")]);
         publish(&ctx, out, &o, &manifest("2025-02-01", &o)).unwrap();
-        assert!(!ctx.store.exists(&join(out, "old.csv")));
-        assert!(!ctx.store.exists(&join(out, PUBLISHING)));
-        assert!(ctx.store.exists(&join(out, MANIFEST)));
-    }
-
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        let b = csv_bytes(["a", "b"], [["x,y".to_string(), "plain".to_string()]]);
-        assert_eq!(String::from_utf8(b).unwrap(), "a,b\n\"x,y\",plain\n");
+        assert!(!ctx.store.try_exists(&join(out, "old.csv")).unwrap());
+        assert!(!ctx.store.try_exists(&join(out, PUBLISHING)).unwrap());
+        assert!(ctx.store.try_exists(&join(out, MANIFEST)).unwrap());
     }
 }

@@ -76,6 +76,46 @@ pub mod quarantine {
     pub const BILL_FIELDS: [&str; 2] = [COST, RECORD];
 }
 
+/// The ledgers a run publishes next to the invoices, by file.
+pub mod ledger {
+    /// `ledger.csv`: one row per invoice line.
+    pub const LEDGER: [&str; 14] = [
+        "invoice_number",
+        "team",
+        "cost_center",
+        "line",
+        "kind",
+        "provider",
+        "model",
+        "use_case",
+        "tokens",
+        "requests",
+        "estimated",
+        "rate",
+        "amount",
+        "currency",
+    ];
+    /// `reconciliation.csv`: one row per provider, day and model.
+    pub const RECONCILIATION: [&str; 12] = [
+        "provider",
+        "day",
+        "model",
+        "billed_cost",
+        "billed_tokens",
+        "logged_tokens",
+        "coverage",
+        "attributed",
+        "unattributed",
+        "estimated",
+        "catalog_cost",
+        "price_variance",
+    ];
+    /// `exceptions.csv`: one row per exception.
+    pub const EXCEPTIONS: [&str; 7] = [
+        "kind", "provider", "day", "model", "team", "source", "detail",
+    ];
+}
+
 /// Working columns added while ingesting; never written to an output.
 pub mod work {
     pub const SOURCE: &str = "__source";

@@ -1,6 +1,6 @@
-//! Subcommands, one file each, over one shared pipeline: [`close::close_month`].
+//! Subcommands, one file each, over the stages of [`crate::load`],
+//! [`crate::compute`], [`crate::render`] and [`crate::seal`].
 
-pub mod close;
 pub mod run;
 pub mod validate;
 
@@ -11,9 +11,4 @@ pub(crate) fn say(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-}
-
-/// `1 exception`, `10 exceptions`.
-pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }

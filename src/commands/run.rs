@@ -1,20 +1,24 @@
-//! `chargeback run`: close a month and publish it.
+//! `chargeback run`: close a month and publish it, in four stages —
+//! load, compute, render, seal — and a publish.
 
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use super::close::{Closed, MonthRequest, close_month};
-use super::count;
 use crate::cli::{Gate, MonthArgs, RunArgs};
+use crate::compute::{Month, compute};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::seal::Manifest;
+use crate::load::store::join;
+use crate::load::{load, read_policy};
 use crate::period::Period;
 use crate::progress::Progress;
 use crate::publish::{PublishOptions, publish_with};
 use crate::render::html::group_digits;
-use crate::load::store::join;
+use crate::render::render;
+use crate::render::templates::Templates;
+use crate::seal::{Manifest, seal};
+use crate::text::count;
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let (period, as_of) = parse_month(&args.month)?;
@@ -22,35 +26,38 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     if let Some(url) = &args.pin_manifest {
         ctx.store.pin_to_manifest(url);
     }
-    let closed = close_month(
-        ctx,
-        &MonthRequest {
-            config: &args.month.config,
-            period,
-            as_of,
-        },
-    )?;
+    let policy = read_policy(ctx, &args.month.config)?;
+    let inputs = load(ctx, &policy.policy, period)?;
+    let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
+
+    let stage = ctx.progress.stage("reconcile, attribute, charge back");
+    let month = compute(&inputs, &policy.policy, as_of);
+    stage.done();
+
+    let outputs = render(&month, &templates, &ctx.progress)?;
+    let manifest = seal(&policy, &inputs, &month, &outputs);
+
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| period.expand(&closed.policy.output.url));
+        .unwrap_or_else(|| period.expand(&policy.policy.output.url));
     if let Some(url) = &args.pin_manifest {
-        check_pinned_inputs(ctx, url, &closed.manifest)?;
+        check_pinned_inputs(ctx, url, &manifest)?;
     }
     let stage = ctx.progress.stage("publish");
     publish_with(
         ctx,
         &out,
-        &closed.outputs,
-        &closed.manifest,
+        &outputs,
+        &manifest,
         PublishOptions { force: args.force },
     )?;
     stage.done();
     ctx.progress.finish();
     if !args.month.quiet {
-        super::say(&report(&closed, &format!("closed {period} → {out}")));
+        super::say(&report(&month, &format!("closed {period} → {out}")));
     }
-    let m = &closed.month;
+    let m = &month.view;
     let mut tripped = Vec::new();
     if args.fail_on.contains(&Gate::Exceptions) && m.exception_total > 0 {
         tripped.push(format!(
@@ -59,10 +66,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
             join(&out, "exceptions.csv")
         ));
     }
-    if args.fail_on.contains(&Gate::Budget) && !closed.critical_budgets.is_empty() {
+    if args.fail_on.contains(&Gate::Budget) && !month.critical_budgets.is_empty() {
         tripped.push(format!(
             "over budget: {}",
-            closed
+            month
                 .critical_budgets
                 .iter()
                 .map(|t| format!("`{t}`"))
@@ -125,8 +132,8 @@ pub fn parse_month(args: &MonthArgs) -> Result<(Period, Option<NaiveDate>)> {
 }
 
 /// The few lines a person or a CI log reads after a run.
-pub fn report(closed: &Closed, headline: &str) -> String {
-    let m = &closed.month;
+pub fn report(month: &Month<'_>, headline: &str) -> String {
+    let m = &month.view;
     let cur = &m.currency;
     let rows = [
         ("billed", &m.billed_total),
@@ -196,8 +203,8 @@ const REPORTED_EXCEPTIONS: usize = 5;
 
 /// What `validate` says of a month: clean only when it ties to the bills
 /// and finance has nothing to look at.
-pub fn verdict(closed: &Closed, period: Period) -> String {
-    let m = &closed.month;
+pub fn verdict(month: &Month<'_>, period: Period) -> String {
+    let m = &month.view;
     if !m.ties_to_bill {
         format!("checked: {period} does NOT tie to the provider's bills (nothing was written)")
     } else if m.exception_total > 0 {

@@ -1,26 +1,29 @@
-//! `chargeback validate`: every check of a run, nothing written.
+//! `chargeback validate`: every check of a run, nothing written — load,
+//! compute, and every template compiled against the month's data.
 
-use super::close::{MonthRequest, close_month};
 use super::run::{parse_month, report, verdict};
 use crate::cli::MonthArgs;
+use crate::compute::compute;
 use crate::context::Context;
 use crate::error::Result;
+use crate::load::{load, read_policy};
 use crate::progress::Progress;
+use crate::render::check;
+use crate::render::templates::Templates;
 
 pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     let (period, as_of) = parse_month(args)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.quiet, args.timings));
-    let closed = close_month(
-        ctx,
-        &MonthRequest {
-            config: &args.config,
-            period,
-            as_of,
-        },
-    )?;
+    let policy = read_policy(ctx, &args.config)?;
+    let inputs = load(ctx, &policy.policy, period)?;
+    let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
+    let stage = ctx.progress.stage("reconcile, attribute, charge back");
+    let month = compute(&inputs, &policy.policy, as_of);
+    stage.done();
+    check(&month, &templates, &ctx.progress)?;
     ctx.progress.finish();
     if !args.quiet {
-        super::say(&report(&closed, &verdict(&closed, period)));
+        super::say(&report(&month, &verdict(&month, period)));
     }
     Ok(())
 }

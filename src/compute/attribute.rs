@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::compute::reconcile::Reconciled;
 use crate::config::UnattributedPolicy;
 use crate::load::ingest::UsageCell;
 use crate::money::{Decimal, largest_remainder, round_line, split_exact};
-use crate::compute::reconcile::Reconciled;
 
 /// One usage line of an invoice: a model and use case of one provider.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,10 +10,12 @@ use serde::Serialize;
 use crate::compute::attribute::{Attribution, TeamUsage};
 use crate::compute::budget::BudgetStatus;
 use crate::compute::chargeback::TeamCharges;
+use crate::compute::reconcile::{Exception, ReconRow, ratio};
 use crate::config::{Organization, TeamTerms, UnattributedPolicy};
 use crate::load::ingest::OtherServices;
 use crate::money::{Decimal, format_amount};
-use crate::compute::reconcile::{Exception, ReconRow, ratio};
+use crate::schema;
+use crate::table::csv_bytes;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Issuer {
@@ -176,7 +178,7 @@ pub struct ChartBar {
 
 /// The whole month: every invoice plus what the finance summary shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct Month {
+pub struct MonthView {
     pub period: String,
     pub currency: String,
     pub issuer: Issuer,
@@ -245,7 +247,7 @@ pub struct MonthHeader<'a> {
     pub due_date: &'a str,
 }
 
-impl Month {
+impl MonthView {
     pub fn invoice_view<'a>(&'a self, invoice: &'a Invoice) -> InvoiceView<'a> {
         InvoiceView {
             month: MonthHeader {
@@ -308,7 +310,7 @@ pub struct MonthInput<'a> {
     pub bill_sources: &'a BTreeMap<String, BTreeSet<&'static str>>,
 }
 
-pub fn build_month(m: MonthInput<'_>) -> Month {
+pub fn build_month(m: MonthInput<'_>) -> MonthView {
     let money = |d: Decimal| format_amount(d, m.scale);
     let rate = |r: Decimal| (r * Decimal::ONE_HUNDRED).normalize().to_string() + "%";
     let a = m.attribution;
@@ -479,7 +481,7 @@ pub fn build_month(m: MonthInput<'_>) -> Month {
     for e in m.exceptions {
         *counts.entry(e.kind.as_str()).or_default() += 1;
     }
-    Month {
+    MonthView {
         period: m.period.clone(),
         currency: m.org.currency.clone(),
         issuer: Issuer {
@@ -635,6 +637,31 @@ fn chart(
             }
         })
         .collect()
+}
+
+/// `ledger.csv`: every invoice line of the month, in invoice order.
+pub fn ledger_csv(month: &MonthView) -> Vec<u8> {
+    let rows = month.invoices.iter().flat_map(|inv| {
+        inv.lines.iter().enumerate().map(move |(i, l)| {
+            [
+                inv.invoice_number.clone(),
+                inv.team.clone(),
+                inv.cost_center.clone().unwrap_or_default(),
+                (i + 1).to_string(),
+                l.kind.clone(),
+                l.provider.clone(),
+                l.model.clone(),
+                l.use_case.clone(),
+                l.tokens.map(|t| t.to_string()).unwrap_or_default(),
+                l.requests.map(|t| t.to_string()).unwrap_or_default(),
+                l.estimated.to_string(),
+                l.rate.clone().unwrap_or_default(),
+                l.amount.clone(),
+                month.currency.clone(),
+            ]
+        })
+    });
+    csv_bytes(schema::ledger::LEDGER, rows)
 }
 
 #[cfg(test)]

@@ -1,9 +1,379 @@
 //! Stage two, pure: reconcile the bill with the logs, attribute every
 //! billed cent to a team, charge each team under its terms, check budgets
-//! and build the view model. No store, no clock.
+//! and build the view model. No store, no clock: the same [`Inputs`] and
+//! policy give the same [`Month`].
 
 pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
 pub mod reconcile;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+
+use crate::config::Policy;
+use crate::load::Inputs;
+use crate::load::ingest::openai::PageLink;
+use crate::load::ingest::{
+    Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, truncated_pages, usage_report,
+};
+use crate::money::{Decimal, format_amount, minor_units};
+use crate::period::Period;
+use crate::schema;
+use crate::text::count;
+use attribute::{TeamUsage, attribute};
+use budget::{BudgetLevel, budget_status};
+use chargeback::charge;
+use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
+use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
+
+/// A computed month: the view model every document is rendered from, and
+/// the rows of the ledgers that go with it.
+pub struct Month<'a> {
+    pub view: MonthView,
+    /// Per provider, day and model: the bill against the logs.
+    pub reconciliation: Vec<ReconRow>,
+    /// Every exception, in the order of `exceptions.csv`.
+    pub exceptions: Vec<Exception>,
+    /// Teams whose budget is at the critical level (`--fail-on budget`).
+    pub critical_budgets: Vec<String>,
+    /// What the load set aside, for `quarantine/`.
+    pub quarantine: Quarantine<'a>,
+    /// Minor units of the invoice currency.
+    pub scale: u32,
+}
+
+/// Rows set aside, by the file they are written to.
+pub struct Quarantine<'a> {
+    /// Request rows that failed a check.
+    pub requests: Vec<&'a QuarantinedRow>,
+    /// Request rows dropped as repeats of an earlier request id.
+    pub duplicates: Vec<&'a QuarantinedRow>,
+    /// Bill rows that failed a check, sorted.
+    pub billing: Vec<&'a QuarantinedRow>,
+}
+
+/// The month of `inputs` under `policy`, as of `as_of` (the close of the
+/// period when `None`).
+pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>) -> Month<'a> {
+    let period = inputs.period;
+    let catalog = &inputs.catalog;
+    let log = &inputs.requests;
+    let scale = minor_units(&policy.organization.currency);
+
+    let mut lines: Vec<BilledLine> = Vec::new();
+    let mut billing_quarantine: Vec<&QuarantinedRow> = Vec::new();
+    let mut billing_rows = 0u64;
+    let mut reported_usage = Vec::new();
+    let mut bill_sources: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+    let mut bill_exceptions: Vec<Exception> = Vec::new();
+    let mut tie_breaks: Vec<String> = Vec::new();
+    let mut other_services = OtherServices::default();
+    let mut pages: BTreeMap<&'static str, Vec<(&str, &PageLink)>> = BTreeMap::new();
+    for loaded in &inputs.bills {
+        let (url, bill) = (loaded.url.as_str(), &loaded.bill);
+        let format = loaded.format.name();
+        billing_rows += bill.rows_read;
+        if let Some(e) = bill_period_exception(url, bill, period) {
+            tie_breaks.push(e.detail.clone());
+            bill_exceptions.push(e);
+        }
+        other_services.rows += bill.other_services.rows;
+        other_services.cost += bill.other_services.cost;
+        pages
+            .entry(format)
+            .or_default()
+            .extend(bill.pages.iter().map(|p| (url, p)));
+        let providers = bill.lines.iter().map(|l| &l.provider);
+        for p in providers.chain(bill.usage.iter().map(|u| &u.provider)) {
+            bill_sources.entry(p.clone()).or_default().insert(format);
+        }
+        lines.extend(bill.lines.iter().cloned());
+        reported_usage.extend(bill.usage.iter().cloned());
+        billing_quarantine.extend(&bill.quarantine);
+    }
+    for links in pages.values() {
+        for (url, p) in truncated_pages(links) {
+            let detail = format!(
+                "`{url}` page {} says `has_more: true`{}, but no input holds the page that follows{}: its money is missing from the month",
+                p.page,
+                p.next_page
+                    .as_ref()
+                    .map(|c| format!(" (next_page `{c}`)"))
+                    .unwrap_or_default(),
+                p.last_end
+                    .as_ref()
+                    .map(|e| format!(" (from `{e}`)"))
+                    .unwrap_or_default(),
+            );
+            tie_breaks.push(detail.clone());
+            bill_exceptions.push(Exception {
+                source: url.to_string(),
+                ..Exception::new(ExceptionKind::TruncatedExport, detail)
+            });
+        }
+    }
+    if !billing_quarantine.is_empty() {
+        tie_breaks.push(format!(
+            "{} (see quarantine/billing.csv): the provider's invoice total is not what was split",
+            count(
+                billing_quarantine.len() as u64,
+                "rejected bill row",
+                "rejected bill rows"
+            )
+        ));
+    }
+    // Cost lines without model or quantity, cut by the provider's usage.
+    let lines = usage_report::refine(lines, &reported_usage, catalog);
+
+    let tol = Tolerances {
+        min_coverage: policy.reconciliation.min_coverage,
+        max_price_variance: policy.reconciliation.max_price_variance,
+    };
+    let rec = reconcile(&lines, &log.cells, catalog, tol);
+    let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
+    let mut exceptions: Vec<Exception> = rec.exceptions.clone();
+    exceptions.extend(bill_exceptions);
+
+    // Every team in the logs, and every team of the policy (fixed fees
+    // are due without usage).
+    let empty: BTreeMap<String, TeamUsage> = policy
+        .teams
+        .keys()
+        .filter(|t| !attribution.teams.contains_key(*t))
+        .map(|t| {
+            (
+                t.clone(),
+                TeamUsage {
+                    team: t.clone(),
+                    lines: Vec::new(),
+                    usage_cost: Decimal::ZERO,
+                    exact: Decimal::ZERO,
+                    tokens: 0,
+                    requests: 0,
+                },
+            )
+        })
+        .collect();
+    let mut all_usage: Vec<&TeamUsage> = attribution.teams.values().chain(empty.values()).collect();
+    all_usage.sort_by(|a, b| a.team.cmp(&b.team));
+
+    let issue_date = as_of.unwrap_or_else(|| period.end());
+    let mut teams = Vec::new();
+    let mut critical_budgets = Vec::new();
+    for usage in all_usage {
+        let terms = policy.terms(&usage.team);
+        if !terms.in_policy {
+            exceptions.push(Exception {
+                team: usage.team.clone(),
+                ..Exception::new(
+                    ExceptionKind::TeamNotInPolicy,
+                    format!(
+                        "team `{}` is in the logs but not in [teams]; invoiced under the defaults",
+                        usage.team
+                    ),
+                )
+            });
+        }
+        let charges = charge(usage, &terms, scale);
+        let budget = budget_status(
+            charges.total,
+            terms.budget,
+            terms.alert_threshold,
+            period,
+            as_of,
+            scale,
+        );
+        if budget.status == BudgetLevel::Critical {
+            critical_budgets.push(usage.team.clone());
+        }
+        teams.push(TeamResult {
+            terms,
+            usage,
+            charges,
+            budget,
+        });
+    }
+    for (source, n) in count_by_source(
+        log.quarantine
+            .iter()
+            .chain(billing_quarantine.iter().copied()),
+    ) {
+        exceptions.push(Exception {
+            source: source.clone(),
+            ..Exception::new(
+                ExceptionKind::QuarantinedRows,
+                format!(
+                    "{} of `{source}` quarantined",
+                    count(n as u64, "row", "rows")
+                ),
+            )
+        });
+    }
+    exceptions.extend(similar_team_ids(policy, &attribution.teams));
+    exceptions.sort();
+
+    let other: Vec<&BilledLine> = lines.iter().filter(|l| !l.is_usage()).collect();
+    let other_total: Decimal = other.iter().map(|l| l.cost).sum();
+    let mut other_by_provider: BTreeMap<String, Decimal> = BTreeMap::new();
+    for l in &other {
+        *other_by_provider.entry(l.provider.clone()).or_default() += l.cost;
+    }
+    billing_quarantine.sort();
+    let rejected_bill_rows = billing_quarantine
+        .iter()
+        .map(|q| RejectedBillRow {
+            source: format!("{}:{}", q.source, q.row),
+            column: q.column.clone(),
+            reason: q.reason.clone(),
+            cost: q.field(schema::quarantine::COST).to_string(),
+        })
+        .collect();
+    let other_charges: Vec<OtherCharge> = other
+        .iter()
+        .map(|l| OtherCharge {
+            provider: l.provider.clone(),
+            category: if l.correction {
+                format!("{} (correction)", l.category.as_str())
+            } else {
+                l.category.as_str().to_string()
+            },
+            description: l.description.clone().unwrap_or_default(),
+            amount: format_amount(l.cost, scale),
+            source: format!("{}:{}", l.source, l.row),
+        })
+        .collect();
+    let (duplicates, requests): (Vec<&QuarantinedRow>, Vec<&QuarantinedRow>) = log
+        .quarantine
+        .iter()
+        .partition(|q| q.kind == QuarantineKind::Duplicate);
+    let counts = InputCounts {
+        request_rows: log.stats.rows_read,
+        requests_used: log.stats.used,
+        failed_requests: log.stats.errors,
+        duplicates_dropped: log.stats.duplicates,
+        quarantined_requests: log.stats.quarantined,
+        outside_period: log.stats.outside_period,
+        failed_excluded: log.stats.failed_excluded,
+        billing_rows,
+        quarantined_billing_rows: billing_quarantine.len() as u64,
+    };
+    let view = invoice::build_month(MonthInput {
+        period: period.to_string(),
+        org: &policy.organization,
+        issue_date,
+        scale,
+        attribution: &attribution,
+        teams,
+        rows: &rec.rows,
+        other: other_charges,
+        other_total,
+        other_by_provider,
+        unattributed_policy: &policy.reconciliation.unattributed,
+        tie_breaks,
+        other_services,
+        rejected_bill_rows,
+        inputs: counts,
+        exceptions: &exceptions,
+        bill_sources: &bill_sources,
+    });
+    Month {
+        view,
+        reconciliation: rec.rows,
+        exceptions,
+        critical_budgets,
+        quarantine: Quarantine {
+            requests,
+            duplicates,
+            billing: billing_quarantine,
+        },
+        scale,
+    }
+}
+/// A bill source that holds nothing of the period: every row of another
+/// month (the wrong file under this month's name), or no row at all.
+fn bill_period_exception(url: &str, bill: &Bill, period: Period) -> Option<Exception> {
+    let of_period = bill.lines.len() + bill.usage.len() + bill.quarantine.len();
+    if of_period > 0 || bill.other_services.rows > 0 {
+        return None;
+    }
+    let (kind, detail) = match bill.outside_days {
+        Some((first, last)) => (
+            ExceptionKind::BillOutsidePeriod,
+            format!(
+                "`{url}`: {} read, none in {period} (they run from {first} to {last}); is this the right month's bill?",
+                count(bill.rows_read, "row", "rows")
+            ),
+        ),
+        None if bill.rows_read == 0 => (
+            ExceptionKind::BillWithoutRows,
+            format!("`{url}` holds no bill rows"),
+        ),
+        None => return None,
+    };
+    Some(Exception {
+        source: url.to_string(),
+        ..Exception::new(kind, detail)
+    })
+}
+
+/// Policy teams without usage whose id is one or two edits from a team in
+/// the logs that the policy does not list (`[teams.suport]`, logs'
+/// `support`): most likely a typo that invoices the logged team under the
+/// defaults.
+fn similar_team_ids(policy: &Policy, used: &BTreeMap<String, TeamUsage>) -> Vec<Exception> {
+    let unlisted: Vec<&TeamUsage> = used
+        .values()
+        .filter(|u| !policy.teams.contains_key(&u.team))
+        .collect();
+    policy
+        .teams
+        .keys()
+        .filter(|t| !used.contains_key(*t))
+        .filter_map(|t| {
+            let near = unlisted
+                .iter()
+                .filter(|u| edit_distance(t, &u.team) <= 2)
+                .min_by_key(|u| (edit_distance(t, &u.team), u.team.clone()))?;
+            Some(Exception {
+                team: t.clone(),
+                ..Exception::new(
+                    ExceptionKind::TeamWithoutUsage,
+                    format!(
+                        "team `{t}` is in [teams] but has no usage; did you mean `{}` (in the logs with {}, invoiced under the defaults)?",
+                        near.team,
+                        count(near.requests, "request", "requests")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn count_by_source<'a>(rows: impl Iterator<Item = &'a QuarantinedRow>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in rows {
+        if r.kind == QuarantineKind::Invalid {
+            *m.entry(r.source.clone()).or_default() += 1;
+        }
+    }
+    m
+}

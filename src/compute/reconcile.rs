@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, UsageType};
 use crate::load::ingest::{BilledLine, UsageCell};
-use crate::money::{Decimal, SPLIT_PLACES, split_exact};
+use crate::money::{Decimal, SPLIT_PLACES, format_amount, split_exact};
+use crate::schema;
+use crate::table::csv_bytes;
 use rust_decimal::RoundingStrategy;
 
 /// What kind of thing finance should look at; its snake_case name is the
@@ -676,6 +678,56 @@ fn signed_ratio(r: Decimal) -> String {
     } else {
         s
     }
+}
+
+/// `reconciliation.csv`: the bill against the logs, per provider, day and
+/// model; exact figures in full, attributions in minor units.
+pub fn reconciliation_csv(rows: &[ReconRow], scale: u32) -> Vec<u8> {
+    let d = |v: Decimal| format_amount(v, scale);
+    let full = |v: Decimal| v.normalize().to_string();
+    csv_bytes(
+        schema::ledger::RECONCILIATION,
+        rows.iter().map(|r| {
+            [
+                r.provider.clone(),
+                r.day.clone(),
+                r.model.clone(),
+                full(r.billed_cost),
+                full(r.billed_tokens),
+                full(r.logged_tokens),
+                r.coverage()
+                    .map(|c| c.round_dp(4).normalize().to_string())
+                    .unwrap_or_default(),
+                d(r.attributed),
+                d(r.unattributed),
+                d(r.estimated),
+                r.catalog_cost
+                    .map(|c| c.round_dp(6).normalize().to_string())
+                    .unwrap_or_default(),
+                r.price_variance()
+                    .map(|v| v.round_dp(4).normalize().to_string())
+                    .unwrap_or_default(),
+            ]
+        }),
+    )
+}
+
+/// `exceptions.csv`: every exception, in the order given.
+pub fn exceptions_csv(exceptions: &[Exception]) -> Vec<u8> {
+    csv_bytes(
+        schema::ledger::EXCEPTIONS,
+        exceptions.iter().map(|e| {
+            [
+                e.kind.to_string(),
+                e.provider.clone(),
+                e.day.clone(),
+                e.model.clone(),
+                e.team.clone(),
+                e.source.clone(),
+                e.detail.clone(),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]

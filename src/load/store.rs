@@ -372,28 +372,16 @@ impl Store {
     }
 
     fn load_pins(&self, url: &str) -> Result<()> {
-        let text = self.read_text(url)?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::input(Location::file(url), format!("not a manifest: {e}"))
-                .with_hint("give `--pin-manifest` the manifest.json of a published month")
-        })?;
-        let mut pins = BTreeMap::new();
-        let records = v["inputs"]
-            .as_array()
+        let manifest = crate::seal::Manifest::parse(&self.read(url)?, url)?;
+        let pins = manifest
+            .inputs
             .into_iter()
-            .flatten()
-            .chain([&v["catalog"]]);
-        for r in records {
-            let record: ObjectRecord = serde_json::from_value(r.clone()).map_err(|e| {
-                Error::input(Location::file(url), format!("not a manifest: {e}"))
-                    .with_hint("give `--pin-manifest` the manifest.json of a published month")
-            })?;
-            pins.insert(record.url.clone(), record);
-        }
-        let policy_pin = serde_json::from_value::<ObjectRecord>(v["policy"].clone()).ok();
+            .chain([manifest.catalog])
+            .map(|r| (r.url.clone(), r))
+            .collect();
         let mut st = self.state();
         st.pins = pins;
-        st.policy_pin = policy_pin;
+        st.policy_pin = Some(manifest.policy);
         st.pins_loaded = true;
         Ok(())
     }
@@ -720,11 +708,6 @@ impl Store {
         }
     }
 
-    /// Whether an object exists; a store that cannot tell says no.
-    pub fn exists(&self, url: &str) -> bool {
-        self.try_exists(url).unwrap_or(false)
-    }
-
     /// Whether an object exists, or why the store cannot tell.
     pub fn try_exists(&self, url: &str) -> Result<bool> {
         match target(url) {
@@ -733,7 +716,19 @@ impl Store {
                 .lock()
                 .expect("memory store lock")
                 .contains_key(key)),
-            Target::Local(path) => Ok(path.is_file()),
+            Target::Local(path) => match std::fs::metadata(&path) {
+                Ok(meta) => Ok(meta.is_file()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                    ) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(Error::storage(url, format!("checking failed: {e}"))
+                    .with_hint("check that the folder can be read")),
+            },
             Target::Remote => {
                 let at = parse_remote(url)?;
                 let store = self.client(&at, url)?;
@@ -1499,11 +1494,11 @@ mod tests {
         let url = dir.path().join("out/x.txt").to_string_lossy().to_string();
         let s = Store::new();
         s.write(&url, b"hello").unwrap();
-        assert!(s.exists(&url));
+        assert!(s.try_exists(&url).unwrap());
         assert!(!Path::new(&format!("{url}.partial")).exists());
         assert_eq!(&*s.read(&url).unwrap(), b"hello");
         s.delete(&url).unwrap();
-        assert!(!s.exists(&url));
+        assert!(!s.try_exists(&url).unwrap());
         // A folder where a file is: the OS's words, and what to check.
         std::fs::write(dir.path().join("file"), b"").unwrap();
         let under = dir.path().join("file/x.txt").to_string_lossy().to_string();

@@ -8,15 +8,10 @@ use handlebars::{
 };
 use serde::Serialize;
 
-use crate::context::Context;
+use super::templates::Templates;
+use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
-use crate::compute::invoice::{InvoiceView, Month};
 use crate::money::{Decimal, parse_amount};
-use crate::load::store::join;
-
-const INVOICE: &str = include_str!("../../templates/invoice.html.hbs");
-const SUMMARY: &str = include_str!("../../templates/summary.html.hbs");
-const STYLE: &str = include_str!("../../templates/style.css.hbs");
 
 pub const TEMPLATE_NAMES: [&str; 3] = ["invoice.html.hbs", "summary.html.hbs", "style.css.hbs"];
 
@@ -27,9 +22,8 @@ pub struct HtmlRenderer {
 }
 
 impl HtmlRenderer {
-    /// The built-in templates, each replaced by a file of the same name in
-    /// `override_dir` when there is one.
-    pub fn new(ctx: &Context, override_dir: Option<&str>) -> Result<HtmlRenderer> {
+    /// The HTML templates, as `templates` finds them.
+    pub fn new(templates: &Templates) -> Result<HtmlRenderer> {
         let mut hb = Handlebars::new();
         let mut sources = std::collections::BTreeMap::new();
         hb.set_strict_mode(true);
@@ -38,15 +32,8 @@ impl HtmlRenderer {
         hb.register_helper("money", Box::new(money_helper));
         hb.register_helper("add", Box::new(add));
         hb.register_helper("sub", Box::new(sub));
-        for (name, builtin) in TEMPLATE_NAMES.iter().zip([INVOICE, SUMMARY, STYLE]) {
-            let (uri, text) = match override_dir {
-                Some(dir) if ctx.store.exists(&join(dir, name)) => {
-                    let uri = join(dir, name);
-                    let text = ctx.store.read_text(&uri)?;
-                    (uri, text)
-                }
-                _ => (format!("templates/{name}"), builtin.to_string()),
-            };
+        for name in TEMPLATE_NAMES {
+            let (uri, text) = templates.text(name)?;
             let key = name.trim_end_matches(".hbs");
             sources.insert(key.to_string(), uri.clone());
             hb.register_template_string(key, text).map_err(|e| {
@@ -68,7 +55,7 @@ impl HtmlRenderer {
         self.render("invoice.html", view)
     }
 
-    pub fn summary(&self, month: &Month) -> Result<String> {
+    pub fn summary(&self, month: &MonthView) -> Result<String> {
         self.render("summary.html", month)
     }
 

@@ -1,5 +1,162 @@
-//! Turning the view model into documents. Renderers read only the view
-//! model, so every format shows the same numbers.
+//! Stage three: every output of a month, made from the computed month
+//! alone — the documents (HTML and PDF, one template resolver for both)
+//! from the view model, the ledgers from the rows that own them. Nothing
+//! here reads an input or recomputes money.
 
 pub mod html;
 pub mod pdf;
+pub mod templates;
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::compute::invoice::{Invoice, ledger_csv};
+use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
+use crate::compute::{Month, Quarantine};
+use crate::error::Result;
+use crate::load::ingest::QuarantinedRow;
+use crate::progress::Progress;
+use crate::publish::Outputs;
+use crate::schema;
+use crate::table::csv_bytes;
+use html::HtmlRenderer;
+use pdf::PdfRenderer;
+use templates::Templates;
+
+/// Every output of `month`: invoices and the summary as HTML and PDF, then
+/// the data and ledgers of [`data_outputs`].
+pub fn render(month: &Month<'_>, templates: &Templates, progress: &Progress) -> Result<Outputs> {
+    let stage = progress.stage("render invoices (HTML, PDF)");
+    let view = &month.view;
+    let html = HtmlRenderer::new(templates)?;
+    let pdf = PdfRenderer::new(templates);
+    // Every document on the cores there are, added in the same order (and
+    // the first error in that order) as one by one.
+    stage.set_total(view.invoices.len() as u64 + 1);
+    let done = stage.counter();
+    let invoice = |inv: &Invoice| -> Result<(Vec<u8>, Vec<u8>)> {
+        let v = view.invoice_view(inv);
+        let page = html.invoice(&v)?.into_bytes();
+        let doc = pdf.invoice(&v)?;
+        done.inc(1);
+        Ok((page, doc))
+    };
+    let summary = || -> Result<(Vec<u8>, Vec<u8>)> {
+        let page = html.summary(view)?.into_bytes();
+        let doc = pdf.summary(view)?;
+        done.inc(1);
+        Ok((page, doc))
+    };
+    // Typesetting recurses deeply: threads get a large stack.
+    let (invoices, summary): (Vec<_>, _) =
+        match rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build() {
+            Ok(pool) => pool.join(|| view.invoices.par_iter().map(invoice).collect(), summary),
+            Err(_) => (view.invoices.iter().map(invoice).collect(), summary()),
+        };
+    let mut outputs = data_outputs(month);
+    for (inv, rendered) in view.invoices.iter().zip(invoices) {
+        let (page, doc) = rendered?;
+        outputs.add(format!("invoices/{}.html", inv.file), page);
+        outputs.add(format!("invoices/{}.pdf", inv.file), doc);
+    }
+    let (page, doc) = summary?;
+    outputs.add("summary.html", page);
+    outputs.add("summary.pdf", doc);
+    stage.done();
+    Ok(outputs)
+}
+
+/// Every template compiled against the month's data, nothing typeset
+/// into a file: each HTML document, and each PDF template once (the
+/// summary, and the invoice with the most lines). What `validate` checks.
+pub fn check(month: &Month<'_>, templates: &Templates, progress: &Progress) -> Result<()> {
+    let stage = progress.stage("check templates (HTML, PDF)");
+    let view = &month.view;
+    let html = HtmlRenderer::new(templates)?;
+    let pdf = PdfRenderer::new(templates);
+    for inv in &view.invoices {
+        html.invoice(&view.invoice_view(inv))?;
+    }
+    html.summary(view)?;
+    // The first of the longest, so the check does not depend on sorting.
+    let longest = view.invoices.iter().rev().max_by_key(|inv| inv.lines.len());
+    if let Some(inv) = longest {
+        pdf.check_invoice(&view.invoice_view(inv))?;
+    }
+    pdf.check_summary(view)?;
+    stage.done();
+    Ok(())
+}
+
+/// The month as data: `invoices.json`, `budgets.json`, the ledgers and
+/// the quarantine files.
+pub fn data_outputs(month: &Month<'_>) -> Outputs {
+    let view = &month.view;
+    let mut outputs = Outputs::default();
+    outputs.add_json("invoices.json", view);
+    outputs.add_json(
+        "budgets.json",
+        &view
+            .invoices
+            .iter()
+            .map(|i| (i.team.clone(), &i.budget))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    outputs.add("ledger.csv", ledger_csv(view));
+    outputs.add(
+        "reconciliation.csv",
+        reconciliation_csv(&month.reconciliation, month.scale),
+    );
+    outputs.add("exceptions.csv", exceptions_csv(&month.exceptions));
+    add_quarantine(&mut outputs, &month.quarantine);
+    outputs
+}
+
+fn add_quarantine(outputs: &mut Outputs, q: &Quarantine<'_>) {
+    let files = [
+        (
+            "quarantine/requests.csv",
+            &q.requests,
+            &schema::request::ALL[..],
+        ),
+        (
+            "quarantine/duplicates.csv",
+            &q.duplicates,
+            &schema::request::ALL[..],
+        ),
+        (
+            "quarantine/billing.csv",
+            &q.billing,
+            &schema::quarantine::BILL_FIELDS[..],
+        ),
+    ];
+    for (path, rows, fields) in files {
+        if !rows.is_empty() {
+            outputs.add(path, quarantine_csv(rows, fields));
+        }
+    }
+}
+
+/// Where each row came from and why, then the row's `fields` as read.
+fn quarantine_csv(rows: &[&QuarantinedRow], fields: &[&str]) -> Vec<u8> {
+    let header: Vec<&str> = schema::quarantine::LOCATION
+        .iter()
+        .chain(fields)
+        .copied()
+        .collect();
+    csv_bytes(
+        header,
+        rows.iter().map(|q| {
+            [
+                q.source.clone(),
+                q.row.to_string(),
+                q.column.clone(),
+                q.reason.clone(),
+            ]
+            .into_iter()
+            .chain(fields.iter().map(|f| q.field(f).to_string()))
+            .collect::<Vec<_>>()
+        }),
+    )
+}

@@ -24,22 +24,9 @@ use typst::utils::LazyHash;
 use typst::{Library, World};
 use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
-use crate::context::Context;
+use super::templates::Templates;
+use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
-use crate::compute::invoice::{InvoiceView, Month};
-use crate::load::store::{Store, join};
-
-/// The built-in templates, each replaceable by a file of the same name in
-/// the policy's templates folder. `brand.typ` holds colours and the logo,
-/// `common.typ` the page frame and number formatting.
-const BUILTIN: [(&str, &str); 4] = [
-    ("invoice.typ", include_str!("../../templates/invoice.typ")),
-    ("summary.typ", include_str!("../../templates/summary.typ")),
-    ("common.typ", include_str!("../../templates/common.typ")),
-    ("brand.typ", include_str!("../../templates/brand.typ")),
-];
-
-pub const TEMPLATE_NAMES: [&str; 4] = ["invoice.typ", "summary.typ", "common.typ", "brand.typ"];
 
 /// The virtual file the templates read their data from.
 const DATA: &str = "/data.json";
@@ -69,23 +56,20 @@ fn assets() -> &'static Assets {
     })
 }
 
-pub struct PdfRenderer {
-    store: Store,
-    override_dir: Option<String>,
+pub struct PdfRenderer<'t> {
+    templates: &'t Templates,
     /// Parsed template sources, by file, with the URI each came from.
     sources: Mutex<HashMap<FileId, (String, Source)>>,
     /// Documents compiled so far, for `evict_now_and_then`.
     compiled: AtomicU64,
 }
 
-impl PdfRenderer {
-    /// The built-in templates, each replaced by a file of the same name in
-    /// `override_dir` when there is one. Files the templates include or
-    /// show (`logo.png`) are looked up in `override_dir` too.
-    pub fn new(ctx: &Context, override_dir: Option<&str>) -> PdfRenderer {
+impl<'t> PdfRenderer<'t> {
+    /// The PDF templates, and the files they include or show
+    /// (`logo.png`), as `templates` finds them.
+    pub fn new(templates: &'t Templates) -> PdfRenderer<'t> {
         PdfRenderer {
-            store: ctx.store.clone(),
-            override_dir: override_dir.map(str::to_string),
+            templates,
             sources: Mutex::new(HashMap::new()),
             compiled: AtomicU64::new(0),
         }
@@ -94,32 +78,39 @@ impl PdfRenderer {
     /// `invoices/<team>.pdf`; the attached `invoice.json` is exactly the data
     /// the template rendered.
     pub fn invoice(&self, view: &InvoiceView) -> Result<Vec<u8>> {
-        self.render(
-            "invoice.typ",
-            json_bytes(view),
-            view.month.issue_date,
-            &format!("llm-chargeback/invoice/{}", view.invoice.invoice_number),
-        )
+        let (template, data, date) = invoice_job(view);
+        let document = self.compile(template, data, date)?;
+        let ident = format!("llm-chargeback/invoice/{}", view.invoice.invoice_number);
+        self.export(template, &document, date, &ident)
     }
 
     /// `summary.pdf`; the attached `invoices.json` is the whole view model.
-    pub fn summary(&self, month: &Month) -> Result<Vec<u8>> {
-        self.render(
-            "summary.typ",
-            json_bytes(month),
-            &month.issue_date,
-            &format!("llm-chargeback/summary/{}", month.period),
-        )
+    pub fn summary(&self, month: &MonthView) -> Result<Vec<u8>> {
+        let (template, data, date) = summary_job(month);
+        let document = self.compile(template, data, date)?;
+        let ident = format!("llm-chargeback/summary/{}", month.period);
+        self.export(template, &document, date, &ident)
     }
 
-    fn render(
+    /// Whether `invoice.typ` compiles against this invoice's data: every
+    /// error a PDF would stop on, without writing it.
+    pub fn check_invoice(&self, view: &InvoiceView) -> Result<()> {
+        let (template, data, date) = invoice_job(view);
+        self.compile(template, data, date).map(drop)
+    }
+
+    /// Whether `summary.typ` compiles against the month's data.
+    pub fn check_summary(&self, month: &MonthView) -> Result<()> {
+        let (template, data, date) = summary_job(month);
+        self.compile(template, data, date).map(drop)
+    }
+
+    fn compile(
         &self,
         template: &str,
         data: Vec<u8>,
-        issue_date: &str,
-        ident: &str,
-    ) -> Result<Vec<u8>> {
-        let date = issue_datetime(issue_date);
+        date: Option<Datetime>,
+    ) -> Result<PagedDocument> {
         let world = RenderWorld {
             renderer: self,
             main: FileId::new(None, VirtualPath::new(format!("{WRAPPER_DIR}{template}"))),
@@ -128,7 +119,16 @@ impl PdfRenderer {
         };
         let document = typst::compile::<PagedDocument>(&world).output;
         self.evict_now_and_then();
-        let document = document.map_err(|diags| self.template_error(template, &diags))?;
+        document.map_err(|diags| self.template_error(template, &diags))
+    }
+
+    fn export(
+        &self,
+        template: &str,
+        document: &PagedDocument,
+        date: Option<Datetime>,
+        ident: &str,
+    ) -> Result<Vec<u8>> {
         let standards = PdfStandards::new(&[PdfStandard::A_3b])
             .map_err(|e| Error::policy(Location::file(template), e.to_string()))?;
         let options = PdfOptions {
@@ -137,7 +137,7 @@ impl PdfRenderer {
             page_ranges: None,
             standards,
         };
-        typst_pdf::pdf(&document, &options).map_err(|diags| self.template_error(template, &diags))
+        typst_pdf::pdf(document, &options).map_err(|diags| self.template_error(template, &diags))
     }
 
     /// Typst memoises layout across compilations in a process-wide cache.
@@ -183,8 +183,8 @@ impl PdfRenderer {
     }
 
     fn uri_of(&self, name: &str) -> String {
-        match &self.override_dir {
-            Some(dir) if self.store.exists(&join(dir, name)) => join(dir, name),
+        match self.templates.file(name) {
+            Ok(Some(f)) => f.uri,
             _ => format!("templates/{name}"),
         }
     }
@@ -209,21 +209,13 @@ impl PdfRenderer {
                 Bytes::new(text.into_bytes()),
             ));
         }
-        if let Some(dir) = &self.override_dir {
-            let uri = join(dir, &rel);
-            if self.store.exists(&uri) {
-                let bytes = self
-                    .store
-                    .read(&uri)
-                    .map_err(|e| FileError::Other(Some(e.to_string().into())))?;
-                return Ok((uri, Bytes::new(bytes.to_vec())));
-            }
+        match self.templates.file(&rel) {
+            Ok(Some(f)) => Ok((f.uri, Bytes::new(f.bytes))),
+            Ok(None) => Err(FileError::NotFound(
+                id.vpath().as_rooted_path().to_path_buf(),
+            )),
+            Err(e) => Err(FileError::Other(Some(e.to_string().into()))),
         }
-        BUILTIN
-            .iter()
-            .find(|(name, _)| *name == rel)
-            .map(|(name, text)| (format!("templates/{name}"), Bytes::new(text.as_bytes())))
-            .ok_or_else(|| FileError::NotFound(id.vpath().as_rooted_path().to_path_buf()))
     }
 
     fn source_of(&self, id: FileId) -> FileResult<(String, Source)> {
@@ -241,7 +233,7 @@ impl PdfRenderer {
 
 /// One compilation: the templates, one document's data and its date.
 struct RenderWorld<'a> {
-    renderer: &'a PdfRenderer,
+    renderer: &'a PdfRenderer<'a>,
     main: FileId,
     data: Bytes,
     today: Option<Datetime>,
@@ -305,6 +297,24 @@ fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     let mut v = serde_json::to_vec_pretty(value).expect("view model serialises");
     v.push(b'\n');
     v
+}
+
+/// The template, data and date of an invoice document.
+fn invoice_job(view: &InvoiceView) -> (&'static str, Vec<u8>, Option<Datetime>) {
+    (
+        "invoice.typ",
+        json_bytes(view),
+        issue_datetime(view.month.issue_date),
+    )
+}
+
+/// The template, data and date of the finance summary.
+fn summary_job(month: &MonthView) -> (&'static str, Vec<u8>, Option<Datetime>) {
+    (
+        "summary.typ",
+        json_bytes(month),
+        issue_datetime(&month.issue_date),
+    )
 }
 
 /// `2025-02-01` → that day, 00:00:00 (UTC in the PDF).

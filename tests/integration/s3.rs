@@ -37,6 +37,9 @@ enum Faults {
     EveryFifth,
     /// Every write of an object whose key ends so.
     PutsEndingWith(&'static str),
+    /// Access denied (403) to every request for a path that starts so (a
+    /// folder the run's credentials may not read).
+    DenyUnder(&'static str),
 }
 
 struct FaultState {
@@ -190,6 +193,21 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Faulty {
             Faults::EveryFifth => n % 5 == 0,
             Faults::PutsEndingWith(end) => {
                 req.method() == hyper::Method::PUT && req.uri().path().ends_with(end)
+            }
+            Faults::DenyUnder(prefix) => {
+                if req.uri().path().starts_with(prefix) {
+                    let resp = hyper::Response::builder()
+                        .status(403)
+                        .header("content-type", "application/xml")
+                        .body(s3s::Body::from(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+                             <Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+                                .to_string(),
+                        ))
+                        .unwrap();
+                    return Box::pin(async move { Ok(resp) });
+                }
+                false
             }
         };
         if fail {
@@ -983,4 +1001,41 @@ fn large_objects_are_scanned_from_temporary_files_with_the_same_result() {
     let (memory, spooled) = (manifest(&server, "memory"), manifest(&server, "spooled"));
     assert_eq!(memory["inputs"], spooled["inputs"]);
     assert_eq!(memory["outputs"], spooled["outputs"]);
+}
+
+#[test]
+fn a_templates_folder_that_cannot_be_read_stops_the_run() {
+    let server = Server::start();
+    server.copy_fixture("mini", "mini");
+    let brand = std::fs::read_to_string(repo_root().join("templates/brand.typ")).unwrap();
+    server.put("brand/brand.typ", brand.into_bytes());
+    let t = TestDir::new();
+    let policy = s3_policy("mini", "").replace(
+        "[output]\n",
+        &format!("[output]\ntemplates = \"s3://{BUCKET}/brand/\"\n"),
+    );
+    assert!(policy.contains("templates = "), "{policy}");
+    t.write("policy.toml", &policy);
+    server.set_faults(Faults::DenyUnder("/ledger/brand/"));
+    let args = ["run", "--config", "policy.toml", "--period", "2025-01"];
+    let out = server.run(&t, &args);
+    // Not a silent fallback to the built-in look: an error, and nothing
+    // published.
+    assert_eq!(out.code, 3, "{}", out.transcript());
+    assert!(
+        server
+            .stderr(&out)
+            .starts_with("error: s3://ledger/brand/invoice.html.hbs: checking: access denied: HEAD ENDPOINT/ledger/brand/invoice.html.hbs: 403 Forbidden"),
+        "{}",
+        out.transcript()
+    );
+    assert!(
+        server.keys("closed").is_empty(),
+        "{:?}",
+        server.keys("closed")
+    );
+
+    server.set_faults(Faults::None);
+    let out = server.run(&t, &args);
+    assert_eq!(out.code, 0, "{}", out.transcript());
 }
