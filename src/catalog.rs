@@ -126,6 +126,10 @@ impl PriceSet {
     }
 }
 
+/// The largest price per 1M tokens a catalog may state (a unit of money
+/// per token): with it, the cost of any `u64` token count fits a `Decimal`.
+pub const MAX_PRICE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
 /// Providers that resell other publishers' models.
 pub const MARKETPLACES: [&str; 3] = ["aws-bedrock", "azure-openai", "vertex-ai"];
 
@@ -234,6 +238,14 @@ impl Catalog {
                 let all = [Some(p.input), p.cached_input, p.cache_write, Some(p.output)];
                 if all.into_iter().flatten().any(|v| v < Decimal::ZERO) {
                     return Err(bad(format!("model `{}` has a negative price", m.model)));
+                }
+                // A bound that keeps `tokens × price` inside a `Decimal`
+                // for any u64 token count.
+                if all.into_iter().flatten().any(|v| v > MAX_PRICE) {
+                    return Err(bad(format!(
+                        "model `{}` has a price above {MAX_PRICE} per 1M tokens",
+                        m.model
+                    )));
                 }
             }
             let provider = normalize_name(&m.provider);

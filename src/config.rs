@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
-use crate::money::Decimal;
+use crate::money::{Decimal, MAX_RATE};
 
 /// Money and rates are TOML strings (`"0.20"`), read as exact decimals; a
 /// TOML float is refused, because it has already lost exactness.
@@ -706,6 +706,14 @@ impl Policy {
                     }
                 }
             }
+            for (name, v) in [
+                ("markup", team.markup),
+                ("platform_fee_rate", team.platform_fee_rate),
+            ] {
+                if let Some(v) = v {
+                    check_rate(&key(name), v).map_err(|m| bad(&format!("[teams.{id}]"), m))?;
+                }
+            }
             if let Some(th) = team.alert_threshold {
                 check_threshold(th).map_err(|m| {
                     bad(
@@ -721,6 +729,7 @@ impl Policy {
                 "chargeback `markup` and `fixed_fee` must be 0 or more".into(),
             ));
         }
+        check_rate("markup", c.markup).map_err(|m| bad("markup", m))?;
         Ok(())
     }
 
@@ -751,6 +760,12 @@ fn check_rate(name: &str, v: Decimal) -> std::result::Result<(), String> {
     if v < Decimal::ZERO {
         return Err(format!("`{name}` is `{v}`, expected 0 or more"));
     }
+    if v > MAX_RATE {
+        return Err(format!(
+            "`{name}` is `{v}`, more than {MAX_RATE} ({}%); rates are fractions: `\"0.20\"` is 20%",
+            MAX_RATE * Decimal::ONE_HUNDRED
+        ));
+    }
     Ok(())
 }
 
@@ -773,6 +788,14 @@ fn check_tiers(tiers: &[Tier]) -> std::result::Result<(), String> {
             return Err(format!(
                 "tier `{}` has markup `{}`, expected 0 or more",
                 t.name, t.markup
+            ));
+        }
+        if t.markup > MAX_RATE {
+            return Err(format!(
+                "tier `{}` has markup `{}`, more than {MAX_RATE} ({}%); rates are fractions: `\"0.20\"` is 20%",
+                t.name,
+                t.markup,
+                MAX_RATE * Decimal::ONE_HUNDRED
             ));
         }
         let is_last = i + 1 == tiers.len();
@@ -872,6 +895,23 @@ catalog = "catalog.json"
             "{msg}"
         );
         assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_rate_written_as_a_percentage_is_refused() {
+        let text = format!("{MINIMAL}\n[teams.support]\nmarkup = \"20\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:9:1: `teams.support.markup` is `20`, more than 10 (1000%); rates are fractions: `\"0.20\"` is 20%"
+        );
+        let text = format!("{MINIMAL}\n[teams.support]\nbudget = \"1e16\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`1e16` is beyond ±1000000000000000, the largest amount chargeback adds up"),
+            "{e}"
+        );
     }
 
     #[test]

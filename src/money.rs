@@ -9,15 +9,35 @@ use std::fmt;
 pub use rust_decimal::Decimal;
 use rust_decimal::RoundingStrategy;
 
+/// The largest amount, in currency units, that an input may state (a bill
+/// row, a fee, a budget): a quadrillion. Sums of such amounts over any
+/// month that fits in memory, and their products with a rate of at most
+/// [`MAX_RATE`], stay far inside the 28 digits of a `Decimal`, so the
+/// arithmetic after parsing cannot overflow.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(2_764_472_320, 232_830, 0, false, 0); // 10^15
+
+/// The largest rate (markup, fee rate) a policy may state: 10, or 1,000 %.
+pub const MAX_RATE: Decimal = Decimal::TEN;
+
 /// Why a text is not an exact decimal amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseAmountError {
     pub text: String,
+    /// A number, but beyond [`MAX_AMOUNT`].
+    pub too_large: bool,
 }
 
 impl fmt::Display for ParseAmountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not a decimal number", self.text)
+        if self.too_large {
+            write!(
+                f,
+                "`{}` is beyond ±{MAX_AMOUNT}, the largest amount chargeback adds up",
+                self.text
+            )
+        } else {
+            write!(f, "`{}` is not a decimal number", self.text)
+        }
     }
 }
 
@@ -30,15 +50,24 @@ pub fn parse_amount(text: &str) -> Result<Decimal, ParseAmountError> {
     let t = text.trim();
     let err = || ParseAmountError {
         text: text.to_string(),
+        too_large: false,
     };
     if t.is_empty() {
         return Err(err());
     }
     let t = t.strip_prefix('+').unwrap_or(t);
-    if t.contains(['e', 'E']) {
-        return Decimal::from_scientific(t).map_err(|_| err());
+    let v = if t.contains(['e', 'E']) {
+        Decimal::from_scientific(t).map_err(|_| err())?
+    } else {
+        t.parse::<Decimal>().map_err(|_| err())?
+    };
+    if v.abs() > MAX_AMOUNT {
+        return Err(ParseAmountError {
+            too_large: true,
+            ..err()
+        });
     }
-    t.parse::<Decimal>().map_err(|_| err())
+    Ok(v)
 }
 
 /// Minor units of an ISO 4217 currency (cents for most).
@@ -162,6 +191,30 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         parse_amount(s).unwrap()
+    }
+
+    #[test]
+    fn amounts_beyond_the_bound_are_refused_in_words() {
+        assert_eq!(MAX_AMOUNT.to_string(), "1000000000000000");
+        assert_eq!(d("-1000000000000000"), -MAX_AMOUNT);
+        for text in [
+            "1000000000000000.01",
+            "1e16",
+            "79228162514264337593543950335",
+        ] {
+            let e = parse_amount(text).unwrap_err();
+            assert!(e.too_large, "{text}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "`{text}` is beyond ±1000000000000000, the largest amount chargeback adds up"
+                )
+            );
+        }
+        assert_eq!(
+            parse_amount("1e30").unwrap_err().to_string(),
+            "`1e30` is not a decimal number"
+        );
     }
 
     #[test]

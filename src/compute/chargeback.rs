@@ -7,12 +7,34 @@ use crate::compute::attribute::TeamUsage;
 use crate::config::{ChargebackModel, TeamTerms, Tier, TierMode};
 use crate::money::{Decimal, round_line};
 
+/// The kinds of line an invoice has besides its usage; `ledger.csv`'s
+/// `kind` column names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeKind {
     Markup,
     PlatformFee,
     FixedFee,
+    /// A team's share of a cost the policy spreads over teams.
+    SharedCost,
+    /// A charge per business outcome (value-based charging).
+    OutcomeCharge,
+    /// A credit or debit the policy adds by hand.
+    Adjustment,
+}
+
+impl ChargeKind {
+    /// The stable name of the kind, as in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeKind::Markup => "markup",
+            ChargeKind::PlatformFee => "platform_fee",
+            ChargeKind::FixedFee => "fixed_fee",
+            ChargeKind::SharedCost => "shared_cost",
+            ChargeKind::OutcomeCharge => "outcome_charge",
+            ChargeKind::Adjustment => "adjustment",
+        }
+    }
 }
 
 /// A line computed from the usage cost (or fixed).
@@ -31,10 +53,30 @@ pub struct TeamCharges {
     /// The volume tier (tiered model).
     pub tier: Option<String>,
     pub charges: Vec<Charge>,
-    pub markup: Decimal,
-    pub platform_fee: Decimal,
-    pub fixed_fee: Decimal,
+    /// The usage cost and every line, whatever its kind.
     pub total: Decimal,
+}
+
+impl TeamCharges {
+    /// The charges of a team whose usage cost is `cost`: the total is the
+    /// cost and every line, whatever kinds they are.
+    pub fn new(tier: Option<String>, cost: Decimal, charges: Vec<Charge>) -> TeamCharges {
+        let total = cost + charges.iter().map(|c| c.amount).sum::<Decimal>();
+        TeamCharges {
+            tier,
+            charges,
+            total,
+        }
+    }
+
+    /// The lines of one kind, summed.
+    pub fn sum(&self, kind: ChargeKind) -> Decimal {
+        self.charges
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| c.amount)
+            .sum()
+    }
 }
 
 const MTOK: u64 = 1_000_000;
@@ -84,7 +126,10 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
                         let share = if usage.tokens == 0 {
                             Decimal::ZERO
                         } else {
-                            cost * Decimal::from(tokens) / Decimal::from(usage.tokens)
+                            // Divide first when the product would not fit.
+                            let (t, all) = (Decimal::from(tokens), Decimal::from(usage.tokens));
+                            cost.checked_mul(t)
+                                .map_or_else(|| cost / all * t, |p| p / all)
                         };
                         charges.push(Charge {
                             kind: ChargeKind::Markup,
@@ -122,26 +167,7 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
             amount: round_line(terms.fixed_fee, scale),
         });
     }
-    let sum = |k: ChargeKind| {
-        charges
-            .iter()
-            .filter(|c| c.kind == k)
-            .map(|c| c.amount)
-            .sum()
-    };
-    let (markup, platform_fee, fixed_fee) = (
-        sum(ChargeKind::Markup),
-        sum(ChargeKind::PlatformFee),
-        sum(ChargeKind::FixedFee),
-    );
-    TeamCharges {
-        tier,
-        total: cost + markup + platform_fee + fixed_fee,
-        charges,
-        markup,
-        platform_fee,
-        fixed_fee,
-    }
+    TeamCharges::new(tier, cost, charges)
 }
 
 /// Tokens in each band of a graduated table, bands with none left out.
@@ -226,8 +252,8 @@ mod tests {
             2,
         );
         assert_eq!(c.tier.as_deref(), Some("experimental"));
-        assert_eq!(c.markup.to_string(), "617.28");
-        assert_eq!(c.platform_fee.to_string(), "185.18"); // 185.184
+        assert_eq!(c.sum(ChargeKind::Markup).to_string(), "617.28");
+        assert_eq!(c.sum(ChargeKind::PlatformFee).to_string(), "185.18"); // 185.184
         assert_eq!(c.total.to_string(), "2037.02");
         let c = charge(
             &usage("5000.00", 50_000_000),
@@ -235,7 +261,10 @@ mod tests {
             2,
         );
         assert_eq!(
-            (c.markup.to_string(), c.platform_fee.to_string()),
+            (
+                c.sum(ChargeKind::Markup).to_string(),
+                c.sum(ChargeKind::PlatformFee).to_string()
+            ),
             ("1000.00".into(), "750.00".into())
         );
         assert_eq!(c.total.to_string(), "6750.00");
@@ -246,9 +275,33 @@ mod tests {
         let mut t = terms(ChargebackModel::CostPlus);
         t.fixed_fee = "250.00".parse().unwrap();
         let c = charge(&usage("100.05", 1), &t, 2);
-        assert_eq!(c.markup.to_string(), "20.01");
+        assert_eq!(c.sum(ChargeKind::Markup).to_string(), "20.01");
         assert_eq!(c.total.to_string(), "370.06");
         assert_eq!(c.charges.len(), 2);
+    }
+
+    #[test]
+    fn the_total_is_every_line_whatever_its_kind() {
+        let line = |kind, amount: &str| Charge {
+            kind,
+            description: String::new(),
+            basis: None,
+            rate: None,
+            amount: amount.parse().unwrap(),
+        };
+        let c = TeamCharges::new(
+            None,
+            "100.00".parse().unwrap(),
+            vec![
+                line(ChargeKind::Markup, "10.00"),
+                line(ChargeKind::SharedCost, "5.55"),
+                line(ChargeKind::OutcomeCharge, "1.00"),
+                line(ChargeKind::Adjustment, "-20.00"),
+            ],
+        );
+        assert_eq!(c.total.to_string(), "96.55");
+        assert_eq!(c.sum(ChargeKind::SharedCost).to_string(), "5.55");
+        assert_eq!(c.sum(ChargeKind::FixedFee), Decimal::ZERO);
     }
 
     #[test]

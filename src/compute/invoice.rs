@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::compute::attribute::{Attribution, TeamUsage};
 use crate::compute::budget::BudgetStatus;
-use crate::compute::chargeback::TeamCharges;
+use crate::compute::chargeback::{ChargeKind, TeamCharges};
 use crate::compute::reconcile::{Exception, ReconRow, ratio};
 use crate::config::{Organization, TeamTerms, UnattributedPolicy};
 use crate::load::ingest::OtherServices;
@@ -346,10 +346,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             .collect();
         for c in &t.charges.charges {
             lines.push(InvoiceLine {
-                kind: serde_json::to_value(c.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                kind: c.kind.as_str().into(),
                 description: c.description.clone(),
                 provider: String::new(),
                 model: String::new(),
@@ -373,12 +370,12 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             usage_cost: money(t.usage.usage_cost),
             estimated_cost: money(t.usage.estimated_cost()),
             tier: t.charges.tier.clone(),
-            markup: money(t.charges.markup),
-            platform_fee: money(t.charges.platform_fee),
-            fixed_fee: money(t.charges.fixed_fee),
-            shared_costs: money(Decimal::ZERO),
-            outcome_charges: money(Decimal::ZERO),
-            adjustments: money(Decimal::ZERO),
+            markup: money(t.charges.sum(ChargeKind::Markup)),
+            platform_fee: money(t.charges.sum(ChargeKind::PlatformFee)),
+            fixed_fee: money(t.charges.sum(ChargeKind::FixedFee)),
+            shared_costs: money(t.charges.sum(ChargeKind::SharedCost)),
+            outcome_charges: money(t.charges.sum(ChargeKind::OutcomeCharge)),
+            adjustments: money(t.charges.sum(ChargeKind::Adjustment)),
             total: money(t.charges.total),
             markup_and_fees: money(t.charges.total - t.usage.usage_cost),
             tokens: t.usage.tokens,
