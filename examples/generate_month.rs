@@ -19,6 +19,15 @@
 //! the platform libm), and every output is written in a fixed order. Money is computed with `rust_decimal` only;
 //! floats are used solely to sample token counts and weights.
 
+// Floats sample token counts and weights here (money is `rust_decimal`),
+// and the sampled values are cast to counts on purpose.
+#![allow(
+    clippy::float_arithmetic,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -1331,7 +1340,7 @@ fn write_policy(out: &Path, teams: &[Team], format: Format) -> Result<(), String
 // ---------------------------------------------------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Parquet,
     Csv,
     Jsonl,
@@ -1349,7 +1358,7 @@ impl Format {
 
 /// What to generate; [`Args::new`] gives the command line's defaults.
 #[derive(Clone, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     pub out: PathBuf,
     pub rows: usize,
     pub teams: usize,
@@ -1364,7 +1373,7 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn new(out: impl Into<PathBuf>) -> Args {
+    pub(crate) fn new(out: impl Into<PathBuf>) -> Args {
         Args {
             out: out.into(),
             rows: 20_000,
@@ -1450,14 +1459,17 @@ fn parse_args() -> Result<Option<Args>, String> {
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone)]
-pub struct Generated {
+pub(crate) struct Generated {
     /// Request-log rows, duplicates included.
     pub rows: usize,
     pub duplicates: usize,
     pub files: Vec<PathBuf>,
     /// Distinct requests (every row but the duplicates) and their tokens
-    /// per class (input, cached input, cache write, output).
+    /// per class (input, cached input, cache write, output). Read by
+    /// `tests/integration/scale.rs`, which includes this file.
+    #[allow(dead_code)]
     pub requests: usize,
+    #[allow(dead_code)]
     pub tokens: [u64; 4],
     pub bill_lines: usize,
     /// Billed usage, and with the tax and credit lines.
@@ -1466,7 +1478,7 @@ pub struct Generated {
 }
 
 /// Writes the month `args` describes.
-pub fn generate(args: &Args) -> Result<Generated, String> {
+pub(crate) fn generate(args: &Args) -> Result<Generated, String> {
     let first = NaiveDate::from_ymd_opt(args.year, args.month, 1).ok_or("invalid period")?;
     let next = if args.month == 12 {
         NaiveDate::from_ymd_opt(args.year + 1, 1, 1)

@@ -46,11 +46,11 @@ mod exact {
         }
     }
 
-    pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    pub(super) fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         d.deserialize_any(Exact)
     }
 
-    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    pub(super) fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         d.deserialize_any(Exact).map(Some)
     }
 }
@@ -908,8 +908,9 @@ catalog = "catalog.json"
         let text = format!("{MINIMAL}\n[teams.support]\nbudget = \"1e16\"\n");
         let e = Policy::parse(&text, "p.toml").unwrap_err();
         assert!(
-            e.to_string()
-                .contains("`1e16` is beyond ±1000000000000000, the largest amount chargeback adds up"),
+            e.to_string().contains(
+                "`1e16` is beyond ±1000000000000000, the largest amount chargeback adds up"
+            ),
             "{e}"
         );
     }

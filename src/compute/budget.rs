@@ -52,7 +52,9 @@ pub fn budget_status(
     let days = period.days();
     let elapsed = match as_of {
         Some(d) if d < period.start() => 0,
-        Some(d) if d <= period.last_day() => (d - period.start()).num_days() as u32 + 1,
+        Some(d) if d <= period.last_day() => {
+            u32::try_from((d - period.start()).num_days()).map_or(days, |n| n + 1)
+        }
         _ => days,
     };
     let projected = if elapsed == 0 || elapsed == days {

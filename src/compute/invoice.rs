@@ -417,7 +417,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             coverage: (!v[4].is_zero()).then(|| ratio(v[5] / v[4])),
             estimated_only: v[0].is_zero() && !v[3].is_zero(),
             sources: match m.bill_sources.get(p) {
-                Some(kinds) if !kinds.is_empty() => kinds.iter().map(|k| k.to_string()).collect(),
+                Some(kinds) if !kinds.is_empty() => kinds.iter().map(ToString::to_string).collect(),
                 _ => vec!["catalog prices".to_string()],
             },
         })

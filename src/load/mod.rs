@@ -48,13 +48,13 @@ pub struct Inputs {
 /// table (and a pinned manifest) to the store: every later read goes
 /// through it.
 pub fn read_policy(ctx: &Context, url: &str) -> Result<LoadedPolicy> {
-    let text = ctx.store.read_text(url).map_err(|e| match e {
-        // The policy is named on the command line, not in [sources].
-        Error::Input { .. } if e.hint().is_some_and(|h| h.contains("[sources]")) => {
-            e.with_hint("check the `--config` path")
-        }
-        e => e,
-    })?;
+    // The policy is named on the command line, not in [sources]: its own
+    // hint when it is not there.
+    if !ctx.store.try_exists(url)? {
+        return Err(Error::input(Location::file(url), "no such file")
+            .with_hint("check the `--config` path"));
+    }
+    let text = ctx.store.read_text(url)?;
     let policy = Policy::parse(&text, url)?;
     ctx.store.configure(&policy.storage)?;
     let record = ctx.store.record(url)?;

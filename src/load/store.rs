@@ -1996,7 +1996,7 @@ mod tests {
         match sources {
             ScanSources::Paths(p) => Some(PathBuf::from(p[0].as_str())),
             ScanSources::Buffers(_) => None,
-            _ => panic!("neither a path nor a buffer"),
+            ScanSources::Files(_) => panic!("neither a path nor a buffer"),
         }
     }
 

@@ -111,7 +111,7 @@ impl S3 for Versioned {
                 return Err(s3s::s3_error!(NoSuchVersion));
             };
             return Ok(S3Response::new(GetObjectOutput {
-                content_length: Some(v.bytes.len() as i64),
+                content_length: Some(i64::try_from(v.bytes.len()).unwrap()),
                 body: Some(StreamingBlob::from(s3s::Body::from(v.bytes.clone()))),
                 e_tag: v.e_tag.clone(),
                 last_modified: Some(s3s::dto::Timestamp::from(v.modified)),

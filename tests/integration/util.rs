@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub struct TestDir {
+pub(crate) struct TestDir {
     dir: tempfile::TempDir,
 }
 
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -16,7 +16,7 @@ pub struct Output {
 
 impl Output {
     /// Exit code, stdout and stderr in one text, for snapshots.
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         format!(
             "exit: {}\n--- stdout\n{}--- stderr\n{}",
             self.code, self.stdout, self.stderr
@@ -24,54 +24,54 @@ impl Output {
     }
 }
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 impl TestDir {
-    pub fn new() -> TestDir {
+    pub(crate) fn new() -> TestDir {
         TestDir {
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
     /// A temp folder with `fixtures/<name>` copied to the same place.
-    pub fn with_fixture(name: &str) -> TestDir {
+    pub(crate) fn with_fixture(name: &str) -> TestDir {
         let t = TestDir::new();
         t.copy_fixture(name);
         t
     }
 
-    pub fn copy_fixture(&self, name: &str) {
+    pub(crate) fn copy_fixture(&self, name: &str) {
         let rel = Path::new("fixtures").join(name);
         copy_dir(&repo_root().join(&rel), &self.path().join(&rel));
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let p = self.path().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel))
             .unwrap_or_else(|e| panic!("reading {rel}: {e}"))
     }
 
-    pub fn read_bytes(&self, rel: &str) -> Vec<u8> {
+    pub(crate) fn read_bytes(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
     }
 
-    pub fn exists(&self, rel: &str) -> bool {
+    pub(crate) fn exists(&self, rel: &str) -> bool {
         self.path().join(rel).exists()
     }
 
     /// Runs `chargeback ARGS` in this folder.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_chargeback"))
             .args(args)
             .current_dir(self.path())
@@ -86,7 +86,7 @@ impl TestDir {
     }
 
     /// Every file under `rel`, as sorted relative paths.
-    pub fn files(&self, rel: &str) -> Vec<String> {
+    pub(crate) fn files(&self, rel: &str) -> Vec<String> {
         let root = self.path().join(rel);
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
@@ -114,7 +114,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
         let e = e.unwrap();
@@ -128,7 +128,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A team's `usage_cost` in a month's `invoices.json`.
-pub fn usage_cost(month: &serde_json::Value, team: &str) -> String {
+pub(crate) fn usage_cost(month: &serde_json::Value, team: &str) -> String {
     month["invoices"]
         .as_array()
         .unwrap()
