@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Output, TestDir};
+use crate::util::{Output, TestDir, repo_root};
 
 /// A policy over the mini month's bill and catalog, with `requests` and
 /// `billing` as given (TOML arrays' contents).
@@ -759,4 +759,41 @@ fn focus_parquet_with_typed_times_closes_like_its_csv() {
             "{unit:?}"
         );
     }
+}
+
+/// An amount no bill can hold (beyond ±10¹⁵) is a rejected bill row with
+/// the bound in its reason, never an overflow later in the month.
+#[test]
+fn an_absurd_bill_amount_is_rejected_by_its_bound() {
+    let t = fixtures(&["mini"]);
+    let bill = std::fs::read_to_string(repo_root().join("fixtures/mini/billing/focus-2025-01.csv"))
+        .unwrap();
+    let mut lines: Vec<&str> = bill.lines().collect();
+    let absurd = lines[1].replace(",20.00,", ",79228162514264337593543950335,");
+    lines.push(&absurd);
+    lines.push(&absurd);
+    t.write("absurd/focus.csv", &(lines.join("\n") + "\n"));
+    let out = close(
+        &t,
+        &policy(
+            r#""fixtures/mini/requests/*.csv""#,
+            r#"{ url = "absurd/focus.csv", format = "focus" }"#,
+        ),
+        "2025-01",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let q = t.read("out/2025-01/quarantine/billing.csv");
+    let mut r = csv::Reader::from_reader(q.as_bytes());
+    let reasons: Vec<String> = r
+        .records()
+        .map(|row| row.unwrap()[3].to_string())
+        .filter(|reason| reason.contains("beyond"))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["`BilledCost`: `79228162514264337593543950335` is beyond ±1000000000000000, the largest amount chargeback adds up";
+            2],
+        "{q}"
+    );
 }
