@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod detect;
 pub mod focus;
+mod gateway_row;
 pub mod litellm;
 pub mod openai;
 pub mod otel;

@@ -43,7 +43,7 @@
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
-use super::litellm::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
+use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
 use crate::config::{FileFormat, OtelOptions};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(values(&out.frame, OUTPUT_TOKENS), [s("0"), s("20")]);
         assert_eq!(
             out.frame
-                .column(crate::load::ingest::litellm::SOURCE_LINE)
+                .column(crate::load::ingest::gateway_row::SOURCE_LINE)
                 .unwrap()
                 .u64()
                 .unwrap()
