@@ -17,7 +17,9 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::openai::{CsvTable, quarantined, read_pages};
+use super::bill::quarantined;
+use super::csv_table::CsvTable;
+use super::pages::read_pages;
 use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::error::Result;

@@ -11,9 +11,10 @@
 
 use polars::prelude::*;
 
+use super::bill::bill_fields;
 use super::{
-    Bill, BilledLine, ChargeCategory, QuarantinedRow, bill_fields, column_list, first_line,
-    is_null_text, scan, time,
+    Bill, BilledLine, ChargeCategory, QuarantinedRow, column_list, first_line, is_null_text, scan,
+    time,
 };
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingSpec;

@@ -3,15 +3,22 @@
 //! this module is canonical, typed and free of rows that failed a check.
 
 pub mod anthropic;
+mod bill;
+mod csv_table;
 pub mod detect;
 pub mod focus;
 mod gateway_row;
 pub mod litellm;
 pub mod openai;
 pub mod otel;
+mod pages;
+pub mod quarantine;
 pub mod requests;
 pub mod time;
 pub mod usage_report;
+
+pub use pages::PageLink;
+pub use quarantine::{QuarantineKind, QuarantinedRow, quarantine_csv};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -23,7 +30,6 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
 use crate::period::Period;
-use crate::schema::quarantine;
 
 /// Logged usage summed over requests that share every key: the unit the
 /// reconciliation matches bills against.
@@ -137,7 +143,7 @@ pub struct Bill {
     /// The provider's own token counts (usage reports), for [`usage_report::refine`].
     pub usage: Vec<usage_report::ReportedUsage>,
     /// API pages and how they link to the next (JSON page formats only).
-    pub pages: Vec<openai::PageLink>,
+    pub pages: Vec<PageLink>,
 }
 
 /// Spend on services that are not LLM services, as found in a bill.
@@ -158,58 +164,6 @@ impl Bill {
     }
 }
 
-/// Why a row was set aside: which quarantine file it goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuarantineKind {
-    /// A later request row with a `request_id` already seen (dropped).
-    Duplicate,
-    /// A row that failed a check.
-    Invalid,
-}
-
-/// A row set aside, with why, and the row itself as read: so that it can
-/// be fixed and replayed when its source object is gone.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct QuarantinedRow {
-    pub source: String,
-    pub row: u64,
-    pub column: String,
-    pub reason: String,
-    pub kind: QuarantineKind,
-    /// The row's fields as text, by name: the canonical request columns for
-    /// request logs; for bills `cost` (the amount as written, when the row
-    /// has one) and `record` (the whole row as JSON).
-    pub fields: Vec<(&'static str, String)>,
-}
-
-impl QuarantinedRow {
-    /// A row that failed a check.
-    pub fn invalid(source: &str, row: u64, column: &str, reason: String) -> QuarantinedRow {
-        QuarantinedRow {
-            source: source.to_string(),
-            row,
-            column: column.to_string(),
-            reason,
-            kind: QuarantineKind::Invalid,
-            fields: Vec::new(),
-        }
-    }
-
-    pub fn with_fields(mut self, fields: Vec<(&'static str, String)>) -> QuarantinedRow {
-        self.fields = fields;
-        self
-    }
-
-    /// The field `name` as read, or empty.
-    pub fn field(&self, name: &str) -> &str {
-        self.fields
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
 /// How CSV writers spell a missing value besides an empty cell: SQL
 /// engines' `NULL` (DuckDB, Spark, psql), `null`, and Python's `None`
 /// (pandas, LiteLLM). One rule for every text input.
@@ -219,25 +173,6 @@ pub const NULL_SPELLINGS: [&str; 3] = ["NULL", "null", "None"];
 pub fn is_null_text(cell: &str) -> bool {
     let t = cell.trim();
     t.is_empty() || NULL_SPELLINGS.contains(&t)
-}
-
-/// What a quarantined bill row keeps of itself: its amount as written and
-/// its fields as one JSON object (absent fields left out).
-pub(crate) fn bill_fields<'a>(
-    cost: Option<&str>,
-    record: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-) -> Vec<(&'static str, String)> {
-    let map: serde_json::Map<String, serde_json::Value> = record
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_string(), serde_json::Value::from(v))))
-        .collect();
-    vec![
-        (quarantine::COST, cost.unwrap_or_default().to_string()),
-        (
-            quarantine::RECORD,
-            serde_json::Value::Object(map).to_string(),
-        ),
-    ]
 }
 
 /// Opens one object as a lazy frame in its format. CSV columns all come in
@@ -403,7 +338,7 @@ fn read_bill(
         }
     }?;
     if format.is_api_pages() {
-        bill.pages = openai::page_links(&text);
+        bill.pages = pages::page_links(&text);
     }
     Ok((format, bill))
 }
@@ -411,9 +346,7 @@ fn read_bill(
 /// API pages that say more follow (`has_more`) while no page among `pages`
 /// (every file of one format, with its URL) starts where they end: money
 /// the inputs do not hold. Each as (URL, page).
-pub fn truncated_pages<'a>(
-    pages: &[(&'a str, &'a openai::PageLink)],
-) -> Vec<(&'a str, &'a openai::PageLink)> {
+pub fn truncated_pages<'a>(pages: &[(&'a str, &'a PageLink)]) -> Vec<(&'a str, &'a PageLink)> {
     pages
         .iter()
         .filter(|(_, p)| p.has_more)

@@ -26,7 +26,8 @@ use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::openai::{quarantined, read_pages};
+use super::bill::quarantined;
+use super::pages::read_pages;
 use super::{Bill, BilledLine, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::error::Result;
