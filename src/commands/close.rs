@@ -20,7 +20,7 @@ use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::requests::{RequestSource, load_requests};
 use crate::load::ingest::{
     Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, detect, load_bill,
-    truncated_pages, usage_report,
+    truncated_pages,
 };
 use crate::compute::invoice::{
     InputCounts, Month, MonthInput, OtherCharge, RejectedBillRow, TeamResult, build_month,
@@ -179,7 +179,7 @@ pub fn close_month(ctx: &Context, req: &MonthRequest<'_>) -> Result<Closed> {
         ));
     }
     // Cost lines without model or quantity, cut by the provider's usage.
-    let lines = usage_report::refine(lines, &reported_usage, &catalog);
+    let lines = crate::compute::refine::refine(lines, &reported_usage, &catalog);
     stage.done();
 
     let tol = Tolerances {

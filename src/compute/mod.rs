@@ -7,3 +7,4 @@ pub mod budget;
 pub mod chargeback;
 pub mod invoice;
 pub mod reconcile;
+pub mod refine;

@@ -140,7 +140,7 @@ pub struct Bill {
     /// Rows of the period for other cloud services (a FOCUS export holds
     /// the whole cloud bill): counted and summed, never billed to a team.
     pub other_services: OtherServices,
-    /// The provider's own token counts (usage reports), for [`usage_report::refine`].
+    /// The provider's own token counts (usage reports), for [`crate::compute::refine`].
     pub usage: Vec<usage_report::ReportedUsage>,
     /// API pages and how they link to the next (JSON page formats only).
     pub pages: Vec<PageLink>,
