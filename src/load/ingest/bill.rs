@@ -1,28 +1,121 @@
-//! What every bill adapter shares: what a quarantined bill row keeps of
-//! itself.
+//! The one loop every bill adapter feeds: count each row, stamp where a
+//! line came from, set a row that cannot be read aside with what it keeps
+//! of itself. Adapters say only what one row is ([`BillRow`]) or why it
+//! cannot be read ([`RowError`]); the currency check is here too, so that
+//! exchange rates are added in one place.
 
-use super::QuarantinedRow;
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::usage_report::ReportedUsage;
+use super::{Bill, BilledLine, QuarantinedRow};
+use crate::money::Decimal;
 use crate::schema::quarantine;
 
-/// A quarantined API result or CSV row, kept whole: `record` is the
-/// result as parsed (or the CSV row's cells by column), `cost` its amount
-/// as written.
-pub(super) fn quarantined(
-    url: &str,
-    row: u64,
-    column: &str,
-    reason: String,
-    cost: Option<&str>,
-    record: &impl serde::Serialize,
-) -> QuarantinedRow {
-    let record = serde_json::to_string(record).unwrap_or_default();
-    QuarantinedRow::invalid(url, row, column, reason).with_fields(vec![
-        (quarantine::COST, cost.unwrap_or_default().to_string()),
-        (quarantine::RECORD, record),
-    ])
+/// Why one bill row cannot be read: the column at fault and what is wrong
+/// with it. It becomes the row's quarantine entry, not a run error: one bad
+/// row must not stop the month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowError {
+    pub column: &'static str,
+    pub reason: String,
 }
 
-/// What a quarantined bill row keeps of itself: its amount as written and
+impl RowError {
+    pub(crate) fn new(column: &'static str, reason: impl Into<String>) -> RowError {
+        RowError {
+            column,
+            reason: reason.into(),
+        }
+    }
+
+    /// The column has no value.
+    pub(crate) fn missing(column: &'static str) -> RowError {
+        RowError::new(column, format!("missing `{column}`"))
+    }
+}
+
+/// What one bill row is, once read.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum BillRow {
+    /// A line of the period (its source and row are stamped by the loop).
+    Line(BilledLine),
+    /// A row of another month, by its day: counted, not read further. The
+    /// adapter says so where its format knows the day, which is before
+    /// some checks in one format and after them in another.
+    Outside(NaiveDate),
+    /// Spend of the period on a service that is not an LLM service.
+    OtherService(Decimal),
+    /// The provider's own token counts (usage reports).
+    Usage(Vec<ReportedUsage>),
+}
+
+/// A row's currency against the invoices' currency. No exchange rate is
+/// configured yet, so any other currency sets the row aside.
+pub(crate) fn check_currency(
+    column: &'static str,
+    billed: &str,
+    invoiced: &str,
+) -> Result<(), RowError> {
+    if billed.eq_ignore_ascii_case(invoiced) {
+        return Ok(());
+    }
+    Err(RowError::new(
+        column,
+        format!(
+            "billed in `{billed}`, but invoices are in `{invoiced}`; no exchange rate is configured"
+        ),
+    ))
+}
+
+/// The bill of one file's `rows`, each with its row number as the
+/// quarantine reports it. Every row is counted; `read` says what a row is
+/// (`None`: nothing to bill, such as an empty bucket) or why it cannot be
+/// read, and `kept` what a row set aside keeps of itself.
+pub(crate) fn bill_rows<R>(
+    url: &str,
+    rows: impl IntoIterator<Item = (u64, R)>,
+    mut read: impl FnMut(&R) -> Result<Option<BillRow>, RowError>,
+    kept: impl Fn(&R) -> Vec<(&'static str, String)>,
+) -> Bill {
+    let mut bill = Bill::default();
+    for (row, record) in rows {
+        bill.rows_read += 1;
+        match read(&record) {
+            Ok(None) => {}
+            Ok(Some(BillRow::Line(mut line))) => {
+                line.source = url.to_string();
+                line.row = row;
+                bill.lines.push(line);
+            }
+            Ok(Some(BillRow::Outside(day))) => bill.note_outside(day),
+            Ok(Some(BillRow::OtherService(cost))) => {
+                bill.other_services.rows += 1;
+                bill.other_services.cost += cost;
+            }
+            Ok(Some(BillRow::Usage(usage))) => bill.usage.extend(usage),
+            Err(e) => bill.quarantine.push(
+                QuarantinedRow::invalid(url, row, e.column, e.reason).with_fields(kept(&record)),
+            ),
+        }
+    }
+    bill
+}
+
+/// What a quarantined API result or CSV row keeps: its amount as written
+/// and the record whole, as parsed (or the CSV row's cells by column).
+pub(crate) fn record_fields(
+    cost: Option<&str>,
+    record: &impl Serialize,
+) -> Vec<(&'static str, String)> {
+    let record = serde_json::to_string(record).unwrap_or_default();
+    vec![
+        (quarantine::COST, cost.unwrap_or_default().to_string()),
+        (quarantine::RECORD, record),
+    ]
+}
+
+/// What a quarantined bill row of a table keeps: its amount as written and
 /// its fields as one JSON object (absent fields left out).
 pub(crate) fn bill_fields<'a>(
     cost: Option<&str>,

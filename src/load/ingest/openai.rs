@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::bill::quarantined;
+use super::bill::{BillRow, RowError, bill_rows, check_currency, record_fields};
 use super::csv_table::CsvTable;
 use super::focus::tokens_per_unit;
 pub use super::pages::PageLink;
@@ -89,89 +89,90 @@ pub(super) fn costs_from_text(
     currency: &str,
 ) -> Result<Bill> {
     let pages: Vec<CostsPage> = read_pages(url, text, "OpenAI costs pages", COSTS_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for page in &pages {
-        for bucket in &page.data {
-            let day = unix_day(bucket.start_time);
-            for result in &bucket.results {
-                record += 1;
-                bill.rows_read += 1;
-                let quantity = match result.quantity.as_deref().map(json_number_text) {
-                    Some(Err(e)) => {
-                        bill.quarantine.push(quarantined(
-                            url,
-                            record,
-                            "quantity",
-                            e,
-                            result.cost_text(),
-                            result,
-                        ));
-                        continue;
-                    }
-                    Some(Ok(q)) => q,
-                    None => None,
-                };
-                let value = match result.amount.as_ref().and_then(|a| a.value.as_deref()) {
-                    Some(v) => match json_number_text(v) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            bill.quarantine.push(quarantined(
-                                url,
-                                record,
-                                "amount.value",
-                                e,
-                                result.cost_text(),
-                                result,
-                            ));
-                            continue;
-                        }
-                    },
-                    None => None,
-                };
-                let kind = result.object.as_deref();
-                if kind.is_some_and(|k| k != "organization.costs.result") {
-                    bill.quarantine.push(quarantined(
-                        url,
-                        record,
-                        "object",
-                        format!(
-                            "`{}` is not a costs result; expected `organization.costs.result`",
-                            kind.unwrap_or_default()
-                        ),
-                        result.cost_text(),
-                        result,
-                    ));
-                    continue;
-                }
-                let rec = CostRecord {
-                    day: day.ok_or_else(|| {
-                        (
-                            "start_time",
-                            format!("`{}` is not a unix time in seconds", bucket.start_time),
-                        )
-                    }),
-                    amount: value.as_deref(),
-                    currency: result.amount.as_ref().and_then(|a| a.currency.as_deref()),
-                    line_item: result.line_item.as_deref(),
-                    project_id: result.project_id.as_deref(),
-                    quantity: quantity.as_deref(),
-                    quantity_unit: result.quantity_unit.as_deref(),
-                };
-                push_record(
-                    &mut bill,
-                    &JSON_FIELDS,
-                    rec,
-                    url,
-                    record,
-                    catalog,
-                    period,
-                    currency,
-                );
-            }
+    // Records are numbered across buckets and pages.
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| page_result(bucket, r)))
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |r| {
+            let rec = r.record()?;
+            read_cost(&JSON_FIELDS, &rec, catalog, period, currency)
+        },
+        |r| match r.record() {
+            Ok(rec) => record_fields(rec.amount, &rec),
+            Err(_) => record_fields(r.result.cost_text(), r.result),
+        },
+    ))
+}
+
+/// One result of a costs page, with its bucket's start and its numbers'
+/// literal text (or why they are no numbers, or no costs result).
+struct PageResult<'a> {
+    start_time: i64,
+    day: Option<NaiveDate>,
+    result: &'a CostsResult,
+    /// `quantity` and `amount.value` as text.
+    numbers: std::result::Result<(Option<String>, Option<String>), RowError>,
+}
+
+fn page_result<'a>(bucket: &CostsBucket, result: &'a CostsResult) -> PageResult<'a> {
+    let numbers = (|| {
+        let quantity = match result.quantity.as_deref().map(json_number_text) {
+            Some(q) => q.map_err(|e| RowError::new("quantity", e))?,
+            None => None,
+        };
+        let value = match result.amount.as_ref().and_then(|a| a.value.as_deref()) {
+            Some(v) => json_number_text(v).map_err(|e| RowError::new("amount.value", e))?,
+            None => None,
+        };
+        let kind = result.object.as_deref();
+        if kind.is_some_and(|k| k != "organization.costs.result") {
+            return Err(RowError::new(
+                "object",
+                format!(
+                    "`{}` is not a costs result; expected `organization.costs.result`",
+                    kind.unwrap_or_default()
+                ),
+            ));
         }
+        Ok((quantity, value))
+    })();
+    PageResult {
+        start_time: bucket.start_time,
+        day: unix_day(bucket.start_time),
+        result,
+        numbers,
     }
-    Ok(bill)
+}
+
+impl PageResult<'_> {
+    /// The result as a cost record, once its numbers are read.
+    fn record(&self) -> std::result::Result<CostRecord<'_>, RowError> {
+        let (quantity, value) = self.numbers.as_ref().map_err(Clone::clone)?;
+        Ok(CostRecord {
+            day: self.day.ok_or_else(|| {
+                RowError::new(
+                    "start_time",
+                    format!("`{}` is not a unix time in seconds", self.start_time),
+                )
+            }),
+            amount: value.as_deref(),
+            currency: self
+                .result
+                .amount
+                .as_ref()
+                .and_then(|a| a.currency.as_deref()),
+            line_item: self.result.line_item.as_deref(),
+            project_id: self.result.project_id.as_deref(),
+            quantity: quantity.as_deref(),
+            quantity_unit: self.result.quantity_unit.as_deref(),
+        })
+    }
 }
 
 pub(super) fn cost_csv_from_text(
@@ -191,50 +192,49 @@ pub(super) fn cost_csv_from_text(
             CSV_HEADER,
         ));
     }
-    let mut bill = Bill::default();
-    for (row, record) in table.rows() {
-        bill.rows_read += 1;
-        let v = |c: &str| table.get(record, c);
-        // An empty bucket: a day with no spend, exported as a blank row.
-        let Some(amount) = v("amount_value") else {
-            continue;
-        };
-        let day = match (v("start_time_iso"), v("start_time")) {
-            (Some(iso), _) => time::utc_day(iso).ok_or_else(|| {
-                (
-                    "start_time_iso",
-                    format!("`start_time_iso` is not an ISO 8601 time: `{iso}`"),
-                )
-            }),
-            (None, Some(secs)) => secs.parse::<i64>().ok().and_then(unix_day).ok_or_else(|| {
-                (
-                    "start_time",
-                    format!("`start_time` is not a unix time in seconds: `{secs}`"),
-                )
-            }),
-            (None, None) => Err(("start_time_iso", "missing `start_time_iso`".to_string())),
-        };
-        let rec = CostRecord {
-            day,
-            amount: Some(amount),
-            currency: v("amount_currency"),
-            line_item: v("line_item"),
-            project_id: v("project_id"),
-            quantity: v("quantity"),
-            quantity_unit: v("quantity_unit"),
-        };
-        push_record(
-            &mut bill,
-            &CSV_FIELDS,
-            rec,
-            url,
-            row,
-            catalog,
-            period,
-            currency,
-        );
-    }
-    Ok(bill)
+    Ok(bill_rows(
+        url,
+        table.rows(),
+        |record| match csv_record(&table, record) {
+            // An empty bucket: a day with no spend, exported as a blank row.
+            None => Ok(None),
+            Some(rec) => read_cost(&CSV_FIELDS, &rec, catalog, period, currency),
+        },
+        // Only rows with an amount are read, so only they are set aside.
+        |record| {
+            csv_record(&table, record).map_or_else(Vec::new, |rec| record_fields(rec.amount, &rec))
+        },
+    ))
+}
+
+/// A dashboard CSV row as a cost record; `None` for a row without amount.
+fn csv_record<'r>(table: &CsvTable, record: &'r csv::StringRecord) -> Option<CostRecord<'r>> {
+    let v = |c: &str| table.get(record, c);
+    let amount = v("amount_value")?;
+    let day = match (v("start_time_iso"), v("start_time")) {
+        (Some(iso), _) => time::utc_day(iso).ok_or_else(|| {
+            RowError::new(
+                "start_time_iso",
+                format!("`start_time_iso` is not an ISO 8601 time: `{iso}`"),
+            )
+        }),
+        (None, Some(secs)) => secs.parse::<i64>().ok().and_then(unix_day).ok_or_else(|| {
+            RowError::new(
+                "start_time",
+                format!("`start_time` is not a unix time in seconds: `{secs}`"),
+            )
+        }),
+        (None, None) => Err(RowError::new("start_time_iso", "missing `start_time_iso`")),
+    };
+    Some(CostRecord {
+        day,
+        amount: Some(amount),
+        currency: v("amount_currency"),
+        line_item: v("line_item"),
+        project_id: v("project_id"),
+        quantity: v("quantity"),
+        quantity_unit: v("quantity_unit"),
+    })
 }
 
 /// Where each value comes from, for quarantine reasons.
@@ -269,37 +269,18 @@ struct CostRecord<'a> {
     quantity_unit: Option<&'a str>,
 }
 
-type RowError = (&'static str, String);
-
-#[allow(clippy::too_many_arguments)]
-fn push_record(
-    bill: &mut Bill,
+fn read_cost(
     fields: &Fields,
-    rec: CostRecord<'_>,
-    url: &str,
-    row: u64,
+    rec: &CostRecord<'_>,
     catalog: &Catalog,
     period: Period,
     currency: &str,
-) {
-    let line = rec.day.clone().and_then(|day| {
-        if !period.contains(day) {
-            return Ok(Err(day));
-        }
-        read_record(fields, &rec, day, catalog, currency).map(Ok)
-    });
-    match line {
-        Ok(Ok(mut line)) => {
-            line.source = url.to_string();
-            line.row = row;
-            bill.lines.push(line);
-        }
-        Ok(Err(day)) => bill.note_outside(day),
-        Err((column, reason)) => {
-            let q = quarantined(url, row, column, reason, rec.amount, &rec);
-            bill.quarantine.push(q);
-        }
+) -> std::result::Result<Option<BillRow>, RowError> {
+    let day = rec.day.clone()?;
+    if !period.contains(day) {
+        return Ok(Some(BillRow::Outside(day)));
     }
+    read_record(fields, rec, day, catalog, currency).map(|line| Some(BillRow::Line(line)))
 }
 
 fn read_record(
@@ -309,21 +290,11 @@ fn read_record(
     catalog: &Catalog,
     currency: &str,
 ) -> std::result::Result<BilledLine, RowError> {
-    let amount = rec
-        .amount
-        .ok_or((f.amount, format!("missing `{}`", f.amount)))?;
-    let cost = parse_amount(amount).map_err(|e| (f.amount, format!("`{}`: {e}", f.amount)))?;
-    let cur = rec
-        .currency
-        .ok_or((f.currency, format!("missing `{}`", f.currency)))?;
-    if !cur.eq_ignore_ascii_case(currency) {
-        return Err((
-            f.currency,
-            format!(
-                "billed in `{cur}`, but invoices are in `{currency}`; no exchange rate is configured"
-            ),
-        ));
-    }
+    let amount = rec.amount.ok_or_else(|| RowError::missing(f.amount))?;
+    let cost = parse_amount(amount)
+        .map_err(|e| RowError::new(f.amount, format!("`{}`: {e}", f.amount)))?;
+    let cur = rec.currency.ok_or_else(|| RowError::missing(f.currency))?;
+    check_currency(f.currency, cur, currency)?;
     let (model_raw, usage_type) = match rec.line_item {
         Some(item) => parse_line_item(catalog, item),
         None => (None, None),
@@ -335,7 +306,8 @@ fn read_record(
     let quantity = match rec.quantity {
         None => None,
         Some(q) => {
-            let q = parse_amount(q).map_err(|e| (f.quantity, format!("`{}`: {e}", f.quantity)))?;
+            let q = parse_amount(q)
+                .map_err(|e| RowError::new(f.quantity, format!("`{}`: {e}", f.quantity)))?;
             match rec.quantity_unit {
                 Some(unit) => tokens_per_unit(&unit.replace('_', " ")).map(|per| q * per),
                 // Older pages carry no unit: a token class says it is tokens.

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bill::quarantined;
+use super::bill::{BillRow, RowError, bill_rows, record_fields};
 use super::pages::read_pages;
 use super::{Bill, time};
 use crate::catalog::{Catalog, UsageType};
@@ -67,7 +67,7 @@ struct AnthropicBucket {
 }
 
 /// Per-class counts of one result, or the column and reason it is bad.
-type Counts = std::result::Result<[(UsageType, u64); 4], (&'static str, String)>;
+type Counts = std::result::Result<[(UsageType, u64); 4], RowError>;
 
 pub(super) fn openai_from_text(
     url: &str,
@@ -76,54 +76,47 @@ pub(super) fn openai_from_text(
     period: Period,
 ) -> Result<Bill> {
     let pages: Vec<OpenaiPage> = read_pages(url, text, "OpenAI usage pages", OPENAI_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for bucket in pages.iter().flat_map(|p| &p.data) {
-        let day = DateTime::from_timestamp(bucket.start_time, 0).map(|t| t.date_naive());
-        for result in &bucket.results {
-            let kind = result.get("object").and_then(Value::as_str).unwrap_or("");
-            // Other usage endpoints (images, audio, vector stores) count
-            // no tokens of a chat model.
-            if !kind.is_empty()
-                && kind != "organization.usage.completions.result"
-                && kind != "organization.usage.embeddings.result"
-            {
-                continue;
-            }
-            record += 1;
-            bill.rows_read += 1;
-            let Some(day) = day else {
-                bill.quarantine.push(quarantined(
-                    url,
-                    record,
-                    "start_time",
-                    format!("`start_time` `{}` is not a time", bucket.start_time),
-                    None,
-                    result,
-                ));
-                continue;
-            };
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| (bucket, r)))
+        // Other usage endpoints (images, audio, vector stores) count no
+        // tokens of a chat model: not rows of this report.
+        .filter(|(_, r)| {
+            let kind = r.get("object").and_then(Value::as_str).unwrap_or("");
+            kind.is_empty()
+                || kind == "organization.usage.completions.result"
+                || kind == "organization.usage.embeddings.result"
+        })
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |&(bucket, result)| {
+            let day = DateTime::from_timestamp(bucket.start_time, 0)
+                .map(|t| t.date_naive())
+                .ok_or_else(|| {
+                    RowError::new(
+                        "start_time",
+                        format!("`start_time` `{}` is not a time", bucket.start_time),
+                    )
+                })?;
             if !period.contains(day) {
-                bill.note_outside(day);
-                continue;
+                return Ok(Some(BillRow::Outside(day)));
             }
-            match openai_counts(result) {
-                Ok(counts) => push(
-                    &mut bill,
-                    "openai",
-                    str_field(result, "project_id"),
-                    day,
-                    str_field(result, "model"),
-                    counts,
-                    catalog,
-                ),
-                Err((column, reason)) => bill
-                    .quarantine
-                    .push(quarantined(url, record, column, reason, None, result)),
-            }
-        }
-    }
-    Ok(bill)
+            let counts = openai_counts(result)?;
+            Ok(Some(BillRow::Usage(reported(
+                "openai",
+                str_field(result, "project_id"),
+                day,
+                str_field(result, "model"),
+                counts,
+                catalog,
+            ))))
+        },
+        |&(_, result)| record_fields(None, result),
+    ))
 }
 
 fn openai_counts(r: &Map<String, Value>) -> Counts {
@@ -134,13 +127,15 @@ fn openai_counts(r: &Map<String, Value>) -> Counts {
         Some(n) => n,
         None => {
             let all = count(r, &["input_tokens"])?.ok_or(missing("input_tokens"))?;
-            all.checked_sub(cached + write).ok_or((
-                "input_tokens",
-                format!(
-                    "`input_tokens` {all} is less than its cached ({cached}) and cache-write \
-                     ({write}) tokens, which it includes"
-                ),
-            ))?
+            all.checked_sub(cached + write).ok_or_else(|| {
+                RowError::new(
+                    "input_tokens",
+                    format!(
+                        "`input_tokens` {all} is less than its cached ({cached}) and cache-write \
+                         ({write}) tokens, which it includes"
+                    ),
+                )
+            })?
         }
     };
     Ok([
@@ -159,48 +154,40 @@ pub(super) fn anthropic_from_text(
 ) -> Result<Bill> {
     let pages: Vec<AnthropicPage> =
         read_pages(url, text, "Anthropic usage report pages", ANTHROPIC_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for bucket in pages.iter().flat_map(|p| &p.data) {
-        let day = time::utc_day(&bucket.starting_at);
-        for result in &bucket.results {
-            record += 1;
-            bill.rows_read += 1;
-            let Some(day) = day else {
-                bill.quarantine.push(quarantined(
-                    url,
-                    record,
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| (bucket, r)))
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |&(bucket, result)| {
+            let day = time::utc_day(&bucket.starting_at).ok_or_else(|| {
+                RowError::new(
                     "starting_at",
                     format!(
                         "`starting_at` is not an RFC 3339 time: `{}`",
                         bucket.starting_at
                     ),
-                    None,
-                    result,
-                ));
-                continue;
-            };
+                )
+            })?;
             if !period.contains(day) {
-                bill.note_outside(day);
-                continue;
+                return Ok(Some(BillRow::Outside(day)));
             }
-            match anthropic_counts(result) {
-                Ok(counts) => push(
-                    &mut bill,
-                    "anthropic",
-                    str_field(result, "workspace_id"),
-                    day,
-                    str_field(result, "model"),
-                    counts,
-                    catalog,
-                ),
-                Err((column, reason)) => bill
-                    .quarantine
-                    .push(quarantined(url, record, column, reason, None, result)),
-            }
-        }
-    }
-    Ok(bill)
+            let counts = anthropic_counts(result)?;
+            Ok(Some(BillRow::Usage(reported(
+                "anthropic",
+                str_field(result, "workspace_id"),
+                day,
+                str_field(result, "model"),
+                counts,
+                catalog,
+            ))))
+        },
+        |&(_, result)| record_fields(None, result),
+    ))
 }
 
 fn anthropic_counts(r: &Map<String, Value>) -> Counts {
@@ -217,38 +204,38 @@ fn anthropic_counts(r: &Map<String, Value>) -> Counts {
     ])
 }
 
-fn push(
-    bill: &mut Bill,
+/// The reported usage of one result: a row per class with tokens.
+fn reported(
     provider: &str,
     scope: Option<&str>,
     day: NaiveDate,
     model: Option<&str>,
     counts: [(UsageType, u64); 4],
     catalog: &Catalog,
-) {
+) -> Vec<ReportedUsage> {
     let model = model
         .and_then(|m| catalog.resolve(provider, m))
         .map(|e| e.model.clone());
-    for (usage_type, tokens) in counts {
-        if tokens > 0 {
-            bill.usage.push(ReportedUsage {
-                provider: provider.to_string(),
-                scope: scope.unwrap_or("").to_string(),
-                day,
-                model: model.clone(),
-                usage_type,
-                tokens,
-            });
-        }
-    }
+    counts
+        .into_iter()
+        .filter(|(_, tokens)| *tokens > 0)
+        .map(|(usage_type, tokens)| ReportedUsage {
+            provider: provider.to_string(),
+            scope: scope.unwrap_or("").to_string(),
+            day,
+            model: model.clone(),
+            usage_type,
+            tokens,
+        })
+        .collect()
 }
 
 fn str_field<'a>(r: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     r.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn missing(key: &'static str) -> (&'static str, String) {
-    (key, format!("missing `{key}`"))
+fn missing(key: &'static str) -> RowError {
+    RowError::missing(key)
 }
 
 /// A token count at `path` (null or absent: `None`); a negative, fractional
@@ -256,7 +243,7 @@ fn missing(key: &'static str) -> (&'static str, String) {
 fn count(
     r: &Map<String, Value>,
     path: &[&'static str],
-) -> std::result::Result<Option<u64>, (&'static str, String)> {
+) -> std::result::Result<Option<u64>, RowError> {
     let key = path[path.len() - 1];
     let mut v = r.get(path[0]);
     for k in &path[1..] {
@@ -265,12 +252,12 @@ fn count(
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-            (
+            RowError::new(
                 key,
                 format!("`{}` is not a token count: `{n}`", path.join(".")),
             )
         }),
-        Some(other) => Err((
+        Some(other) => Err(RowError::new(
             key,
             format!("`{}` is not a token count: `{other}`", path.join(".")),
         )),
