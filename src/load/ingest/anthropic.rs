@@ -17,11 +17,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::bill::{BillRow, RowError, bill_rows, check_currency, record_fields};
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+};
 use super::csv_table::CsvTable;
+use super::detect::{Over, Rule};
 use super::pages::read_pages;
 use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
+use crate::config::BillingFormat;
 use crate::error::Result;
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
@@ -64,6 +68,40 @@ struct CostItem {
     model: Option<String>,
     token_type: Option<String>,
 }
+
+/// Cost report pages carry `amount` in their results; pages without any
+/// result are told by their shape, unless their results count tokens
+/// (a usage report). Saved as one JSON document, by the same keys.
+pub(super) const COST_REPORT: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicCostReport,
+    rules: &[
+        Rule {
+            over: Over::Pages,
+            rank: 50,
+            test: |s| {
+                s.has(&["data", "starting_at", "results"])
+                    && (s.has(&["amount"]) || !s.has(&["uncached_input_tokens"]))
+            },
+        },
+        Rule {
+            over: Over::Names,
+            rank: 50,
+            test: |s| s.has(&["starting_at", "results", "amount"]),
+        },
+    ],
+    read: ReadBill::Text(report_from_text),
+};
+
+/// The console CSV is told by its day and dollar columns.
+pub(super) const COST_CSV: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicCostCsv,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 30,
+        test: |s| s.has(&["cost_usd", "usage_date_utc"]),
+    }],
+    read: ReadBill::Text(cost_csv_from_text),
+};
 
 pub(super) fn report_from_text(
     url: &str,

@@ -1,16 +1,41 @@
-//! The one loop every bill adapter feeds: count each row, stamp where a
-//! line came from, set a row that cannot be read aside with what it keeps
-//! of itself. Adapters say only what one row is ([`BillRow`]) or why it
-//! cannot be read ([`RowError`]); the currency check is here too, so that
-//! exchange rates are added in one place.
+//! What every bill adapter shares. A format is a [`BillFormat`]: its
+//! detection rules and its reader, declared next to each other in the
+//! adapter. Its reader feeds the one row loop, [`bill_rows`]: count each
+//! row, stamp where a line came from, set a row that cannot be read aside
+//! with what it keeps of itself. Adapters say only what one row is
+//! ([`BillRow`]) or why it cannot be read ([`RowError`]); the currency
+//! check is here too, so that exchange rates are added in one place.
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::detect::Rule;
 use super::usage_report::ReportedUsage;
 use super::{Bill, BilledLine, QuarantinedRow};
+use crate::catalog::Catalog;
+use crate::config::{BillingFormat, BillingSpec};
+use crate::context::Context;
+use crate::error::Result;
 use crate::money::Decimal;
+use crate::period::Period;
 use crate::schema::quarantine;
+
+/// A bill format: how a file is told to be one, and how it is read.
+pub(crate) struct BillFormat<K = BillingFormat> {
+    pub format: K,
+    pub rules: &'static [Rule],
+    pub read: ReadBill,
+}
+
+/// How a format's file is read.
+#[derive(Clone, Copy)]
+pub(crate) enum ReadBill {
+    /// From the object, as a table Polars scans (CSV or Parquet).
+    Object(fn(&Context, &str, &BillingSpec, &Catalog, Period, &str) -> Result<Bill>),
+    /// From the file's text, fetched once (API pages, small CSV exports):
+    /// URL, text, catalog, period, invoice currency.
+    Text(fn(&str, &str, &Catalog, Period, &str) -> Result<Bill>),
+}
 
 /// Why one bill row cannot be read: the column at fault and what is wrong
 /// with it. It becomes the row's quarantine entry, not a run error: one bad
@@ -56,7 +81,7 @@ pub(crate) fn check_currency(
     column: &'static str,
     billed: &str,
     invoiced: &str,
-) -> Result<(), RowError> {
+) -> std::result::Result<(), RowError> {
     if billed.eq_ignore_ascii_case(invoiced) {
         return Ok(());
     }
@@ -75,7 +100,7 @@ pub(crate) fn check_currency(
 pub(crate) fn bill_rows<R>(
     url: &str,
     rows: impl IntoIterator<Item = (u64, R)>,
-    mut read: impl FnMut(&R) -> Result<Option<BillRow>, RowError>,
+    mut read: impl FnMut(&R) -> std::result::Result<Option<BillRow>, RowError>,
     kept: impl Fn(&R) -> Vec<(&'static str, String)>,
 ) -> Bill {
     let mut bill = Bill::default();

@@ -11,15 +11,29 @@
 
 use polars::prelude::*;
 
-use super::bill::{BillRow, RowError, bill_fields, bill_rows, check_currency};
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_fields, bill_rows, check_currency,
+};
+use super::detect::{Over, Rule};
 use super::{Bill, BilledLine, ChargeCategory, column_list, first_line, is_null_text, scan, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::config::BillingSpec;
+use crate::config::{BillingFormat, BillingSpec};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
+
+/// A FOCUS export is told by its `BilledCost` column.
+pub(super) const FORMAT: BillFormat = BillFormat {
+    format: BillingFormat::Focus,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 10,
+        test: |s| s.has(&[BILLED_COST]),
+    }],
+    read: ReadBill::Object(load_focus),
+};
 
 pub fn load_focus(
     ctx: &Context,

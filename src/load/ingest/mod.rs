@@ -24,6 +24,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
+use bill::{BillFormat, ReadBill};
+
 use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec, FileFormat};
 use crate::context::Context;
@@ -291,6 +293,18 @@ pub fn load_bill(
     crate::error::reading(url, || read_bill(ctx, url, spec, catalog, period, currency))
 }
 
+/// Every bill format, each declared in its adapter. Detection tries their
+/// rules by rank ([`detect::Rule`]); ties go by this order.
+const BILL_FORMATS: [&BillFormat; 7] = [
+    &focus::FORMAT,
+    &openai::COST_CSV,
+    &anthropic::COST_CSV,
+    &openai::COSTS,
+    &anthropic::COST_REPORT,
+    &usage_report::OPENAI,
+    &usage_report::ANTHROPIC,
+];
+
 fn read_bill(
     ctx: &Context,
     url: &str,
@@ -308,35 +322,22 @@ fn read_bill(
         Some(f) => f,
         None => detect::billing_format(ctx, url, spec.file_format, text.as_deref())?,
     };
-    if format == BillingFormat::Focus {
-        return Ok((
-            format,
-            focus::load_focus(ctx, url, spec, catalog, period, currency)?,
-        ));
-    }
+    let read = BILL_FORMATS
+        .iter()
+        .find(|f| f.format == format)
+        .map(|f| f.read)
+        .expect("every billing format is in BILL_FORMATS");
+    let read = match read {
+        ReadBill::Object(read) => {
+            return Ok((format, read(ctx, url, spec, catalog, period, currency)?));
+        }
+        ReadBill::Text(read) => read,
+    };
     let text = match text.take() {
         Some(t) => t,
         None => ctx.store.read_text(url)?,
     };
-    let mut bill = match format {
-        BillingFormat::Focus => unreachable!("read above"),
-        BillingFormat::OpenaiCosts => {
-            openai::costs_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::OpenaiCostCsv => {
-            openai::cost_csv_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::AnthropicCostReport => {
-            anthropic::report_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::AnthropicCostCsv => {
-            anthropic::cost_csv_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::OpenaiUsage => usage_report::openai_from_text(url, &text, catalog, period),
-        BillingFormat::AnthropicUsageReport => {
-            usage_report::anthropic_from_text(url, &text, catalog, period)
-        }
-    }?;
+    let mut bill = read(url, &text, catalog, period, currency)?;
     if format.is_api_pages() {
         bill.pages = pages::page_links(&text);
     }

@@ -14,13 +14,17 @@ use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::bill::{BillRow, RowError, bill_rows, check_currency, record_fields};
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+};
 use super::csv_table::CsvTable;
+use super::detect::{Over, Rule};
 use super::focus::tokens_per_unit;
 pub use super::pages::PageLink;
 use super::pages::read_pages;
 use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
+use crate::config::BillingFormat;
 use crate::error::Result;
 use crate::money::parse_amount;
 use crate::period::Period;
@@ -80,6 +84,48 @@ struct CostsAmount {
     value: Option<Box<RawValue>>,
     currency: Option<String>,
 }
+
+/// Costs results say what they are; a page whose buckets are all empty is
+/// told by its shape, unless it says it is a usage page. A costs page saved
+/// as one JSON document is told by the same marker among its keys.
+pub(super) const COSTS: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiCosts,
+    rules: &[
+        Rule {
+            over: Over::Pages,
+            rank: 10,
+            test: |s| s.text_has(COSTS_RESULT),
+        },
+        Rule {
+            over: Over::Pages,
+            rank: 40,
+            test: |s| {
+                s.has(&["data", "start_time", "end_time", "results"])
+                    && !s.text_has("organization.usage.")
+            },
+        },
+        Rule {
+            over: Over::Names,
+            rank: 40,
+            test: |s| s.text_has(COSTS_RESULT),
+        },
+    ],
+    read: ReadBill::Text(costs_from_text),
+};
+
+/// The dashboard CSV is told by its amount and line item columns.
+pub(super) const COST_CSV: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiCostCsv,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 20,
+        test: |s| s.has(&["amount_value", "line_item"]),
+    }],
+    read: ReadBill::Text(cost_csv_from_text),
+};
+
+/// What every costs result says it is.
+const COSTS_RESULT: &str = "organization.costs.result";
 
 pub(super) fn costs_from_text(
     url: &str,

@@ -12,10 +12,12 @@ use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::bill::{BillRow, RowError, bill_rows, record_fields};
+use super::bill::{BillFormat, BillRow, ReadBill, RowError, bill_rows, record_fields};
+use super::detect::{Over, Rule};
 use super::pages::read_pages;
 use super::{Bill, time};
 use crate::catalog::{Catalog, UsageType};
+use crate::config::BillingFormat;
 use crate::error::Result;
 use crate::period::Period;
 
@@ -68,6 +70,39 @@ struct AnthropicBucket {
 
 /// Per-class counts of one result, or the column and reason it is bad.
 type Counts = std::result::Result<[(UsageType, u64); 4], RowError>;
+
+/// OpenAI usage pages say what their results are (completions or
+/// embeddings usage).
+pub(super) const OPENAI: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiUsage,
+    rules: &[Rule {
+        over: Over::Pages,
+        rank: 20,
+        test: |s| {
+            s.text_has("organization.usage.completions.result")
+                || s.text_has("organization.usage.embeddings.result")
+        },
+    }],
+    read: ReadBill::Text(|url, text, catalog, period, _| {
+        openai_from_text(url, text, catalog, period)
+    }),
+};
+
+/// Anthropic usage report pages count tokens and state no amount.
+pub(super) const ANTHROPIC: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicUsageReport,
+    rules: &[Rule {
+        over: Over::Pages,
+        rank: 30,
+        test: |s| {
+            s.has(&["data", "starting_at", "results", "uncached_input_tokens"])
+                && !s.has(&["amount"])
+        },
+    }],
+    read: ReadBill::Text(|url, text, catalog, period, _| {
+        anthropic_from_text(url, text, catalog, period)
+    }),
+};
 
 pub(super) fn openai_from_text(
     url: &str,
