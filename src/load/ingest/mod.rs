@@ -6,6 +6,8 @@ pub mod anthropic;
 mod bill;
 mod csv_table;
 pub mod detect;
+#[cfg(test)]
+mod example_format;
 pub mod focus;
 mod gateway_row;
 pub mod litellm;
