@@ -15,6 +15,8 @@ use super::bill::{
     BillFormat, BillRow, ReadBill, RowError, bill_fields, bill_rows, check_currency,
 };
 use super::detect::{Over, Rule};
+use super::provider::LLM_PROVIDERS;
+pub use super::provider::provider_of;
 use super::{Bill, BilledLine, ChargeCategory, column_list, first_line, is_null_text, scan, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec};
@@ -196,15 +198,6 @@ fn is_llm_service<'a>(
         || catalog.has_provider(&line.provider)
         || line.model.is_some()
 }
-
-/// The provider ids [`provider_of`] gives LLM services.
-const LLM_PROVIDERS: [&str; 5] = [
-    "aws-bedrock",
-    "azure-openai",
-    "vertex-ai",
-    "openai",
-    "anthropic",
-];
 
 fn read_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
@@ -542,33 +535,6 @@ pub fn tag_value(tags: &str, key: &str) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
-    }
-}
-
-/// Our provider id for a FOCUS row (DESIGN §3.1 ids). `product` is what
-/// else the row says of its product: Microsoft bills Azure OpenAI as
-/// service `Azure AI Services`, meter category `Cognitive Services`,
-/// subcategory `Azure OpenAI`.
-pub fn provider_of(provider_name: &str, service: &str, publisher: &str, product: &str) -> String {
-    let p = provider_name.to_ascii_lowercase();
-    let s = service.to_ascii_lowercase();
-    let all = format!(
-        "{p} {s} {} {}",
-        publisher.to_ascii_lowercase(),
-        product.to_ascii_lowercase()
-    );
-    if s.contains("bedrock") {
-        "aws-bedrock".into()
-    } else if (p.contains("microsoft") || p.contains("azure")) && all.contains("openai") {
-        "azure-openai".into()
-    } else if p.contains("google") && (s.contains("vertex") || s.contains("gemini")) {
-        "vertex-ai".into()
-    } else if p.contains("openai") {
-        "openai".into()
-    } else if p.contains("anthropic") {
-        "anthropic".into()
-    } else {
-        p.split_whitespace().collect::<Vec<_>>().join("-")
     }
 }
 

@@ -36,6 +36,7 @@ use polars::prelude::*;
 use serde_json::{Map, Value};
 
 use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
+use super::provider::{Source, provider_id};
 use crate::config::{FileFormat, LitellmOptions, LitellmTeam};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -249,7 +250,9 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         }
         _ => (None, raw_model),
     };
-    let provider = raw_provider.or(prefix).map(|p| provider_id(&p));
+    let provider = raw_provider
+        .or(prefix)
+        .map(|p| provider_id(Source::Litellm, &p));
     let model = model
         .filter(|m| !m.trim().is_empty())
         .or_else(|| get("model_group").and_then(text));
@@ -340,20 +343,6 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         output_tokens: output,
         status,
         line: None,
-    }
-}
-
-/// LiteLLM's provider id as ours.
-fn provider_id(litellm: &str) -> String {
-    let id = litellm.trim().to_ascii_lowercase();
-    match id.as_str() {
-        "openai" | "text-completion-openai" => "openai".into(),
-        "anthropic" | "anthropic_text" => "anthropic".into(),
-        "bedrock" => "aws-bedrock".into(),
-        "azure" | "azure_text" => "azure-openai".into(),
-        "vertex_ai" | "vertex_ai_beta" | "gemini" => "vertex-ai".into(),
-        "mistral" => "mistral-ai".into(),
-        _ => id.replace('_', "-"),
     }
 }
 
@@ -570,12 +559,12 @@ mod tests {
 
     #[test]
     fn providers_map_to_our_ids_and_model_prefixes_go() {
-        assert_eq!(provider_id("bedrock"), "aws-bedrock");
-        assert_eq!(provider_id("azure"), "azure-openai");
-        assert_eq!(provider_id("vertex_ai"), "vertex-ai");
-        assert_eq!(provider_id("OpenAI"), "openai");
-        assert_eq!(provider_id("anthropic"), "anthropic");
-        assert_eq!(provider_id("together_ai"), "together-ai");
+        assert_eq!(provider_id(Source::Litellm, "bedrock"), "aws-bedrock");
+        assert_eq!(provider_id(Source::Litellm, "azure"), "azure-openai");
+        assert_eq!(provider_id(Source::Litellm, "vertex_ai"), "vertex-ai");
+        assert_eq!(provider_id(Source::Litellm, "OpenAI"), "openai");
+        assert_eq!(provider_id(Source::Litellm, "anthropic"), "anthropic");
+        assert_eq!(provider_id(Source::Litellm, "together_ai"), "together-ai");
         let prefixed = row("10", "{}", "False,[],support,success").replace(
             ",claude-3-5-sonnet-20241022,claude-sonnet,anthropic,",
             ",bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0,sonnet,,",

@@ -14,6 +14,7 @@ pub mod litellm;
 pub mod openai;
 pub mod otel;
 mod pages;
+mod provider;
 pub mod quarantine;
 pub mod requests;
 pub mod time;
