@@ -197,18 +197,13 @@ pub(super) fn bill_format_among<K: Copy>(
     // Provider API pages (one, an array, or one per line), whatever the
     // extension says, before the one-document fingerprint.
     if let Some(text) = text {
-        let names = page_keys(text);
-        let seen = Seen {
-            names: &names,
-            text,
-        };
-        if let Some(format) = first_match(formats, Over::Pages, &seen) {
+        if let Some(format) = first_match(formats, Over::Pages, &Seen::pages(text)) {
             return Ok(format);
         }
     }
     let (names, text) = fingerprint(ctx, url, file_format, text)?;
     let seen = Seen {
-        names: &names,
+        names: Names::Given(&names),
         text: &text,
     };
     if let Some(format) = first_match(formats, Over::Names, &seen) {
@@ -262,14 +257,35 @@ pub(super) struct Rule {
 /// What detection has seen of a file: names (column names or JSON keys)
 /// and, for JSON, its text.
 pub(super) struct Seen<'a> {
-    names: &'a [String],
+    names: Names<'a>,
     text: &'a str,
 }
 
-impl Seen<'_> {
+enum Names<'a> {
+    Given(&'a [String]),
+    /// A text's [`page_keys`], parsed when a rule first asks: most pages
+    /// are told by a marker in their text, before any is parsed.
+    PageKeys(std::cell::OnceCell<Vec<String>>),
+}
+
+impl<'a> Seen<'a> {
+    fn pages(text: &'a str) -> Seen<'a> {
+        Seen {
+            names: Names::PageKeys(std::cell::OnceCell::new()),
+            text,
+        }
+    }
+
+    fn names(&self) -> &[String] {
+        match &self.names {
+            Names::Given(names) => names,
+            Names::PageKeys(keys) => keys.get_or_init(|| page_keys(self.text)),
+        }
+    }
+
     /// Every one of `wanted` is among the names.
     pub(super) fn has(&self, wanted: &[&str]) -> bool {
-        has(self.names, wanted)
+        has(self.names(), wanted)
     }
 
     /// The text holds `s` (JSON only; a table's text is empty).
@@ -313,12 +329,7 @@ fn page_keys(text: &str) -> Vec<String> {
 /// Which provider API bill a JSON text is, by the rules [`Over::Pages`].
 #[cfg(test)]
 fn json_bill_format(text: &str) -> Option<BillingFormat> {
-    let names = page_keys(text);
-    let seen = Seen {
-        names: &names,
-        text,
-    };
-    first_match(&BILL_FORMATS, Over::Pages, &seen)
+    first_match(&BILL_FORMATS, Over::Pages, &Seen::pages(text))
 }
 
 /// A cloud's own cost export that people hand over instead of FOCUS, by
