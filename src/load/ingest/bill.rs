@@ -158,3 +158,85 @@ pub(crate) fn bill_fields<'a>(
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::ingest::ChargeCategory;
+
+    fn line(day: NaiveDate, cost: &str) -> BilledLine {
+        BilledLine {
+            provider: "openai".into(),
+            scope: String::new(),
+            day,
+            model: None,
+            model_raw: None,
+            usage_type: None,
+            quantity: None,
+            cost: cost.parse().unwrap(),
+            currency: "USD".into(),
+            category: ChargeCategory::Usage,
+            correction: false,
+            description: None,
+            source: String::new(),
+            row: 0,
+        }
+    }
+
+    #[test]
+    fn every_row_is_counted_and_each_kind_lands_in_its_place() {
+        let day = |d| NaiveDate::from_ymd_opt(2025, 3, d).unwrap();
+        let rows = [
+            (1, "line"),
+            (2, "blank"),
+            (3, "outside"),
+            (4, "other"),
+            (5, "bad"),
+            (7, "line"),
+        ];
+        let bill = bill_rows(
+            "memory://bill.csv",
+            rows,
+            |&kind| match kind {
+                "line" => Ok(Some(BillRow::Line(line(day(2), "1.5")))),
+                "blank" => Ok(None),
+                "outside" => Ok(Some(BillRow::Outside(day(31)))),
+                "other" => Ok(Some(BillRow::OtherService("0.25".parse().unwrap()))),
+                _ => Err(RowError::missing("cost")),
+            },
+            |&kind| bill_fields(None, [("kind", Some(kind))]),
+        );
+        assert_eq!(bill.rows_read, 6);
+        let stamped: Vec<(&str, u64)> = bill
+            .lines
+            .iter()
+            .map(|l| (l.source.as_str(), l.row))
+            .collect();
+        assert_eq!(
+            stamped,
+            [("memory://bill.csv", 1), ("memory://bill.csv", 7)]
+        );
+        assert_eq!(bill.outside_period, 1);
+        assert_eq!(bill.outside_days, Some((day(31), day(31))));
+        assert_eq!(bill.other_services.rows, 1);
+        let q = &bill.quarantine[..];
+        assert_eq!(q.len(), 1);
+        assert_eq!(
+            (q[0].row, q[0].column.as_str(), q[0].reason.as_str()),
+            (5, "cost", "missing `cost`")
+        );
+        assert_eq!(q[0].field(quarantine::RECORD), r#"{"kind":"bad"}"#);
+    }
+
+    #[test]
+    fn another_currency_is_set_aside_until_rates_are_configured() {
+        assert_eq!(check_currency("currency", "usd", "USD"), Ok(()));
+        assert_eq!(
+            check_currency("currency", "EUR", "USD"),
+            Err(RowError::new(
+                "currency",
+                "billed in `EUR`, but invoices are in `USD`; no exchange rate is configured"
+            ))
+        );
+    }
+}
