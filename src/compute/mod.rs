@@ -8,6 +8,7 @@ pub mod budget;
 pub mod chargeback;
 pub mod invoice;
 pub mod reconcile;
+pub mod refine;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +18,7 @@ use crate::config::Policy;
 use crate::load::Inputs;
 use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::{
-    Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, truncated_pages, usage_report,
+    Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, truncated_pages,
 };
 use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
@@ -126,7 +127,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         ));
     }
     // Cost lines without model or quantity, cut by the provider's usage.
-    let lines = usage_report::refine(lines, &reported_usage, catalog);
+    let lines = refine::refine(lines, &reported_usage, catalog);
 
     let tol = Tolerances {
         min_coverage: policy.reconciliation.min_coverage,

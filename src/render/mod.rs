@@ -15,11 +15,10 @@ use crate::compute::invoice::{Invoice, ledger_csv};
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
 use crate::error::Result;
-use crate::load::ingest::QuarantinedRow;
+use crate::load::ingest::quarantine_csv;
 use crate::progress::Progress;
 use crate::publish::Outputs;
 use crate::schema;
-use crate::table::csv_bytes;
 use html::HtmlRenderer;
 use pdf::PdfRenderer;
 use templates::Templates;
@@ -136,27 +135,4 @@ fn add_quarantine(outputs: &mut Outputs, q: &Quarantine<'_>) {
             outputs.add(path, quarantine_csv(rows, fields));
         }
     }
-}
-
-/// Where each row came from and why, then the row's `fields` as read.
-fn quarantine_csv(rows: &[&QuarantinedRow], fields: &[&str]) -> Vec<u8> {
-    let header: Vec<&str> = schema::quarantine::LOCATION
-        .iter()
-        .chain(fields)
-        .copied()
-        .collect();
-    csv_bytes(
-        header,
-        rows.iter().map(|q| {
-            [
-                q.source.clone(),
-                q.row.to_string(),
-                q.column.clone(),
-                q.reason.clone(),
-            ]
-            .into_iter()
-            .chain(fields.iter().map(|f| q.field(f).to_string()))
-            .collect::<Vec<_>>()
-        }),
-    )
 }

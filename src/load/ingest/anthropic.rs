@@ -17,9 +17,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::openai::{CsvTable, quarantined, read_pages};
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+};
+use super::csv_table::CsvTable;
+use super::detect::{Over, Rule};
+use super::pages::read_pages;
 use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
+use crate::config::BillingFormat;
 use crate::error::Result;
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
@@ -63,7 +69,39 @@ struct CostItem {
     token_type: Option<String>,
 }
 
-type RowError = (&'static str, String);
+/// Cost report pages carry `amount` in their results; pages without any
+/// result are told by their shape, unless their results count tokens
+/// (a usage report). Saved as one JSON document, by the same keys.
+pub(super) const COST_REPORT: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicCostReport,
+    rules: &[
+        Rule {
+            over: Over::Pages,
+            rank: 50,
+            test: |s| {
+                s.has(&["data", "starting_at", "results"])
+                    && (s.has(&["amount"]) || !s.has(&["uncached_input_tokens"]))
+            },
+        },
+        Rule {
+            over: Over::Names,
+            rank: 50,
+            test: |s| s.has(&["starting_at", "results", "amount"]),
+        },
+    ],
+    read: ReadBill::Text(report_from_text),
+};
+
+/// The console CSV is told by its day and dollar columns.
+pub(super) const COST_CSV: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicCostCsv,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 30,
+        test: |s| s.has(&["cost_usd", "usage_date_utc"]),
+    }],
+    read: ReadBill::Text(cost_csv_from_text),
+};
 
 pub(super) fn report_from_text(
     url: &str,
@@ -74,44 +112,32 @@ pub(super) fn report_from_text(
 ) -> Result<Bill> {
     let pages: Vec<ReportPage> =
         read_pages(url, text, "Anthropic cost report pages", REPORT_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for page in &pages {
-        for bucket in &page.data {
+    // Records are numbered across buckets and pages.
+    let items = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| {
             let day = time::utc_day(&bucket.starting_at);
-            for item in &bucket.results {
-                record += 1;
-                bill.rows_read += 1;
-                let line = match day {
-                    None => Err((
-                        "starting_at",
-                        format!(
-                            "`starting_at` is not an RFC 3339 time: `{}`",
-                            bucket.starting_at
-                        ),
-                    )),
-                    Some(day) if !period.contains(day) => {
-                        bill.note_outside(day);
-                        continue;
-                    }
-                    Some(day) => read_item(item, day, catalog, currency),
-                };
-                match line {
-                    Ok(mut line) => {
-                        line.source = url.to_string();
-                        line.row = record;
-                        bill.lines.push(line);
-                    }
-                    Err((column, reason)) => {
-                        let cost = item.amount.as_deref().map(RawValue::get);
-                        bill.quarantine
-                            .push(quarantined(url, record, column, reason, cost, item));
-                    }
-                }
-            }
-        }
-    }
-    Ok(bill)
+            bucket.results.iter().map(move |item| (bucket, day, item))
+        })
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        items,
+        |&(bucket, day, item)| match day {
+            None => Err(RowError::new(
+                "starting_at",
+                format!(
+                    "`starting_at` is not an RFC 3339 time: `{}`",
+                    bucket.starting_at
+                ),
+            )),
+            Some(day) if !period.contains(day) => Ok(Some(BillRow::Outside(day))),
+            Some(day) => read_item(item, day, catalog, currency).map(|l| Some(BillRow::Line(l))),
+        },
+        |&(_, _, item)| record_fields(item.amount.as_deref().map(RawValue::get), item),
+    ))
 }
 
 fn read_item(
@@ -125,29 +151,25 @@ fn read_item(
         .as_deref()
         .map(|r| r.get().trim())
         .filter(|t| *t != "null")
-        .ok_or(("amount", "missing `amount`".to_string()))?;
+        .ok_or_else(|| RowError::missing("amount"))?;
     let text = if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).map_err(|e| ("amount", e.to_string()))?
+        serde_json::from_str::<String>(raw).map_err(|e| RowError::new("amount", e.to_string()))?
     } else {
         raw.to_string()
     };
-    let cents = parse_amount(&text).map_err(|e| ("amount", format!("`amount`: {e}")))?;
-    let cost = cents_to_dollars(cents).ok_or((
-        "amount",
-        format!("`amount` `{text}` has too many decimal places"),
-    ))?;
+    let cents =
+        parse_amount(&text).map_err(|e| RowError::new("amount", format!("`amount`: {e}")))?;
+    let cost = cents_to_dollars(cents).ok_or_else(|| {
+        RowError::new(
+            "amount",
+            format!("`amount` `{text}` has too many decimal places"),
+        )
+    })?;
     let cur = item
         .currency
         .as_deref()
-        .ok_or(("currency", "missing `currency`".to_string()))?;
-    if !cur.eq_ignore_ascii_case(currency) {
-        return Err((
-            "currency",
-            format!(
-                "billed in `{cur}`, but invoices are in `{currency}`; no exchange rate is configured"
-            ),
-        ));
-    }
+        .ok_or_else(|| RowError::missing("currency"))?;
+    check_currency("currency", cur, currency)?;
     let tokens = item
         .cost_type
         .as_deref()
@@ -165,13 +187,15 @@ fn read_item(
         .or_else(|| described.as_ref().map(|d| d.0.clone()));
     let usage_type = match (tokens, item.token_type.as_deref()) {
         (false, _) => None,
-        (true, Some(t)) => Some(report_usage_type(t).ok_or((
-            "token_type",
-            format!(
-                "`token_type` is `{t}`, expected uncached_input_tokens, output_tokens, \
-                 cache_read_input_tokens or cache_creation.ephemeral_5m_input_tokens / _1h_"
-            ),
-        ))?),
+        (true, Some(t)) => Some(report_usage_type(t).ok_or_else(|| {
+            RowError::new(
+                "token_type",
+                format!(
+                    "`token_type` is `{t}`, expected uncached_input_tokens, output_tokens, \
+                     cache_read_input_tokens or cache_creation.ephemeral_5m_input_tokens / _1h_"
+                ),
+            )
+        })?),
         (true, None) => described.and_then(|d| d.1),
     };
     let model = model_raw
@@ -262,40 +286,25 @@ pub(super) fn cost_csv_from_text(
             CSV_HEADER,
         ));
     }
-    let mut bill = Bill::default();
-    for (row, record) in table.rows() {
-        bill.rows_read += 1;
-        let v = |c: &str| table.get(record, c);
-        let day = v("usage_date_utc").map(|d| (d, time::utc_day(d)));
-        let line = match day {
-            None => Err(("usage_date_utc", "missing `usage_date_utc`".to_string())),
-            Some((d, None)) => Err((
-                "usage_date_utc",
-                format!("`usage_date_utc` is not a date: `{d}`"),
-            )),
-            Some((_, Some(day))) if !period.contains(day) => {
-                bill.note_outside(day);
-                continue;
+    Ok(bill_rows(
+        url,
+        table.rows(),
+        |record| {
+            let v = |c: &str| table.get(record, c);
+            match v("usage_date_utc").map(|d| (d, time::utc_day(d))) {
+                None => Err(RowError::missing("usage_date_utc")),
+                Some((d, None)) => Err(RowError::new(
+                    "usage_date_utc",
+                    format!("`usage_date_utc` is not a date: `{d}`"),
+                )),
+                Some((_, Some(day))) if !period.contains(day) => Ok(Some(BillRow::Outside(day))),
+                Some((_, Some(day))) => {
+                    read_csv_row(&v, day, catalog, currency).map(|l| Some(BillRow::Line(l)))
+                }
             }
-            Some((_, Some(day))) => read_csv_row(&v, day, catalog, currency),
-        };
-        match line {
-            Ok(mut line) => {
-                line.source = url.to_string();
-                line.row = row;
-                bill.lines.push(line);
-            }
-            Err((column, reason)) => bill.quarantine.push(quarantined(
-                url,
-                row,
-                column,
-                reason,
-                v("cost_usd"),
-                &table.record(record),
-            )),
-        }
-    }
-    Ok(bill)
+        },
+        |record| record_fields(table.get(record, "cost_usd"), &table.record(record)),
+    ))
 }
 
 fn read_csv_row<'a>(
@@ -304,27 +313,23 @@ fn read_csv_row<'a>(
     catalog: &Catalog,
     currency: &str,
 ) -> std::result::Result<BilledLine, RowError> {
-    let text = v("cost_usd").ok_or(("cost_usd", "missing `cost_usd`".to_string()))?;
+    let text = v("cost_usd").ok_or_else(|| RowError::missing("cost_usd"))?;
     let cost = parse_amount(&without_thousands(text))
-        .map_err(|e| ("cost_usd", format!("`cost_usd`: {e}")))?;
-    if !currency.eq_ignore_ascii_case("USD") {
-        return Err((
-            "cost_usd",
-            format!(
-                "billed in `USD`, but invoices are in `{currency}`; no exchange rate is configured"
-            ),
-        ));
-    }
+        .map_err(|e| RowError::new("cost_usd", format!("`cost_usd`: {e}")))?;
+    // The console states dollars.
+    check_currency("cost_usd", "USD", currency)?;
     let tokens = v("cost_type")
         .is_none_or(|c| c.eq_ignore_ascii_case("token") || c.eq_ignore_ascii_case("tokens"));
     let usage_type = match (tokens, v("token_type")) {
-        (true, Some(t)) => Some(console_usage_type(t).ok_or((
-            "token_type",
-            format!(
-                "`token_type` is `{t}`, expected input_no_cache, output, input_cache_read, \
-                 input_cache_write_5m or input_cache_write_1h"
-            ),
-        ))?),
+        (true, Some(t)) => Some(console_usage_type(t).ok_or_else(|| {
+            RowError::new(
+                "token_type",
+                format!(
+                    "`token_type` is `{t}`, expected input_no_cache, output, input_cache_read, \
+                     input_cache_write_5m or input_cache_write_1h"
+                ),
+            )
+        })?),
         _ => None,
     };
     let model_raw = v("model").map(str::to_string);

@@ -2,7 +2,8 @@
 //! bucket of exports without saying which is which. The policy's `format`
 //! wins when given.
 
-use super::{first_line, scan};
+use super::bill::BillFormat;
+use super::{BILL_FORMATS, first_line, scan};
 use crate::config::{BillingFormat, FileFormat, RequestFormat};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -182,22 +183,31 @@ pub fn billing_format(
     file_format: Option<FileFormat>,
     text: Option<&str>,
 ) -> Result<BillingFormat> {
+    bill_format_among(&BILL_FORMATS, ctx, url, file_format, text)
+}
+
+/// Which of `formats` a bill file is, by their rules.
+pub(super) fn bill_format_among<K: Copy>(
+    formats: &[&BillFormat<K>],
+    ctx: &Context,
+    url: &str,
+    file_format: Option<FileFormat>,
+    text: Option<&str>,
+) -> Result<K> {
     // Provider API pages (one, an array, or one per line), whatever the
     // extension says, before the one-document fingerprint.
-    if let Some(format) = text.and_then(json_bill_format) {
-        return Ok(format);
+    if let Some(text) = text {
+        if let Some(format) = first_match(formats, Over::Pages, &Seen::pages(text)) {
+            return Ok(format);
+        }
     }
     let (names, text) = fingerprint(ctx, url, file_format, text)?;
-    if has(&names, &["BilledCost"]) {
-        Ok(BillingFormat::Focus)
-    } else if has(&names, &["amount_value", "line_item"]) {
-        Ok(BillingFormat::OpenaiCostCsv)
-    } else if has(&names, &["cost_usd", "usage_date_utc"]) {
-        Ok(BillingFormat::AnthropicCostCsv)
-    } else if text.contains("organization.costs.result") {
-        Ok(BillingFormat::OpenaiCosts)
-    } else if has(&names, &["starting_at", "results", "amount"]) {
-        Ok(BillingFormat::AnthropicCostReport)
+    let seen = Seen {
+        names: Names::Given(&names),
+        text: &text,
+    };
+    if let Some(format) = first_match(formats, Over::Names, &seen) {
+        Ok(format)
     } else if let Some((what, how)) = native_export(&names) {
         Err(Error::input(
             Location::file(url),
@@ -220,6 +230,106 @@ pub fn billing_format(
              in the policy",
         ))
     }
+}
+
+/// What a detection rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Over {
+    /// A JSON text read as API pages: the keys of its first values (none
+    /// when they are not JSON). Tried first, whatever the extension says.
+    Pages,
+    /// A file's column names, or the keys anywhere in one JSON document
+    /// (with its text).
+    Names,
+}
+
+/// One way a bill format is told from a file; it lives next to the
+/// format's loader. Rules are tried `Pages` first, then by `rank` (lower
+/// first; the registry's order among equal ranks): a rule that would also
+/// match a more specific format's file must rank after it.
+#[derive(Clone, Copy)]
+pub(super) struct Rule {
+    pub over: Over,
+    pub rank: u8,
+    pub test: fn(&Seen<'_>) -> bool,
+}
+
+/// What detection has seen of a file: names (column names or JSON keys)
+/// and, for JSON, its text.
+pub(super) struct Seen<'a> {
+    names: Names<'a>,
+    text: &'a str,
+}
+
+enum Names<'a> {
+    Given(&'a [String]),
+    /// A text's [`page_keys`], parsed when a rule first asks: most pages
+    /// are told by a marker in their text, before any is parsed.
+    PageKeys(std::cell::OnceCell<Vec<String>>),
+}
+
+impl<'a> Seen<'a> {
+    fn pages(text: &'a str) -> Seen<'a> {
+        Seen {
+            names: Names::PageKeys(std::cell::OnceCell::new()),
+            text,
+        }
+    }
+
+    fn names(&self) -> &[String] {
+        match &self.names {
+            Names::Given(names) => names,
+            Names::PageKeys(keys) => keys.get_or_init(|| page_keys(self.text)),
+        }
+    }
+
+    /// Every one of `wanted` is among the names.
+    pub(super) fn has(&self, wanted: &[&str]) -> bool {
+        has(self.names(), wanted)
+    }
+
+    /// The text holds `s` (JSON only; a table's text is empty).
+    pub(super) fn text_has(&self, s: &str) -> bool {
+        self.text.contains(s)
+    }
+}
+
+/// The format of the first rule over `over` that `seen` matches.
+fn first_match<K: Copy>(formats: &[&BillFormat<K>], over: Over, seen: &Seen<'_>) -> Option<K> {
+    let mut rules: Vec<(u8, usize, &Rule)> = formats
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.rules.iter().map(move |r| (r.rank, i, r)))
+        .filter(|(_, _, r)| r.over == over)
+        .collect();
+    rules.sort_by_key(|(rank, i, _)| (*rank, *i));
+    rules
+        .into_iter()
+        .find(|(_, _, r)| (r.test)(seen))
+        .map(|(_, i, _)| formats[i].format)
+}
+
+/// The keys (any depth) of the first values of a JSON text, as API pages
+/// are told by; none when one of them is not JSON.
+fn page_keys(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for v in serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .take(3)
+    {
+        match v {
+            Ok(v) => collect_keys(&v, &mut names, 0),
+            Err(_) => return Vec::new(),
+        }
+    }
+    names
+}
+
+/// Which provider API bill a JSON text is, by the rules [`Over::Pages`].
+#[cfg(test)]
+fn json_bill_format(text: &str) -> Option<BillingFormat> {
+    first_match(&BILL_FORMATS, Over::Pages, &Seen::pages(text))
 }
 
 /// A cloud's own cost export that people hand over instead of FOCUS, by
@@ -252,45 +362,6 @@ fn native_export(names: &[String]) -> Option<(&'static str, &'static str)> {
     }
 }
 
-/// Which provider API bill a JSON text is: OpenAI costs pages (also when
-/// every bucket is empty) or an Anthropic cost report (not its usage report).
-fn json_bill_format(text: &str) -> Option<BillingFormat> {
-    if text.contains("organization.costs.result") {
-        return Some(BillingFormat::OpenaiCosts);
-    }
-    if text.contains("organization.usage.completions.result")
-        || text.contains("organization.usage.embeddings.result")
-    {
-        return Some(BillingFormat::OpenaiUsage);
-    }
-    let mut names = Vec::new();
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for v in serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_json::Value>()
-        .take(3)
-    {
-        collect_keys(&v.ok()?, &mut names, 0);
-    }
-    if has(
-        &names,
-        &["data", "starting_at", "results", "uncached_input_tokens"],
-    ) && !has(&names, &["amount"])
-    {
-        return Some(BillingFormat::AnthropicUsageReport);
-    }
-    if has(&names, &["data", "start_time", "end_time", "results"])
-        && !text.contains("organization.usage.")
-    {
-        Some(BillingFormat::OpenaiCosts)
-    } else if has(&names, &["data", "starting_at", "results"])
-        && (has(&names, &["amount"]) || !has(&names, &["uncached_input_tokens"]))
-    {
-        Some(BillingFormat::AnthropicCostReport)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +387,22 @@ mod tests {
             json_bill_format(cost),
             Some(BillingFormat::AnthropicCostReport)
         );
+    }
+
+    #[test]
+    fn every_billing_format_is_registered_once() {
+        for format in [
+            BillingFormat::Focus,
+            BillingFormat::OpenaiCosts,
+            BillingFormat::OpenaiCostCsv,
+            BillingFormat::AnthropicCostReport,
+            BillingFormat::AnthropicCostCsv,
+            BillingFormat::OpenaiUsage,
+            BillingFormat::AnthropicUsageReport,
+        ] {
+            let n = BILL_FORMATS.iter().filter(|f| f.format == format).count();
+            assert_eq!(n, 1, "{format:?}");
+        }
     }
 
     #[test]

@@ -11,17 +11,31 @@
 
 use polars::prelude::*;
 
-use super::{
-    Bill, BilledLine, ChargeCategory, QuarantinedRow, bill_fields, column_list, first_line,
-    is_null_text, scan, time,
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_fields, bill_rows, check_currency,
 };
+use super::detect::{Over, Rule};
+use super::provider::LLM_PROVIDERS;
+pub use super::provider::provider_of;
+use super::{Bill, BilledLine, ChargeCategory, column_list, first_line, is_null_text, scan, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::config::BillingSpec;
+use crate::config::{BillingFormat, BillingSpec};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
+
+/// A FOCUS export is told by its `BilledCost` column.
+pub(super) const FORMAT: BillFormat = BillFormat {
+    format: BillingFormat::Focus,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 10,
+        test: |s| s.has(&[BILLED_COST]),
+    }],
+    read: ReadBill::Object(load_focus),
+};
 
 pub fn load_focus(
     ctx: &Context,
@@ -124,53 +138,44 @@ pub fn load_focus(
             .expect("selected as text")
     };
     let cols: Vec<StringChunked> = wanted.iter().map(|c| get(c)).collect();
-    let mut bill = Bill::default();
-    for i in 0..df.height() {
-        let row = (i + 1) as u64;
-        let v = |c: &str| -> Option<&str> {
-            let k = wanted.iter().position(|w| *w == c).expect("wanted column");
-            cols[k].get(i).map(str::trim).filter(|s| !is_null_text(s))
-        };
-        bill.rows_read += 1;
-        // A row of another month is counted, not read further: its values
-        // are that month's business. A correction of an earlier month is
-        // invoiced in the billing period it appears in, not the one it
-        // corrects.
-        let correction = v(CHARGE_CLASS).is_some_and(|c| c.eq_ignore_ascii_case("correction"));
-        let invoiced = match v(BILLING_PERIOD_START).and_then(charge_day) {
-            Some(billing) if correction => Some(billing),
-            _ => v(CHARGE_PERIOD_START).and_then(charge_day),
-        };
-        if let Some(day) = invoiced.filter(|d| !period.contains(*d)) {
-            bill.note_outside(day);
-            continue;
-        }
-        match read_row(&v, spec, catalog, currency) {
-            Ok(mut line) => {
-                if !is_llm_service(&v, &line, spec, catalog) {
-                    bill.other_services.rows += 1;
-                    bill.other_services.cost += line.cost;
-                    continue;
-                }
-                line.source = url.to_string();
-                line.row = row;
-                bill.lines.push(line);
+    let cell = |i: usize, c: &str| -> Option<&str> {
+        let k = wanted.iter().position(|w| *w == c).expect("wanted column");
+        cols[k].get(i).map(str::trim).filter(|s| !is_null_text(s))
+    };
+    Ok(bill_rows(
+        url,
+        (0..df.height()).map(|i| ((i + 1) as u64, i)),
+        |&i| {
+            let v = |c: &str| cell(i, c);
+            // A row of another month is counted, not read further: its values
+            // are that month's business. A correction of an earlier month is
+            // invoiced in the billing period it appears in, not the one it
+            // corrects.
+            let correction = v(CHARGE_CLASS).is_some_and(|c| c.eq_ignore_ascii_case("correction"));
+            let invoiced = match v(BILLING_PERIOD_START).and_then(charge_day) {
+                Some(billing) if correction => Some(billing),
+                _ => v(CHARGE_PERIOD_START).and_then(charge_day),
+            };
+            if let Some(day) = invoiced.filter(|d| !period.contains(*d)) {
+                return Ok(Some(BillRow::Outside(day)));
             }
-            Err((column, reason)) => bill.quarantine.push(
-                QuarantinedRow::invalid(url, row, column, reason).with_fields(bill_fields(
-                    v(BILLED_COST),
-                    wanted
-                        .iter()
-                        .filter(|c| schema.contains(c))
-                        .map(|&c| (c, v(c))),
-                )),
-            ),
-        }
-    }
-    Ok(bill)
+            let line = read_row(&v, spec, catalog, currency)?;
+            if !is_llm_service(&v, &line, spec, catalog) {
+                return Ok(Some(BillRow::OtherService(line.cost)));
+            }
+            Ok(Some(BillRow::Line(line)))
+        },
+        |&i| {
+            bill_fields(
+                cell(i, BILLED_COST),
+                wanted
+                    .iter()
+                    .filter(|c| schema.contains(c))
+                    .map(|&c| (c, cell(i, c))),
+            )
+        },
+    ))
 }
-
-type RowError = (&'static str, String);
 
 /// Whether a FOCUS row is LLM spend: the policy's `exclude_services` never
 /// are, its `include_services` always are; else an AI service
@@ -194,50 +199,33 @@ fn is_llm_service<'a>(
         || line.model.is_some()
 }
 
-/// The provider ids [`provider_of`] gives LLM services.
-const LLM_PROVIDERS: [&str; 5] = [
-    "aws-bedrock",
-    "azure-openai",
-    "vertex-ai",
-    "openai",
-    "anthropic",
-];
-
 fn read_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
     spec: &BillingSpec,
     catalog: &Catalog,
     currency: &str,
 ) -> std::result::Result<BilledLine, RowError> {
-    let cost_text = v(BILLED_COST).ok_or((BILLED_COST, format!("missing `{BILLED_COST}`")))?;
-    let cost =
-        parse_amount(cost_text).map_err(|e| (BILLED_COST, format!("`{BILLED_COST}`: {e}")))?;
-    let cur =
-        v(BILLING_CURRENCY).ok_or((BILLING_CURRENCY, format!("missing `{BILLING_CURRENCY}`")))?;
-    if !cur.eq_ignore_ascii_case(currency) {
-        return Err((
-            BILLING_CURRENCY,
+    let cost_text = v(BILLED_COST).ok_or_else(|| RowError::missing(BILLED_COST))?;
+    let cost = parse_amount(cost_text)
+        .map_err(|e| RowError::new(BILLED_COST, format!("`{BILLED_COST}`: {e}")))?;
+    let cur = v(BILLING_CURRENCY).ok_or_else(|| RowError::missing(BILLING_CURRENCY))?;
+    check_currency(BILLING_CURRENCY, cur, currency)?;
+    let start = v(CHARGE_PERIOD_START).ok_or_else(|| RowError::missing(CHARGE_PERIOD_START))?;
+    let day = charge_day(start).ok_or_else(|| {
+        RowError::new(
+            CHARGE_PERIOD_START,
+            format!("`{CHARGE_PERIOD_START}` is not an ISO 8601 time: `{start}`"),
+        )
+    })?;
+    let cat_text = v(CHARGE_CATEGORY).ok_or_else(|| RowError::missing(CHARGE_CATEGORY))?;
+    let category = ChargeCategory::parse(cat_text).ok_or_else(|| {
+        RowError::new(
+            CHARGE_CATEGORY,
             format!(
-                "billed in `{cur}`, but invoices are in `{currency}`; no exchange rate is configured"
+                "`{CHARGE_CATEGORY}` is `{cat_text}`, expected Usage, Credit, Tax, Adjustment or Purchase"
             ),
-        ));
-    }
-    let start = v(CHARGE_PERIOD_START).ok_or((
-        CHARGE_PERIOD_START,
-        format!("missing `{CHARGE_PERIOD_START}`"),
-    ))?;
-    let day = charge_day(start).ok_or((
-        CHARGE_PERIOD_START,
-        format!("`{CHARGE_PERIOD_START}` is not an ISO 8601 time: `{start}`"),
-    ))?;
-    let cat_text =
-        v(CHARGE_CATEGORY).ok_or((CHARGE_CATEGORY, format!("missing `{CHARGE_CATEGORY}`")))?;
-    let category = ChargeCategory::parse(cat_text).ok_or((
-        CHARGE_CATEGORY,
-        format!(
-            "`{CHARGE_CATEGORY}` is `{cat_text}`, expected Usage, Credit, Tax, Adjustment or Purchase"
-        ),
-    ))?;
+        )
+    })?;
     let correction = v(CHARGE_CLASS).is_some_and(|c| c.eq_ignore_ascii_case("correction"));
     let product = [X_SKU_METER_CATEGORY, X_SKU_METER_SUBCATEGORY]
         .iter()
@@ -280,7 +268,7 @@ fn read_row<'a>(
                 // AWS writes its own usage type here (`USE1-Guardrail-…`):
                 // a charge that is not per token, not a typo of ours.
                 Some(t) if category == ChargeCategory::Usage && !is_provider_usage_type(t) => {
-                    return Err((
+                    return Err(RowError::new(
                         X_USAGE_TYPE,
                         format!(
                             "`{X_USAGE_TYPE}` is `{t}`: neither a token class (input, cached_input, cache_write, output, other) nor a usage type we can read"
@@ -325,7 +313,9 @@ fn token_quantity<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
     token_line: bool,
 ) -> std::result::Result<Option<Decimal>, RowError> {
-    let parse = |c: &'static str, t: &str| parse_amount(t).map_err(|e| (c, format!("`{c}`: {e}")));
+    let parse = |c: &'static str, t: &str| {
+        parse_amount(t).map_err(|e| RowError::new(c, format!("`{c}`: {e}")))
+    };
     if let Some(q) = v(CONSUMED_QUANTITY) {
         let unit = v(CONSUMED_UNIT).unwrap_or("tokens");
         let per = tokens_per_unit(unit).or_else(|| token_line.then(|| count_unit(unit)).flatten());
@@ -545,33 +535,6 @@ pub fn tag_value(tags: &str, key: &str) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Null => None,
         other => Some(other.to_string()),
-    }
-}
-
-/// Our provider id for a FOCUS row (DESIGN §3.1 ids). `product` is what
-/// else the row says of its product: Microsoft bills Azure OpenAI as
-/// service `Azure AI Services`, meter category `Cognitive Services`,
-/// subcategory `Azure OpenAI`.
-pub fn provider_of(provider_name: &str, service: &str, publisher: &str, product: &str) -> String {
-    let p = provider_name.to_ascii_lowercase();
-    let s = service.to_ascii_lowercase();
-    let all = format!(
-        "{p} {s} {} {}",
-        publisher.to_ascii_lowercase(),
-        product.to_ascii_lowercase()
-    );
-    if s.contains("bedrock") {
-        "aws-bedrock".into()
-    } else if (p.contains("microsoft") || p.contains("azure")) && all.contains("openai") {
-        "azure-openai".into()
-    } else if p.contains("google") && (s.contains("vertex") || s.contains("gemini")) {
-        "vertex-ai".into()
-    } else if p.contains("openai") {
-        "openai".into()
-    } else if p.contains("anthropic") {
-        "anthropic".into()
-    } else {
-        p.split_whitespace().collect::<Vec<_>>().join("-")
     }
 }
 

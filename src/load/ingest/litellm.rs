@@ -35,10 +35,11 @@
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
+use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
+use super::provider::{Source, provider_id};
 use crate::config::{FileFormat, LitellmOptions, LitellmTeam};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
-use crate::schema::request::*;
 
 /// The export's field names, and its rows as JSON objects.
 type Rows = (Vec<String>, Vec<Map<String, Value>>);
@@ -196,21 +197,6 @@ fn into_row(v: Value) -> Map<String, Value> {
     }
 }
 
-pub(crate) fn not_json(url: &str, e: &serde_json::Error) -> Error {
-    let text = e.to_string();
-    let message = text
-        .rsplit_once(" at line ")
-        .map_or(text.as_str(), |(m, _)| m);
-    Error::input(
-        Location {
-            uri: url.to_string(),
-            row: Some(e.line() as u64),
-            column: Some(e.column().to_string()),
-        },
-        format!("not valid JSON: {message}"),
-    )
-}
-
 fn check_fields(url: &str, fields: &[String]) -> Result<()> {
     let has = |f: &str| fields.iter().any(|x| x == f);
     let mut missing: Vec<&str> = REQUIRED.iter().copied().filter(|f| !has(f)).collect();
@@ -239,18 +225,6 @@ fn check_fields(url: &str, fields: &[String]) -> Result<()> {
     ))
 }
 
-/// `a`, `b` and 3 more.
-pub(crate) fn backticked<'a>(names: impl Iterator<Item = &'a str>, max: usize) -> String {
-    let names: Vec<&str> = names.collect();
-    let shown: Vec<String> = names.iter().take(max).map(|n| format!("`{n}`")).collect();
-    let more = names.len().saturating_sub(max);
-    if more > 0 {
-        format!("{} and {more} more", shown.join(", "))
-    } else {
-        shown.join(", ")
-    }
-}
-
 /// One SpendLogs row in canonical form.
 fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
     let get = |k: &str| row.get(k).filter(|v| !is_blank(v));
@@ -276,7 +250,9 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         }
         _ => (None, raw_model),
     };
-    let provider = raw_provider.or(prefix).map(|p| provider_id(&p));
+    let provider = raw_provider
+        .or(prefix)
+        .map(|p| provider_id(Source::Litellm, &p));
     let model = model
         .filter(|m| !m.trim().is_empty())
         .or_else(|| get("model_group").and_then(text));
@@ -370,20 +346,6 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
     }
 }
 
-/// LiteLLM's provider id as ours.
-fn provider_id(litellm: &str) -> String {
-    let id = litellm.trim().to_ascii_lowercase();
-    match id.as_str() {
-        "openai" | "text-completion-openai" => "openai".into(),
-        "anthropic" | "anthropic_text" => "anthropic".into(),
-        "bedrock" => "aws-bedrock".into(),
-        "azure" | "azure_text" => "azure-openai".into(),
-        "vertex_ai" | "vertex_ai_beta" | "gemini" => "vertex-ai".into(),
-        "mistral" => "mistral-ai".into(),
-        _ => id.replace('_', "-"),
-    }
-}
-
 /// The value of the tag `<name>:<value>` in a JSON array of tags (or its
 /// text, as in a CSV cell).
 fn tag_value(tags: &Value, name: &str) -> Option<String> {
@@ -410,142 +372,10 @@ fn is_blank(v: &Value) -> bool {
     }
 }
 
-/// A value as the text the canonical checks read.
-pub(crate) fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A token count as found: a whole number we can subtract with, or text
-/// passed on as it is, for the canonical checks to refuse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Count {
-    Absent,
-    Int(i128),
-    Raw(String),
-}
-
-impl Count {
-    pub(crate) fn of(v: Option<&Value>) -> Count {
-        match v {
-            None | Some(Value::Null) => Count::Absent,
-            Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => Count::Int(i128::from(u)),
-                (_, Some(i)) => Count::Int(i128::from(i)),
-                _ => Count::Raw(n.to_string()),
-            },
-            Some(Value::String(s)) => {
-                let t = s.trim();
-                let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-                if t.is_empty() {
-                    Count::Absent
-                } else if !digits.is_empty()
-                    && digits.len() <= 30
-                    && digits.bytes().all(|b| b.is_ascii_digit())
-                {
-                    t.parse().map_or_else(|_| Count::Raw(s.clone()), Count::Int)
-                } else {
-                    Count::Raw(s.clone())
-                }
-            }
-            Some(other) => Count::Raw(other.to_string()),
-        }
-    }
-
-    /// A count fit to subtract: absent is 0; text or a negative is not.
-    pub(crate) fn known(&self) -> Option<i128> {
-        match self {
-            Count::Absent => Some(0),
-            Count::Int(i) if *i >= 0 => Some(*i),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn text(&self) -> Option<String> {
-        match self {
-            Count::Absent => None,
-            Count::Int(i) => Some(i.to_string()),
-            Count::Raw(s) => Some(s.clone()),
-        }
-    }
-}
-
-/// One request in canonical form, every value as text (`None`: absent).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CanonicalRow {
-    pub request_id: Option<String>,
-    pub timestamp: Option<String>,
-    pub provider: Option<String>,
-    pub model: Option<String>,
-    pub billing_scope: Option<String>,
-    pub team: Option<String>,
-    pub use_case: Option<String>,
-    pub input_tokens: Option<String>,
-    pub cached_input_tokens: Option<String>,
-    pub cache_write_tokens: Option<String>,
-    pub output_tokens: Option<String>,
-    pub status: Option<String>,
-    /// The line of the file the row comes from, when rows are not lines
-    /// one for one (spans skipped, many spans on a line).
-    pub line: Option<u64>,
-}
-
-/// The column holding [`CanonicalRow::line`], when a source has one.
-pub(crate) const SOURCE_LINE: &str = "__line";
-
-/// Canonical rows in file order, gathered into a frame of text columns.
-/// Shared by the gateway adapters (LiteLLM, OpenTelemetry).
-#[derive(Debug, Default)]
-pub(crate) struct CanonicalRows {
-    rows: Vec<CanonicalRow>,
-}
-
-impl CanonicalRows {
-    pub(crate) fn push(&mut self, row: CanonicalRow) {
-        self.rows.push(row);
-    }
-
-    pub(crate) fn into_frame(self) -> DataFrame {
-        let rows = self.rows;
-        let column = |name: &str, f: fn(&CanonicalRow) -> &Option<String>| {
-            let values: Vec<Option<String>> = rows.iter().map(|r| f(r).clone()).collect();
-            Column::new(name.into(), values)
-        };
-        let mut frame = DataFrame::new(
-            rows.len(),
-            vec![
-                column(REQUEST_ID, |r| &r.request_id),
-                column(TIMESTAMP, |r| &r.timestamp),
-                column(PROVIDER, |r| &r.provider),
-                column(MODEL, |r| &r.model),
-                column(BILLING_SCOPE, |r| &r.billing_scope),
-                column(TEAM, |r| &r.team),
-                column(USE_CASE, |r| &r.use_case),
-                column(INPUT_TOKENS, |r| &r.input_tokens),
-                column(CACHED_INPUT_TOKENS, |r| &r.cached_input_tokens),
-                column(CACHE_WRITE_TOKENS, |r| &r.cache_write_tokens),
-                column(OUTPUT_TOKENS, |r| &r.output_tokens),
-                column(STATUS, |r| &r.status),
-            ],
-        )
-        .expect("columns of equal length");
-        if rows.iter().any(|r| r.line.is_some()) {
-            let lines: Vec<Option<u64>> = rows.iter().map(|r| r.line).collect();
-            frame
-                .with_column(Column::new(SOURCE_LINE.into(), lines))
-                .expect("a column of the frame's height");
-        }
-        frame
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::request::*;
 
     const HEADER: &str = "request_id,call_type,api_key,spend,total_tokens,prompt_tokens,completion_tokens,startTime,endTime,model,model_group,custom_llm_provider,metadata,cache_hit,request_tags,team_id,status";
 
@@ -729,12 +559,12 @@ mod tests {
 
     #[test]
     fn providers_map_to_our_ids_and_model_prefixes_go() {
-        assert_eq!(provider_id("bedrock"), "aws-bedrock");
-        assert_eq!(provider_id("azure"), "azure-openai");
-        assert_eq!(provider_id("vertex_ai"), "vertex-ai");
-        assert_eq!(provider_id("OpenAI"), "openai");
-        assert_eq!(provider_id("anthropic"), "anthropic");
-        assert_eq!(provider_id("together_ai"), "together-ai");
+        assert_eq!(provider_id(Source::Litellm, "bedrock"), "aws-bedrock");
+        assert_eq!(provider_id(Source::Litellm, "azure"), "azure-openai");
+        assert_eq!(provider_id(Source::Litellm, "vertex_ai"), "vertex-ai");
+        assert_eq!(provider_id(Source::Litellm, "OpenAI"), "openai");
+        assert_eq!(provider_id(Source::Litellm, "anthropic"), "anthropic");
+        assert_eq!(provider_id(Source::Litellm, "together_ai"), "together-ai");
         let prefixed = row("10", "{}", "False,[],support,success").replace(
             ",claude-3-5-sonnet-20241022,claude-sonnet,anthropic,",
             ",bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0,sonnet,,",

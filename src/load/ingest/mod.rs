@@ -3,18 +3,31 @@
 //! this module is canonical, typed and free of rows that failed a check.
 
 pub mod anthropic;
+mod bill;
+mod csv_table;
 pub mod detect;
+#[cfg(test)]
+mod example_format;
 pub mod focus;
+mod gateway_row;
 pub mod litellm;
 pub mod openai;
 pub mod otel;
+mod pages;
+mod provider;
+pub mod quarantine;
 pub mod requests;
 pub mod time;
 pub mod usage_report;
 
+pub use pages::PageLink;
+pub use quarantine::{QuarantineKind, QuarantinedRow, quarantine_csv};
+
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
+
+use bill::{BillFormat, ReadBill};
 
 use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec, FileFormat};
@@ -22,7 +35,6 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
 use crate::period::Period;
-use crate::schema::quarantine;
 
 /// Logged usage summed over requests that share every key: the unit the
 /// reconciliation matches bills against.
@@ -133,10 +145,10 @@ pub struct Bill {
     /// Rows of the period for other cloud services (a FOCUS export holds
     /// the whole cloud bill): counted and summed, never billed to a team.
     pub other_services: OtherServices,
-    /// The provider's own token counts (usage reports), for [`usage_report::refine`].
+    /// The provider's own token counts (usage reports), for [`crate::compute::refine`].
     pub usage: Vec<usage_report::ReportedUsage>,
     /// API pages and how they link to the next (JSON page formats only).
-    pub pages: Vec<openai::PageLink>,
+    pub pages: Vec<PageLink>,
 }
 
 /// Spend on services that are not LLM services, as found in a bill.
@@ -157,58 +169,6 @@ impl Bill {
     }
 }
 
-/// Why a row was set aside: which quarantine file it goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum QuarantineKind {
-    /// A later request row with a `request_id` already seen (dropped).
-    Duplicate,
-    /// A row that failed a check.
-    Invalid,
-}
-
-/// A row set aside, with why, and the row itself as read: so that it can
-/// be fixed and replayed when its source object is gone.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct QuarantinedRow {
-    pub source: String,
-    pub row: u64,
-    pub column: String,
-    pub reason: String,
-    pub kind: QuarantineKind,
-    /// The row's fields as text, by name: the canonical request columns for
-    /// request logs; for bills `cost` (the amount as written, when the row
-    /// has one) and `record` (the whole row as JSON).
-    pub fields: Vec<(&'static str, String)>,
-}
-
-impl QuarantinedRow {
-    /// A row that failed a check.
-    pub fn invalid(source: &str, row: u64, column: &str, reason: String) -> QuarantinedRow {
-        QuarantinedRow {
-            source: source.to_string(),
-            row,
-            column: column.to_string(),
-            reason,
-            kind: QuarantineKind::Invalid,
-            fields: Vec::new(),
-        }
-    }
-
-    pub fn with_fields(mut self, fields: Vec<(&'static str, String)>) -> QuarantinedRow {
-        self.fields = fields;
-        self
-    }
-
-    /// The field `name` as read, or empty.
-    pub fn field(&self, name: &str) -> &str {
-        self.fields
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
 /// How CSV writers spell a missing value besides an empty cell: SQL
 /// engines' `NULL` (DuckDB, Spark, psql), `null`, and Python's `None`
 /// (pandas, LiteLLM). One rule for every text input.
@@ -218,25 +178,6 @@ pub const NULL_SPELLINGS: [&str; 3] = ["NULL", "null", "None"];
 pub fn is_null_text(cell: &str) -> bool {
     let t = cell.trim();
     t.is_empty() || NULL_SPELLINGS.contains(&t)
-}
-
-/// What a quarantined bill row keeps of itself: its amount as written and
-/// its fields as one JSON object (absent fields left out).
-pub(crate) fn bill_fields<'a>(
-    cost: Option<&str>,
-    record: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
-) -> Vec<(&'static str, String)> {
-    let map: serde_json::Map<String, serde_json::Value> = record
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_string(), serde_json::Value::from(v))))
-        .collect();
-    vec![
-        (quarantine::COST, cost.unwrap_or_default().to_string()),
-        (
-            quarantine::RECORD,
-            serde_json::Value::Object(map).to_string(),
-        ),
-    ]
 }
 
 /// Opens one object as a lazy frame in its format. CSV columns all come in
@@ -355,6 +296,18 @@ pub fn load_bill(
     crate::error::reading(url, || read_bill(ctx, url, spec, catalog, period, currency))
 }
 
+/// Every bill format, each declared in its adapter. Detection tries their
+/// rules by rank ([`detect::Rule`]); ties go by this order.
+const BILL_FORMATS: [&BillFormat; 7] = [
+    &focus::FORMAT,
+    &openai::COST_CSV,
+    &anthropic::COST_CSV,
+    &openai::COSTS,
+    &anthropic::COST_REPORT,
+    &usage_report::OPENAI,
+    &usage_report::ANTHROPIC,
+];
+
 fn read_bill(
     ctx: &Context,
     url: &str,
@@ -372,37 +325,24 @@ fn read_bill(
         Some(f) => f,
         None => detect::billing_format(ctx, url, spec.file_format, text.as_deref())?,
     };
-    if format == BillingFormat::Focus {
-        return Ok((
-            format,
-            focus::load_focus(ctx, url, spec, catalog, period, currency)?,
-        ));
-    }
+    let read = BILL_FORMATS
+        .iter()
+        .find(|f| f.format == format)
+        .map(|f| f.read)
+        .expect("every billing format is in BILL_FORMATS");
+    let read = match read {
+        ReadBill::Object(read) => {
+            return Ok((format, read(ctx, url, spec, catalog, period, currency)?));
+        }
+        ReadBill::Text(read) => read,
+    };
     let text = match text.take() {
         Some(t) => t,
         None => ctx.store.read_text(url)?,
     };
-    let mut bill = match format {
-        BillingFormat::Focus => unreachable!("read above"),
-        BillingFormat::OpenaiCosts => {
-            openai::costs_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::OpenaiCostCsv => {
-            openai::cost_csv_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::AnthropicCostReport => {
-            anthropic::report_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::AnthropicCostCsv => {
-            anthropic::cost_csv_from_text(url, &text, catalog, period, currency)
-        }
-        BillingFormat::OpenaiUsage => usage_report::openai_from_text(url, &text, catalog, period),
-        BillingFormat::AnthropicUsageReport => {
-            usage_report::anthropic_from_text(url, &text, catalog, period)
-        }
-    }?;
+    let mut bill = read(url, &text, catalog, period, currency)?;
     if format.is_api_pages() {
-        bill.pages = openai::page_links(&text);
+        bill.pages = pages::page_links(&text);
     }
     Ok((format, bill))
 }
@@ -410,9 +350,7 @@ fn read_bill(
 /// API pages that say more follow (`has_more`) while no page among `pages`
 /// (every file of one format, with its URL) starts where they end: money
 /// the inputs do not hold. Each as (URL, page).
-pub fn truncated_pages<'a>(
-    pages: &[(&'a str, &'a openai::PageLink)],
-) -> Vec<(&'a str, &'a openai::PageLink)> {
+pub fn truncated_pages<'a>(pages: &[(&'a str, &'a PageLink)]) -> Vec<(&'a str, &'a PageLink)> {
     pages
         .iter()
         .filter(|(_, p)| p.has_more)

@@ -9,22 +9,25 @@
 //! not say stays `None`, and the reconciliation matches the line at the
 //! coarser grain. `amount.value` is a JSON number: its literal text is
 //! parsed as an exact decimal, never through a float.
-//!
-//! Also home of the small JSON-page and CSV readers the Anthropic adapter
-//! shares (`read_pages`, `CsvTable`).
 
 use chrono::{DateTime, NaiveDate};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::bill::{
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+};
+use super::csv_table::CsvTable;
+use super::detect::{Over, Rule};
 use super::focus::tokens_per_unit;
-use super::{Bill, BilledLine, ChargeCategory, QuarantinedRow, is_null_text, time};
+pub use super::pages::PageLink;
+use super::pages::read_pages;
+use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
-use crate::error::{Error, Location, Result};
+use crate::config::BillingFormat;
+use crate::error::Result;
 use crate::money::parse_amount;
 use crate::period::Period;
-use crate::schema::quarantine;
 
 /// Our provider id.
 pub const PROVIDER: &str = "openai";
@@ -82,6 +85,48 @@ struct CostsAmount {
     currency: Option<String>,
 }
 
+/// Costs results say what they are; a page whose buckets are all empty is
+/// told by its shape, unless it says it is a usage page. A costs page saved
+/// as one JSON document is told by the same marker among its keys.
+pub(super) const COSTS: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiCosts,
+    rules: &[
+        Rule {
+            over: Over::Pages,
+            rank: 10,
+            test: |s| s.text_has(COSTS_RESULT),
+        },
+        Rule {
+            over: Over::Pages,
+            rank: 40,
+            test: |s| {
+                s.has(&["data", "start_time", "end_time", "results"])
+                    && !s.text_has("organization.usage.")
+            },
+        },
+        Rule {
+            over: Over::Names,
+            rank: 40,
+            test: |s| s.text_has(COSTS_RESULT),
+        },
+    ],
+    read: ReadBill::Text(costs_from_text),
+};
+
+/// The dashboard CSV is told by its amount and line item columns.
+pub(super) const COST_CSV: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiCostCsv,
+    rules: &[Rule {
+        over: Over::Names,
+        rank: 20,
+        test: |s| s.has(&["amount_value", "line_item"]),
+    }],
+    read: ReadBill::Text(cost_csv_from_text),
+};
+
+/// What every costs result says it is.
+const COSTS_RESULT: &str = "organization.costs.result";
+
 pub(super) fn costs_from_text(
     url: &str,
     text: &str,
@@ -90,89 +135,90 @@ pub(super) fn costs_from_text(
     currency: &str,
 ) -> Result<Bill> {
     let pages: Vec<CostsPage> = read_pages(url, text, "OpenAI costs pages", COSTS_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for page in &pages {
-        for bucket in &page.data {
-            let day = unix_day(bucket.start_time);
-            for result in &bucket.results {
-                record += 1;
-                bill.rows_read += 1;
-                let quantity = match result.quantity.as_deref().map(json_number_text) {
-                    Some(Err(e)) => {
-                        bill.quarantine.push(quarantined(
-                            url,
-                            record,
-                            "quantity",
-                            e,
-                            result.cost_text(),
-                            result,
-                        ));
-                        continue;
-                    }
-                    Some(Ok(q)) => q,
-                    None => None,
-                };
-                let value = match result.amount.as_ref().and_then(|a| a.value.as_deref()) {
-                    Some(v) => match json_number_text(v) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            bill.quarantine.push(quarantined(
-                                url,
-                                record,
-                                "amount.value",
-                                e,
-                                result.cost_text(),
-                                result,
-                            ));
-                            continue;
-                        }
-                    },
-                    None => None,
-                };
-                let kind = result.object.as_deref();
-                if kind.is_some_and(|k| k != "organization.costs.result") {
-                    bill.quarantine.push(quarantined(
-                        url,
-                        record,
-                        "object",
-                        format!(
-                            "`{}` is not a costs result; expected `organization.costs.result`",
-                            kind.unwrap_or_default()
-                        ),
-                        result.cost_text(),
-                        result,
-                    ));
-                    continue;
-                }
-                let rec = CostRecord {
-                    day: day.ok_or_else(|| {
-                        (
-                            "start_time",
-                            format!("`{}` is not a unix time in seconds", bucket.start_time),
-                        )
-                    }),
-                    amount: value.as_deref(),
-                    currency: result.amount.as_ref().and_then(|a| a.currency.as_deref()),
-                    line_item: result.line_item.as_deref(),
-                    project_id: result.project_id.as_deref(),
-                    quantity: quantity.as_deref(),
-                    quantity_unit: result.quantity_unit.as_deref(),
-                };
-                push_record(
-                    &mut bill,
-                    &JSON_FIELDS,
-                    rec,
-                    url,
-                    record,
-                    catalog,
-                    period,
-                    currency,
-                );
-            }
+    // Records are numbered across buckets and pages.
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| page_result(bucket, r)))
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |r| {
+            let rec = r.record()?;
+            read_cost(&JSON_FIELDS, &rec, catalog, period, currency)
+        },
+        |r| match r.record() {
+            Ok(rec) => record_fields(rec.amount, &rec),
+            Err(_) => record_fields(r.result.cost_text(), r.result),
+        },
+    ))
+}
+
+/// One result of a costs page, with its bucket's start and its numbers'
+/// literal text (or why they are no numbers, or no costs result).
+struct PageResult<'a> {
+    start_time: i64,
+    day: Option<NaiveDate>,
+    result: &'a CostsResult,
+    /// `quantity` and `amount.value` as text.
+    numbers: std::result::Result<(Option<String>, Option<String>), RowError>,
+}
+
+fn page_result<'a>(bucket: &CostsBucket, result: &'a CostsResult) -> PageResult<'a> {
+    let numbers = (|| {
+        let quantity = match result.quantity.as_deref().map(json_number_text) {
+            Some(q) => q.map_err(|e| RowError::new("quantity", e))?,
+            None => None,
+        };
+        let value = match result.amount.as_ref().and_then(|a| a.value.as_deref()) {
+            Some(v) => json_number_text(v).map_err(|e| RowError::new("amount.value", e))?,
+            None => None,
+        };
+        let kind = result.object.as_deref();
+        if kind.is_some_and(|k| k != "organization.costs.result") {
+            return Err(RowError::new(
+                "object",
+                format!(
+                    "`{}` is not a costs result; expected `organization.costs.result`",
+                    kind.unwrap_or_default()
+                ),
+            ));
         }
+        Ok((quantity, value))
+    })();
+    PageResult {
+        start_time: bucket.start_time,
+        day: unix_day(bucket.start_time),
+        result,
+        numbers,
     }
-    Ok(bill)
+}
+
+impl PageResult<'_> {
+    /// The result as a cost record, once its numbers are read.
+    fn record(&self) -> std::result::Result<CostRecord<'_>, RowError> {
+        let (quantity, value) = self.numbers.as_ref().map_err(Clone::clone)?;
+        Ok(CostRecord {
+            day: self.day.ok_or_else(|| {
+                RowError::new(
+                    "start_time",
+                    format!("`{}` is not a unix time in seconds", self.start_time),
+                )
+            }),
+            amount: value.as_deref(),
+            currency: self
+                .result
+                .amount
+                .as_ref()
+                .and_then(|a| a.currency.as_deref()),
+            line_item: self.result.line_item.as_deref(),
+            project_id: self.result.project_id.as_deref(),
+            quantity: quantity.as_deref(),
+            quantity_unit: self.result.quantity_unit.as_deref(),
+        })
+    }
 }
 
 pub(super) fn cost_csv_from_text(
@@ -192,50 +238,49 @@ pub(super) fn cost_csv_from_text(
             CSV_HEADER,
         ));
     }
-    let mut bill = Bill::default();
-    for (row, record) in table.rows() {
-        bill.rows_read += 1;
-        let v = |c: &str| table.get(record, c);
-        // An empty bucket: a day with no spend, exported as a blank row.
-        let Some(amount) = v("amount_value") else {
-            continue;
-        };
-        let day = match (v("start_time_iso"), v("start_time")) {
-            (Some(iso), _) => time::utc_day(iso).ok_or_else(|| {
-                (
-                    "start_time_iso",
-                    format!("`start_time_iso` is not an ISO 8601 time: `{iso}`"),
-                )
-            }),
-            (None, Some(secs)) => secs.parse::<i64>().ok().and_then(unix_day).ok_or_else(|| {
-                (
-                    "start_time",
-                    format!("`start_time` is not a unix time in seconds: `{secs}`"),
-                )
-            }),
-            (None, None) => Err(("start_time_iso", "missing `start_time_iso`".to_string())),
-        };
-        let rec = CostRecord {
-            day,
-            amount: Some(amount),
-            currency: v("amount_currency"),
-            line_item: v("line_item"),
-            project_id: v("project_id"),
-            quantity: v("quantity"),
-            quantity_unit: v("quantity_unit"),
-        };
-        push_record(
-            &mut bill,
-            &CSV_FIELDS,
-            rec,
-            url,
-            row,
-            catalog,
-            period,
-            currency,
-        );
-    }
-    Ok(bill)
+    Ok(bill_rows(
+        url,
+        table.rows(),
+        |record| match csv_record(&table, record) {
+            // An empty bucket: a day with no spend, exported as a blank row.
+            None => Ok(None),
+            Some(rec) => read_cost(&CSV_FIELDS, &rec, catalog, period, currency),
+        },
+        // Only rows with an amount are read, so only they are set aside.
+        |record| {
+            csv_record(&table, record).map_or_else(Vec::new, |rec| record_fields(rec.amount, &rec))
+        },
+    ))
+}
+
+/// A dashboard CSV row as a cost record; `None` for a row without amount.
+fn csv_record<'r>(table: &CsvTable, record: &'r csv::StringRecord) -> Option<CostRecord<'r>> {
+    let v = |c: &str| table.get(record, c);
+    let amount = v("amount_value")?;
+    let day = match (v("start_time_iso"), v("start_time")) {
+        (Some(iso), _) => time::utc_day(iso).ok_or_else(|| {
+            RowError::new(
+                "start_time_iso",
+                format!("`start_time_iso` is not an ISO 8601 time: `{iso}`"),
+            )
+        }),
+        (None, Some(secs)) => secs.parse::<i64>().ok().and_then(unix_day).ok_or_else(|| {
+            RowError::new(
+                "start_time",
+                format!("`start_time` is not a unix time in seconds: `{secs}`"),
+            )
+        }),
+        (None, None) => Err(RowError::new("start_time_iso", "missing `start_time_iso`")),
+    };
+    Some(CostRecord {
+        day,
+        amount: Some(amount),
+        currency: v("amount_currency"),
+        line_item: v("line_item"),
+        project_id: v("project_id"),
+        quantity: v("quantity"),
+        quantity_unit: v("quantity_unit"),
+    })
 }
 
 /// Where each value comes from, for quarantine reasons.
@@ -270,37 +315,18 @@ struct CostRecord<'a> {
     quantity_unit: Option<&'a str>,
 }
 
-type RowError = (&'static str, String);
-
-#[allow(clippy::too_many_arguments)]
-fn push_record(
-    bill: &mut Bill,
+fn read_cost(
     fields: &Fields,
-    rec: CostRecord<'_>,
-    url: &str,
-    row: u64,
+    rec: &CostRecord<'_>,
     catalog: &Catalog,
     period: Period,
     currency: &str,
-) {
-    let line = rec.day.clone().and_then(|day| {
-        if !period.contains(day) {
-            return Ok(Err(day));
-        }
-        read_record(fields, &rec, day, catalog, currency).map(Ok)
-    });
-    match line {
-        Ok(Ok(mut line)) => {
-            line.source = url.to_string();
-            line.row = row;
-            bill.lines.push(line);
-        }
-        Ok(Err(day)) => bill.note_outside(day),
-        Err((column, reason)) => {
-            let q = quarantined(url, row, column, reason, rec.amount, &rec);
-            bill.quarantine.push(q);
-        }
+) -> std::result::Result<Option<BillRow>, RowError> {
+    let day = rec.day.clone()?;
+    if !period.contains(day) {
+        return Ok(Some(BillRow::Outside(day)));
     }
+    read_record(fields, rec, day, catalog, currency).map(|line| Some(BillRow::Line(line)))
 }
 
 fn read_record(
@@ -310,21 +336,11 @@ fn read_record(
     catalog: &Catalog,
     currency: &str,
 ) -> std::result::Result<BilledLine, RowError> {
-    let amount = rec
-        .amount
-        .ok_or((f.amount, format!("missing `{}`", f.amount)))?;
-    let cost = parse_amount(amount).map_err(|e| (f.amount, format!("`{}`: {e}", f.amount)))?;
-    let cur = rec
-        .currency
-        .ok_or((f.currency, format!("missing `{}`", f.currency)))?;
-    if !cur.eq_ignore_ascii_case(currency) {
-        return Err((
-            f.currency,
-            format!(
-                "billed in `{cur}`, but invoices are in `{currency}`; no exchange rate is configured"
-            ),
-        ));
-    }
+    let amount = rec.amount.ok_or_else(|| RowError::missing(f.amount))?;
+    let cost = parse_amount(amount)
+        .map_err(|e| RowError::new(f.amount, format!("`{}`: {e}", f.amount)))?;
+    let cur = rec.currency.ok_or_else(|| RowError::missing(f.currency))?;
+    check_currency(f.currency, cur, currency)?;
     let (model_raw, usage_type) = match rec.line_item {
         Some(item) => parse_line_item(catalog, item),
         None => (None, None),
@@ -336,7 +352,8 @@ fn read_record(
     let quantity = match rec.quantity {
         None => None,
         Some(q) => {
-            let q = parse_amount(q).map_err(|e| (f.quantity, format!("`{}`: {e}", f.quantity)))?;
+            let q = parse_amount(q)
+                .map_err(|e| RowError::new(f.quantity, format!("`{}`: {e}", f.quantity)))?;
             match rec.quantity_unit {
                 Some(unit) => tokens_per_unit(&unit.replace('_', " ")).map(|per| q * per),
                 // Older pages carry no unit: a token class says it is tokens.
@@ -440,270 +457,6 @@ fn json_number_text(raw: &RawValue) -> std::result::Result<Option<String>, Strin
         return Ok(Some(text.to_string()));
     }
     Err(format!("`{text}` is not a number"))
-}
-
-/// A quarantined API result or CSV row, kept whole: `record` is the
-/// result as parsed (or the CSV row's cells by column), `cost` its amount
-/// as written.
-pub(super) fn quarantined(
-    url: &str,
-    row: u64,
-    column: &str,
-    reason: String,
-    cost: Option<&str>,
-    record: &impl serde::Serialize,
-) -> QuarantinedRow {
-    let record = serde_json::to_string(record).unwrap_or_default();
-    QuarantinedRow::invalid(url, row, column, reason).with_fields(vec![
-        (quarantine::COST, cost.unwrap_or_default().to_string()),
-        (quarantine::RECORD, record),
-    ])
-}
-
-/// Reads API response pages: one page, a JSON array of pages, or pages one
-/// after another (JSON lines). `what` names the format and `shape` shows it
-/// in the error when the file is something else.
-pub(super) fn read_pages<T: DeserializeOwned>(
-    url: &str,
-    text: &str,
-    what: &str,
-    shape: &str,
-) -> Result<Vec<T>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let parsed: serde_json::Result<Vec<T>> = if text.trim_start().starts_with('[') {
-        serde_json::from_str(text)
-    } else {
-        serde_json::Deserializer::from_str(text)
-            .into_iter::<T>()
-            .collect()
-    };
-    let hint = format!(
-        "{what} look like {shape}: one page, an array of pages or one page per line; \
-         or set `format` in the policy"
-    );
-    match parsed {
-        Ok(pages) if pages.is_empty() => Err(Error::input(
-            Location::file(url),
-            format!("the file holds no {what}"),
-        )
-        .with_hint(hint)),
-        Ok(pages) => Ok(pages),
-        Err(e) => {
-            let at = Location {
-                uri: url.to_string(),
-                row: Some(e.line() as u64),
-                column: Some(e.column().to_string()),
-            };
-            if e.is_syntax() || e.is_eof() {
-                return Err(Error::input(at, format!("not valid JSON: {e}")).with_hint(hint));
-            }
-            Err(Error::input(
-                at,
-                format!("not {what}: {e}; found {}", json_keys_found(text)),
-            )
-            .with_hint(hint))
-        }
-    }
-}
-
-/// How one API page links to the next: OpenAI's and Anthropic's pages both
-/// say `has_more` and give a `next_page` cursor, and the next page's first
-/// bucket starts where this page's last bucket ends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageLink {
-    /// The page's place among the file's pages, from 1.
-    pub page: usize,
-    pub has_more: bool,
-    pub next_page: Option<String>,
-    /// The first bucket's start and the last bucket's end, as written
-    /// (unix seconds or RFC 3339).
-    pub first_start: Option<String>,
-    pub last_end: Option<String>,
-}
-
-/// The links of every page of a text [`read_pages`] read; values that are
-/// no page are skipped (the adapter has judged them).
-pub(super) fn page_links(text: &str) -> Vec<PageLink> {
-    use serde_json::Value;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut pages: Vec<Value> = Vec::new();
-    for v in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        match v {
-            Ok(Value::Array(items)) => pages.extend(items),
-            Ok(v) => pages.push(v),
-            Err(_) => break,
-        }
-    }
-    let time = |b: &Value, keys: [&str; 2]| {
-        keys.iter().find_map(|k| match b.get(k) {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        })
-    };
-    pages
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.get("data").is_some_and(Value::is_array))
-        .map(|(i, p)| {
-            let data = p.get("data").and_then(Value::as_array);
-            PageLink {
-                page: i + 1,
-                has_more: p.get("has_more").and_then(Value::as_bool).unwrap_or(false),
-                next_page: p
-                    .get("next_page")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                first_start: data
-                    .and_then(|d| d.first())
-                    .and_then(|b| time(b, ["start_time", "starting_at"])),
-                last_end: data
-                    .and_then(|d| d.last())
-                    .and_then(|b| time(b, ["end_time", "ending_at"])),
-            }
-        })
-        .collect()
-}
-
-/// The keys of the first JSON value in a text (two levels deep), for
-/// messages.
-fn json_keys_found(text: &str) -> String {
-    let first = serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_json::Value>()
-        .next()
-        .and_then(|v| v.ok());
-    let mut keys: Vec<String> = Vec::new();
-    fn walk(v: &serde_json::Value, keys: &mut Vec<String>, depth: usize) {
-        match v {
-            serde_json::Value::Object(m) if depth < 3 => {
-                for (k, x) in m {
-                    if !keys.contains(k) {
-                        keys.push(k.clone());
-                    }
-                    walk(x, keys, depth + 1);
-                }
-            }
-            serde_json::Value::Array(a) if depth < 3 => {
-                if let Some(x) = a.first() {
-                    walk(x, keys, depth);
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(v) = &first {
-        walk(v, &mut keys, 0);
-    }
-    if keys.is_empty() {
-        return "no keys".to_string();
-    }
-    keys.iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A CSV export read whole: header names trimmed, cells by name, blank
-/// cells absent. Rows count data records from 1.
-pub(super) struct CsvTable {
-    header: Vec<String>,
-    records: Vec<(u64, csv::StringRecord)>,
-}
-
-impl CsvTable {
-    pub(super) fn read(url: &str, text: &str, what: &str, expected: &str) -> Result<CsvTable> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let bad = |e: csv::Error| {
-            let row = e.position().map(|p| p.record());
-            Error::input(
-                Location {
-                    uri: url.to_string(),
-                    row,
-                    column: None,
-                },
-                format!("cannot read {what}: {e}"),
-            )
-            .with_hint(format!("expected a CSV file with the header `{expected}`"))
-        };
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(bad)?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
-        let mut records = Vec::new();
-        for (i, r) in reader.records().enumerate() {
-            let r = r.map_err(bad)?;
-            records.push(((i + 1) as u64, r));
-        }
-        Ok(CsvTable { header, records })
-    }
-
-    pub(super) fn has(&self, column: &str) -> bool {
-        self.header.iter().any(|h| h == column)
-    }
-
-    pub(super) fn has_all(&self, columns: &[&str]) -> bool {
-        columns.iter().all(|c| self.has(c))
-    }
-
-    pub(super) fn rows(&self) -> impl Iterator<Item = (u64, &csv::StringRecord)> {
-        self.records.iter().map(|(n, r)| (*n, r))
-    }
-
-    /// A cell by column name; null cells ([`is_null_text`]) and missing
-    /// columns are `None`.
-    pub(super) fn get<'r>(&self, record: &'r csv::StringRecord, column: &str) -> Option<&'r str> {
-        let i = self.header.iter().position(|h| h == column)?;
-        record.get(i).map(str::trim).filter(|s| !is_null_text(s))
-    }
-
-    /// A row's cells by column, as written: what a quarantine keeps.
-    pub(super) fn record(
-        &self,
-        record: &csv::StringRecord,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        self.header
-            .iter()
-            .zip(record.iter())
-            .map(|(h, v)| (h.clone(), serde_json::Value::from(v)))
-            .collect()
-    }
-
-    /// The error for a file whose header is not the expected one.
-    pub(super) fn not_this_shape(
-        &self,
-        url: &str,
-        message: &str,
-        required: &[&str],
-        expected: &str,
-    ) -> Error {
-        let missing: Vec<String> = required
-            .iter()
-            .filter(|c| !self.has(c))
-            .map(|c| format!("`{c}`"))
-            .collect();
-        let found: Vec<String> = self.header.iter().map(|h| format!("`{h}`")).collect();
-        Error::input(
-            Location::file(url),
-            format!(
-                "{message}: missing {}; found {}",
-                missing.join(", "),
-                if found.is_empty() {
-                    "no columns".to_string()
-                } else {
-                    found.join(", ")
-                }
-            ),
-        )
-        .with_hint(format!(
-            "expected the header `{expected}`, or set `format` in the policy"
-        ))
-    }
 }
 
 #[cfg(test)]

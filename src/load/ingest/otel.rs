@@ -43,7 +43,8 @@
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
-use super::litellm::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
+use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
+use super::provider::{Source, provider_id};
 use crate::config::{FileFormat, OtelOptions};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -347,7 +348,7 @@ fn convert(span: &Span, opts: &OtelOptions) -> Option<CanonicalRow> {
         provider: attr("gen_ai.provider.name")
             .or_else(|| attr("gen_ai.system"))
             .and_then(text)
-            .map(|p| provider_id(&p)),
+            .map(|p| provider_id(Source::Otel, &p)),
         model: attr("gen_ai.response.model")
             .or_else(|| attr("gen_ai.request.model"))
             .and_then(text),
@@ -381,21 +382,6 @@ fn start_time(v: &Value) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .or_else(|| text(v)),
         None => text(v),
-    }
-}
-
-/// The conventions' provider name as ours.
-fn provider_id(name: &str) -> String {
-    let id = name.trim().to_ascii_lowercase();
-    match id.as_str() {
-        "aws.bedrock" => "aws-bedrock".into(),
-        "azure.ai.openai" | "az.ai.openai" => "azure-openai".into(),
-        "azure.ai.inference" | "az.ai.inference" => "azure-ai-inference".into(),
-        "gcp.vertex_ai" | "gcp.gemini" | "gcp.gen_ai" | "vertex_ai" | "gemini" => {
-            "vertex-ai".into()
-        }
-        "xai" | "x_ai" => "x-ai".into(),
-        _ => id.replace(['.', '_'], "-"),
     }
 }
 
@@ -512,7 +498,7 @@ mod tests {
         assert_eq!(values(&out.frame, OUTPUT_TOKENS), [s("0"), s("20")]);
         assert_eq!(
             out.frame
-                .column(crate::load::ingest::litellm::SOURCE_LINE)
+                .column(crate::load::ingest::gateway_row::SOURCE_LINE)
                 .unwrap()
                 .u64()
                 .unwrap()
@@ -556,7 +542,7 @@ mod tests {
             ("mistral_ai", "mistral-ai"),
             ("ibm.watsonx.ai", "ibm-watsonx-ai"),
         ] {
-            assert_eq!(provider_id(theirs), ours, "{theirs}");
+            assert_eq!(provider_id(Source::Otel, theirs), ours, "{theirs}");
         }
     }
 

@@ -36,7 +36,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::litellm::SOURCE_LINE;
+use super::gateway_row::SOURCE_LINE;
 use super::{
     QuarantineKind, QuarantinedRow, UsageCell, column_list, first_line, litellm, otel, scan, time,
 };

@@ -1,36 +1,24 @@
 //! Provider usage reports — OpenAI `/v1/organization/usage/completions`
 //! pages and Anthropic `/v1/organizations/usage_report/messages` — the
-//! provider's own token counts, with no money in them.
-//!
-//! Cost exports are coarser than usage: OpenAI costs name a project and a
-//! day but no model, and Anthropic's cost report names model and token
-//! class but no quantity. Given the provider's usage of the same day and
-//! scope, [`refine`] cuts each such cost line into one line per model and
-//! token class, weighted by catalog cost (exactly: the parts sum to the
-//! line), each with the provider's token count. The reconciliation then
-//! measures the logs against what the provider counted, so tokens the
-//! gateway never logged stay unattributed instead of being charged to
-//! whoever happened to log something that day.
+//! provider's own token counts, with no money in them. What they are for
+//! is `compute::refine`.
 //!
 //! | report | scope | model | tokens per class |
 //! |---|---|---|---|
 //! | OpenAI usage (completions, embeddings) | `project_id` | `model` | input = `input_uncached_tokens`, else `input_tokens` − `input_cached_tokens` − `input_cache_write_tokens`; cached = `input_cached_tokens`; cache write = `input_cache_write_tokens`; output = `output_tokens` |
 //! | Anthropic usage report | `workspace_id` (null: default workspace, `""`) | `model` | input = `uncached_input_tokens`; cache write = `cache_creation.ephemeral_5m_input_tokens` + `ephemeral_1h_input_tokens`; cached = `cache_read_input_tokens`; output = `output_tokens` |
-//!
-//! A report grouped without `model` can only give quantities to lines that
-//! already name their model; lines it cannot refine are left as they are.
-
-use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::openai::{quarantined, read_pages};
-use super::{Bill, BilledLine, time};
+use super::bill::{BillFormat, BillRow, ReadBill, RowError, bill_rows, record_fields};
+use super::detect::{Over, Rule};
+use super::pages::read_pages;
+use super::{Bill, time};
 use crate::catalog::{Catalog, UsageType};
+use crate::config::BillingFormat;
 use crate::error::Result;
-use crate::money::{Decimal, split_exact};
 use crate::period::Period;
 
 /// Tokens of one class the provider counted for a scope, day and model.
@@ -81,7 +69,40 @@ struct AnthropicBucket {
 }
 
 /// Per-class counts of one result, or the column and reason it is bad.
-type Counts = std::result::Result<[(UsageType, u64); 4], (&'static str, String)>;
+type Counts = std::result::Result<[(UsageType, u64); 4], RowError>;
+
+/// OpenAI usage pages say what their results are (completions or
+/// embeddings usage).
+pub(super) const OPENAI: BillFormat = BillFormat {
+    format: BillingFormat::OpenaiUsage,
+    rules: &[Rule {
+        over: Over::Pages,
+        rank: 20,
+        test: |s| {
+            s.text_has("organization.usage.completions.result")
+                || s.text_has("organization.usage.embeddings.result")
+        },
+    }],
+    read: ReadBill::Text(|url, text, catalog, period, _| {
+        openai_from_text(url, text, catalog, period)
+    }),
+};
+
+/// Anthropic usage report pages count tokens and state no amount.
+pub(super) const ANTHROPIC: BillFormat = BillFormat {
+    format: BillingFormat::AnthropicUsageReport,
+    rules: &[Rule {
+        over: Over::Pages,
+        rank: 30,
+        test: |s| {
+            s.has(&["data", "starting_at", "results", "uncached_input_tokens"])
+                && !s.has(&["amount"])
+        },
+    }],
+    read: ReadBill::Text(|url, text, catalog, period, _| {
+        anthropic_from_text(url, text, catalog, period)
+    }),
+};
 
 pub(super) fn openai_from_text(
     url: &str,
@@ -90,54 +111,47 @@ pub(super) fn openai_from_text(
     period: Period,
 ) -> Result<Bill> {
     let pages: Vec<OpenaiPage> = read_pages(url, text, "OpenAI usage pages", OPENAI_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for bucket in pages.iter().flat_map(|p| &p.data) {
-        let day = DateTime::from_timestamp(bucket.start_time, 0).map(|t| t.date_naive());
-        for result in &bucket.results {
-            let kind = result.get("object").and_then(Value::as_str).unwrap_or("");
-            // Other usage endpoints (images, audio, vector stores) count
-            // no tokens of a chat model.
-            if !kind.is_empty()
-                && kind != "organization.usage.completions.result"
-                && kind != "organization.usage.embeddings.result"
-            {
-                continue;
-            }
-            record += 1;
-            bill.rows_read += 1;
-            let Some(day) = day else {
-                bill.quarantine.push(quarantined(
-                    url,
-                    record,
-                    "start_time",
-                    format!("`start_time` `{}` is not a time", bucket.start_time),
-                    None,
-                    result,
-                ));
-                continue;
-            };
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| (bucket, r)))
+        // Other usage endpoints (images, audio, vector stores) count no
+        // tokens of a chat model: not rows of this report.
+        .filter(|(_, r)| {
+            let kind = r.get("object").and_then(Value::as_str).unwrap_or("");
+            kind.is_empty()
+                || kind == "organization.usage.completions.result"
+                || kind == "organization.usage.embeddings.result"
+        })
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |&(bucket, result)| {
+            let day = DateTime::from_timestamp(bucket.start_time, 0)
+                .map(|t| t.date_naive())
+                .ok_or_else(|| {
+                    RowError::new(
+                        "start_time",
+                        format!("`start_time` `{}` is not a time", bucket.start_time),
+                    )
+                })?;
             if !period.contains(day) {
-                bill.note_outside(day);
-                continue;
+                return Ok(Some(BillRow::Outside(day)));
             }
-            match openai_counts(result) {
-                Ok(counts) => push(
-                    &mut bill,
-                    "openai",
-                    str_field(result, "project_id"),
-                    day,
-                    str_field(result, "model"),
-                    counts,
-                    catalog,
-                ),
-                Err((column, reason)) => bill
-                    .quarantine
-                    .push(quarantined(url, record, column, reason, None, result)),
-            }
-        }
-    }
-    Ok(bill)
+            let counts = openai_counts(result)?;
+            Ok(Some(BillRow::Usage(reported(
+                "openai",
+                str_field(result, "project_id"),
+                day,
+                str_field(result, "model"),
+                counts,
+                catalog,
+            ))))
+        },
+        |&(_, result)| record_fields(None, result),
+    ))
 }
 
 fn openai_counts(r: &Map<String, Value>) -> Counts {
@@ -148,13 +162,15 @@ fn openai_counts(r: &Map<String, Value>) -> Counts {
         Some(n) => n,
         None => {
             let all = count(r, &["input_tokens"])?.ok_or(missing("input_tokens"))?;
-            all.checked_sub(cached + write).ok_or((
-                "input_tokens",
-                format!(
-                    "`input_tokens` {all} is less than its cached ({cached}) and cache-write \
-                     ({write}) tokens, which it includes"
-                ),
-            ))?
+            all.checked_sub(cached + write).ok_or_else(|| {
+                RowError::new(
+                    "input_tokens",
+                    format!(
+                        "`input_tokens` {all} is less than its cached ({cached}) and cache-write \
+                         ({write}) tokens, which it includes"
+                    ),
+                )
+            })?
         }
     };
     Ok([
@@ -173,48 +189,40 @@ pub(super) fn anthropic_from_text(
 ) -> Result<Bill> {
     let pages: Vec<AnthropicPage> =
         read_pages(url, text, "Anthropic usage report pages", ANTHROPIC_SHAPE)?;
-    let mut bill = Bill::default();
-    let mut record = 0u64;
-    for bucket in pages.iter().flat_map(|p| &p.data) {
-        let day = time::utc_day(&bucket.starting_at);
-        for result in &bucket.results {
-            record += 1;
-            bill.rows_read += 1;
-            let Some(day) = day else {
-                bill.quarantine.push(quarantined(
-                    url,
-                    record,
+    let results = pages
+        .iter()
+        .flat_map(|p| &p.data)
+        .flat_map(|bucket| bucket.results.iter().map(move |r| (bucket, r)))
+        .enumerate()
+        .map(|(i, r)| ((i + 1) as u64, r));
+    Ok(bill_rows(
+        url,
+        results,
+        |&(bucket, result)| {
+            let day = time::utc_day(&bucket.starting_at).ok_or_else(|| {
+                RowError::new(
                     "starting_at",
                     format!(
                         "`starting_at` is not an RFC 3339 time: `{}`",
                         bucket.starting_at
                     ),
-                    None,
-                    result,
-                ));
-                continue;
-            };
+                )
+            })?;
             if !period.contains(day) {
-                bill.note_outside(day);
-                continue;
+                return Ok(Some(BillRow::Outside(day)));
             }
-            match anthropic_counts(result) {
-                Ok(counts) => push(
-                    &mut bill,
-                    "anthropic",
-                    str_field(result, "workspace_id"),
-                    day,
-                    str_field(result, "model"),
-                    counts,
-                    catalog,
-                ),
-                Err((column, reason)) => bill
-                    .quarantine
-                    .push(quarantined(url, record, column, reason, None, result)),
-            }
-        }
-    }
-    Ok(bill)
+            let counts = anthropic_counts(result)?;
+            Ok(Some(BillRow::Usage(reported(
+                "anthropic",
+                str_field(result, "workspace_id"),
+                day,
+                str_field(result, "model"),
+                counts,
+                catalog,
+            ))))
+        },
+        |&(_, result)| record_fields(None, result),
+    ))
 }
 
 fn anthropic_counts(r: &Map<String, Value>) -> Counts {
@@ -231,38 +239,38 @@ fn anthropic_counts(r: &Map<String, Value>) -> Counts {
     ])
 }
 
-fn push(
-    bill: &mut Bill,
+/// The reported usage of one result: a row per class with tokens.
+fn reported(
     provider: &str,
     scope: Option<&str>,
     day: NaiveDate,
     model: Option<&str>,
     counts: [(UsageType, u64); 4],
     catalog: &Catalog,
-) {
+) -> Vec<ReportedUsage> {
     let model = model
         .and_then(|m| catalog.resolve(provider, m))
         .map(|e| e.model.clone());
-    for (usage_type, tokens) in counts {
-        if tokens > 0 {
-            bill.usage.push(ReportedUsage {
-                provider: provider.to_string(),
-                scope: scope.unwrap_or("").to_string(),
-                day,
-                model: model.clone(),
-                usage_type,
-                tokens,
-            });
-        }
-    }
+    counts
+        .into_iter()
+        .filter(|(_, tokens)| *tokens > 0)
+        .map(|(usage_type, tokens)| ReportedUsage {
+            provider: provider.to_string(),
+            scope: scope.unwrap_or("").to_string(),
+            day,
+            model: model.clone(),
+            usage_type,
+            tokens,
+        })
+        .collect()
 }
 
 fn str_field<'a>(r: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     r.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn missing(key: &'static str) -> (&'static str, String) {
-    (key, format!("missing `{key}`"))
+fn missing(key: &'static str) -> RowError {
+    RowError::missing(key)
 }
 
 /// A token count at `path` (null or absent: `None`); a negative, fractional
@@ -270,7 +278,7 @@ fn missing(key: &'static str) -> (&'static str, String) {
 fn count(
     r: &Map<String, Value>,
     path: &[&'static str],
-) -> std::result::Result<Option<u64>, (&'static str, String)> {
+) -> std::result::Result<Option<u64>, RowError> {
     let key = path[path.len() - 1];
     let mut v = r.get(path[0]);
     for k in &path[1..] {
@@ -279,100 +287,21 @@ fn count(
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-            (
+            RowError::new(
                 key,
                 format!("`{}` is not a token count: `{n}`", path.join(".")),
             )
         }),
-        Some(other) => Err((
+        Some(other) => Err(RowError::new(
             key,
             format!("`{}` is not a token count: `{other}`", path.join(".")),
         )),
     }
 }
 
-/// The bill with each coarse usage line cut by the provider's own usage of
-/// its scope and day (see the module docs). Lines that state their
-/// quantity, that name a model the catalog does not know, or that no
-/// reported usage matches, are kept as they are.
-pub fn refine(
-    lines: Vec<BilledLine>,
-    usage: &[ReportedUsage],
-    catalog: &Catalog,
-) -> Vec<BilledLine> {
-    if usage.is_empty() {
-        return lines;
-    }
-    let mut by_day: HashMap<(&str, NaiveDate), Vec<&ReportedUsage>> = HashMap::new();
-    for u in usage {
-        by_day
-            .entry((u.provider.as_str(), u.day))
-            .or_default()
-            .push(u);
-    }
-    let mut out = Vec::with_capacity(lines.len());
-    for line in lines {
-        let unknown_model = line.model.is_none() && line.model_raw.is_some();
-        if !line.is_usage() || line.quantity.is_some() || unknown_model {
-            out.push(line);
-            continue;
-        }
-        // Tokens per (model, class) of the usage this line paid for.
-        let mut groups: BTreeMap<(Option<String>, UsageType), u64> = BTreeMap::new();
-        for u in by_day
-            .get(&(line.provider.as_str(), line.day))
-            .into_iter()
-            .flatten()
-        {
-            let scope_ok = line.scope.is_empty() || u.scope == line.scope;
-            let model_ok = line.model.is_none() || u.model == line.model;
-            let type_ok = line.usage_type.is_none_or(|t| t == u.usage_type);
-            if scope_ok && model_ok && type_ok {
-                *groups.entry((u.model.clone(), u.usage_type)).or_default() += u.tokens;
-            }
-        }
-        if groups.is_empty() {
-            out.push(line);
-            continue;
-        }
-        if let (Some(_), Some(_)) = (&line.model, line.usage_type) {
-            let tokens: u64 = groups.values().sum();
-            out.push(BilledLine {
-                quantity: Some(Decimal::from(tokens)),
-                ..line
-            });
-            continue;
-        }
-        // Cut by catalog cost; only when every part can be priced.
-        let weights: Option<Vec<Decimal>> = groups
-            .iter()
-            .map(|((model, t), tokens)| {
-                let p = catalog.prices_on(&line.provider, model.as_deref()?, line.day)?;
-                Some(p.cost(*t, *tokens))
-            })
-            .collect();
-        let Some(parts) = weights.and_then(|w| split_exact(line.cost, &w)) else {
-            out.push(line);
-            continue;
-        };
-        for (((model, t), tokens), cost) in groups.into_iter().zip(parts) {
-            out.push(BilledLine {
-                model: model.clone(),
-                model_raw: line.model_raw.clone().or(model),
-                usage_type: Some(t),
-                quantity: Some(Decimal::from(tokens)),
-                cost,
-                ..line.clone()
-            });
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::ingest::ChargeCategory;
 
     fn catalog() -> Catalog {
         Catalog::parse(
@@ -394,25 +323,6 @@ mod tests {
 
     fn period() -> Period {
         "2025-04".parse().unwrap()
-    }
-
-    fn cost_line(scope: &str, cost: &str) -> BilledLine {
-        BilledLine {
-            provider: "openai".into(),
-            scope: scope.into(),
-            day: day(),
-            model: None,
-            model_raw: None,
-            usage_type: None,
-            quantity: None,
-            cost: cost.parse().unwrap(),
-            currency: "USD".into(),
-            category: ChargeCategory::Usage,
-            correction: false,
-            description: None,
-            source: "memory://costs.json".into(),
-            row: 1,
-        }
     }
 
     const OPENAI_PAGE: &str = r#"{"object": "page", "data": [{"object": "bucket", "start_time": 1743552000, "end_time": 1743638400, "results": [
@@ -444,82 +354,6 @@ mod tests {
                 .iter()
                 .all(|u| u.scope == "proj_a" && u.day == day())
         );
-    }
-
-    #[test]
-    fn a_cost_line_is_cut_by_model_and_class_at_catalog_cost() {
-        let bill = openai_from_text("memory://u.json", OPENAI_PAGE, &catalog(), period()).unwrap();
-        // Catalog cost: gpt-4o 0.8M×2.50 + 0.2M×1.25 + 0.1M×10 = 2.00 + 0.25 + 1.00;
-        // gpt-4o-mini 2M×0.15 = 0.30; total 3.55. The bill says 3.55 × 0.9.
-        let lines = refine(vec![cost_line("proj_a", "3.195")], &bill.usage, &catalog());
-        let got: Vec<(String, UsageType, String, String)> = lines
-            .iter()
-            .map(|l| {
-                (
-                    l.model.clone().unwrap(),
-                    l.usage_type.unwrap(),
-                    l.quantity.unwrap().to_string(),
-                    l.cost.normalize().to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (
-                    "gpt-4o".into(),
-                    UsageType::Input,
-                    "800000".into(),
-                    "1.8".into()
-                ),
-                (
-                    "gpt-4o".into(),
-                    UsageType::CachedInput,
-                    "200000".into(),
-                    "0.225".into()
-                ),
-                (
-                    "gpt-4o".into(),
-                    UsageType::Output,
-                    "100000".into(),
-                    "0.9".into()
-                ),
-                (
-                    "gpt-4o-mini".into(),
-                    UsageType::Input,
-                    "2000000".into(),
-                    "0.27".into()
-                ),
-            ]
-        );
-        let sum: Decimal = lines.iter().map(|l| l.cost).sum();
-        assert_eq!(sum, "3.195".parse::<Decimal>().unwrap());
-    }
-
-    #[test]
-    fn lines_of_other_scopes_or_with_quantities_are_kept() {
-        let bill = openai_from_text("memory://u.json", OPENAI_PAGE, &catalog(), period()).unwrap();
-        let other = cost_line("proj_b", "1.00");
-        let mut counted = cost_line("proj_a", "1.00");
-        counted.quantity = Some(Decimal::from(5u64));
-        let lines = refine(
-            vec![other.clone(), counted.clone()],
-            &bill.usage,
-            &catalog(),
-        );
-        assert_eq!(lines, [other, counted]);
-    }
-
-    #[test]
-    fn a_line_with_model_and_class_gets_the_reported_quantity() {
-        let bill = openai_from_text("memory://u.json", OPENAI_PAGE, &catalog(), period()).unwrap();
-        let mut line = cost_line("proj_a", "1.00");
-        line.model = Some("gpt-4o".into());
-        line.usage_type = Some(UsageType::Output);
-        let lines = refine(vec![line], &bill.usage, &catalog());
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].quantity, Some(Decimal::from(100_000u64)));
-        assert_eq!(lines[0].cost, "1.00".parse::<Decimal>().unwrap());
     }
 
     #[test]
