@@ -162,15 +162,16 @@ fn undecorated(name: &str) -> String {
         s = s.strip_prefix(vendor).unwrap_or(s);
     }
     let mut s = s.to_string();
-    if let Some(at) = s.rfind(':') {
-        if s[at + 1..].bytes().all(|b| b.is_ascii_digit()) {
-            s.truncate(at);
-        }
+    if let Some(at) = s.rfind(':')
+        && s[at + 1..].bytes().all(|b| b.is_ascii_digit())
+    {
+        s.truncate(at);
     }
-    if let Some(at) = s.rfind("-v") {
-        if s.len() > at + 2 && s[at + 2..].bytes().all(|b| b.is_ascii_digit()) {
-            s.truncate(at);
-        }
+    if let Some(at) = s.rfind("-v")
+        && s.len() > at + 2
+        && s[at + 2..].bytes().all(|b| b.is_ascii_digit())
+    {
+        s.truncate(at);
     }
     // -20240620
     if s.len() > 9
@@ -251,12 +252,12 @@ impl Catalog {
             let provider = normalize_name(&m.provider);
             for name in std::iter::once(&m.model).chain(&m.aliases) {
                 let key = (provider.clone(), normalize_name(name));
-                if let Some(&j) = self.names.get(&key) {
-                    if j != i {
-                        return Err(bad(format!(
-                            "the name `{name}` of provider `{provider}` stands for two models"
-                        )));
-                    }
+                if let Some(&j) = self.names.get(&key)
+                    && j != i
+                {
+                    return Err(bad(format!(
+                        "the name `{name}` of provider `{provider}` stands for two models"
+                    )));
                 }
                 let c = (
                     provider.clone(),

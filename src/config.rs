@@ -652,14 +652,14 @@ impl Policy {
                 ),
             ));
         }
-        if let UnattributedPolicy::Team(t) = &r.unattributed {
-            if !self.teams.contains_key(t) {
-                return Err(bad(
-                    "unattributed",
-                    format!("`unattributed` names team `{t}`, which is not in [teams]"),
-                )
-                .with_hint(format!("add a [teams.{t}] table or choose another team")));
-            }
+        if let UnattributedPolicy::Team(t) = &r.unattributed
+            && !self.teams.contains_key(t)
+        {
+            return Err(bad(
+                "unattributed",
+                format!("`unattributed` names team `{t}`, which is not in [teams]"),
+            )
+            .with_hint(format!("add a [teams.{t}] table or choose another team")));
         }
         if self.organization.currency.len() != 3
             || !self
@@ -697,13 +697,13 @@ impl Policy {
                 ("platform_fee_rate", team.platform_fee_rate),
                 ("budget", team.budget),
             ] {
-                if let Some(v) = v {
-                    if v < Decimal::ZERO {
-                        return Err(bad(
-                            &format!("[teams.{id}]"),
-                            format!("`{}` is `{v}`, expected 0 or more", key(name)),
-                        ));
-                    }
+                if let Some(v) = v
+                    && v < Decimal::ZERO
+                {
+                    return Err(bad(
+                        &format!("[teams.{id}]"),
+                        format!("`{}` is `{v}`, expected 0 or more", key(name)),
+                    ));
                 }
             }
             for (name, v) in [

@@ -91,8 +91,8 @@ pub fn attribute(
             ))
             .or_insert((Decimal::ZERO, 0, 0));
         e.0 += amount;
-        e.1 += c.total_tokens();
-        e.2 += c.requests;
+        e.1 = e.1.saturating_add(c.total_tokens());
+        e.2 = e.2.saturating_add(c.requests);
     }
 
     let mut unattributed = rec.unattributed.clone();
@@ -182,8 +182,8 @@ pub fn attribute(
                 team: (*team).clone(),
                 usage_cost: rounded[k],
                 exact: exact_parties[k],
-                tokens: lines.iter().map(|l| l.tokens).sum(),
-                requests: lines.iter().map(|l| l.requests).sum(),
+                tokens: lines.iter().fold(0u64, |a, l| a.saturating_add(l.tokens)),
+                requests: lines.iter().fold(0u64, |a, l| a.saturating_add(l.requests)),
                 lines,
             },
         );

@@ -1154,10 +1154,10 @@ fn error_body(body: &str) -> String {
             None => code,
         };
     }
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
-        if let Some(m) = v["error"]["message"].as_str().or(v["message"].as_str()) {
-            return clean_message(m);
-        }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body)
+        && let Some(m) = v["error"]["message"].as_str().or(v["message"].as_str())
+    {
+        return clean_message(m);
     }
     let mut cut: String = body.chars().take(200).collect();
     if cut.len() < body.len() {

@@ -190,7 +190,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Faulty {
         let n = self.faults.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let fail = match *self.faults.mode.lock().unwrap() {
             Faults::None => false,
-            Faults::EveryFifth => n % 5 == 0,
+            Faults::EveryFifth => n.is_multiple_of(5),
             Faults::PutsEndingWith(end) => {
                 req.method() == hyper::Method::PUT && req.uri().path().ends_with(end)
             }

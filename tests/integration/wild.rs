@@ -797,3 +797,66 @@ fn an_absurd_bill_amount_is_rejected_by_its_bound() {
         "{q}"
     );
 }
+
+/// A token count no request has (over a billion) is quarantined with the
+/// bound in its reason, on the plain path and on the path of rows whose
+/// id repeats, so no sum of counts can leave a `u64`.
+#[test]
+fn an_absurd_token_count_is_quarantined_by_its_bound() {
+    let t = fixtures(&["mini"]);
+    let header = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status";
+    let row = |id: &str, input: &str| {
+        format!(
+            "{id},2025-01-03T10:00:00Z,openai,gpt-4o,proj_a,search,query rewrite,{input},0,0,10,ok"
+        )
+    };
+    t.write(
+        "absurd/requests.csv",
+        &[
+            header.to_string(),
+            row("big-1", "5000000000"),
+            row("big-2", "18446744073709551615"),
+            row("twice", "5000000000"),
+            row("twice", "5000000000"),
+            row("fine", "1000000000"),
+        ]
+        .join("\n"),
+    );
+    let out = close(
+        &t,
+        &policy(r#""absurd/requests.csv""#, MINI_BILL),
+        "2025-01",
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let q = t.read("out/2025-01/quarantine/requests.csv");
+    let mut r = csv::Reader::from_reader(q.as_bytes());
+    let rows: Vec<(String, String)> = r
+        .records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            (rec[1].to_string(), rec[3].to_string())
+        })
+        .collect();
+    let over = |v: &str| {
+        format!(
+            "`input_tokens` is `{v}`, more than 1000000000 tokens, the most one request may count"
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            ("1".to_string(), over("5000000000")),
+            // Beyond i64, so not read as a count at all.
+            (
+                "2".to_string(),
+                "`input_tokens` is not a whole number: `18446744073709551615`".to_string(),
+            ),
+            ("3".to_string(), over("5000000000")),
+            ("4".to_string(), over("5000000000")),
+        ],
+        "{q}"
+    );
+    let m = month(&t, "2025-01");
+    assert_eq!(m["inputs"]["requests_used"], 1);
+}

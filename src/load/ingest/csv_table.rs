@@ -20,7 +20,7 @@ impl CsvTable {
             .flexible(true)
             .from_reader(text.as_bytes());
         let bad = |e: csv::Error| {
-            let row = e.position().map(|p| p.record());
+            let row = e.position().map(csv::Position::record);
             Error::input(
                 Location {
                     uri: url.to_string(),

@@ -43,7 +43,7 @@ fn fingerprint(
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
     Ok((
-        schema.iter_names().map(|n| n.to_string()).collect(),
+        schema.iter_names().map(ToString::to_string).collect(),
         String::new(),
     ))
 }
@@ -196,10 +196,10 @@ pub(super) fn bill_format_among<K: Copy>(
 ) -> Result<K> {
     // Provider API pages (one, an array, or one per line), whatever the
     // extension says, before the one-document fingerprint.
-    if let Some(text) = text {
-        if let Some(format) = first_match(formats, Over::Pages, &Seen::pages(text)) {
-            return Ok(format);
-        }
+    if let Some(text) = text
+        && let Some(format) = first_match(formats, Over::Pages, &Seen::pages(text))
+    {
+        return Ok(format);
     }
     let (names, text) = fingerprint(ctx, url, file_format, text)?;
     let seen = Seen {
@@ -367,7 +367,7 @@ mod tests {
     use super::*;
 
     fn rules(names: &[&str]) -> Option<RequestFormat> {
-        request_rules(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        request_rules(&names.iter().map(ToString::to_string).collect::<Vec<_>>())
     }
 
     #[test]

@@ -68,14 +68,14 @@ pub fn load_focus(
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
         )));
     }
-    if let Some(dt) = schema.get(BILLED_COST) {
-        if dt.is_float() {
-            return Err(Error::input(
-                Location::cell(url, 1, BILLED_COST),
-                format!("`{BILLED_COST}` is stored as {dt}, which cannot hold money exactly"),
-            )
-            .with_hint("export costs as decimal or text columns"));
-        }
+    if let Some(dt) = schema.get(BILLED_COST)
+        && dt.is_float()
+    {
+        return Err(Error::input(
+            Location::cell(url, 1, BILLED_COST),
+            format!("`{BILLED_COST}` is stored as {dt}, which cannot hold money exactly"),
+        )
+        .with_hint("export costs as decimal or text columns"));
     }
     let mut wanted = vec![
         BILLED_COST,

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `request_id` | `request_id` |
 //! | `timestamp` | `startTime` (no offset means UTC, as LiteLLM stores it) |
-//! | `provider` | `custom_llm_provider`: `bedrock` → `aws-bedrock`, `azure` → `azure-openai`, `vertex_ai` and `gemini` → `vertex-ai`, `mistral` → `mistral-ai`, others lower-cased with `-` for `_`; when empty, a known `provider/` prefix of `model` |
+//! | `provider` | `custom_llm_provider`: `bedrock` → `aws-bedrock`, `azure` → `azure-openai`, `vertex_ai` and `gemini` → `vertex-ai`, `mistral` → `mistral-ai`, `xai` → `xai` (one table with OpenTelemetry's names, `src/load/ingest/provider.rs`), others lower-cased with `-` for `_` and `.`; when empty, a known `provider/` prefix of `model` |
 //! | `model` | `model` (the model actually called, without a `provider/` prefix), else `model_group` |
 //! | `billing_scope` | `api_key` (the hashed virtual key; else `metadata.user_api_key`) through `[sources.litellm] key_scopes`; an unmapped key gives an empty scope |
 //! | `team` | `team_id`, else `metadata.user_api_key_team_id`, else `metadata.user_api_key_team_alias` (`team = "team_alias"` puts the alias first) |
@@ -36,7 +36,7 @@ use polars::prelude::*;
 use serde_json::{Map, Value};
 
 use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
-use super::provider::{Source, provider_id};
+use super::provider::provider_id;
 use crate::config::{FileFormat, LitellmOptions, LitellmTeam};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -126,7 +126,7 @@ fn csv_rows(url: &str, text: &str) -> Result<Rows> {
         .has_headers(true)
         .from_reader(text.as_bytes());
     let bad = |e: csv::Error| {
-        let row = e.position().map(|p| p.record());
+        let row = e.position().map(csv::Position::record);
         Error::input(
             Location {
                 uri: url.to_string(),
@@ -250,9 +250,7 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         }
         _ => (None, raw_model),
     };
-    let provider = raw_provider
-        .or(prefix)
-        .map(|p| provider_id(Source::Litellm, &p));
+    let provider = raw_provider.or(prefix).map(|p| provider_id(&p));
     let model = model
         .filter(|m| !m.trim().is_empty())
         .or_else(|| get("model_group").and_then(text));
@@ -559,12 +557,12 @@ mod tests {
 
     #[test]
     fn providers_map_to_our_ids_and_model_prefixes_go() {
-        assert_eq!(provider_id(Source::Litellm, "bedrock"), "aws-bedrock");
-        assert_eq!(provider_id(Source::Litellm, "azure"), "azure-openai");
-        assert_eq!(provider_id(Source::Litellm, "vertex_ai"), "vertex-ai");
-        assert_eq!(provider_id(Source::Litellm, "OpenAI"), "openai");
-        assert_eq!(provider_id(Source::Litellm, "anthropic"), "anthropic");
-        assert_eq!(provider_id(Source::Litellm, "together_ai"), "together-ai");
+        assert_eq!(provider_id("bedrock"), "aws-bedrock");
+        assert_eq!(provider_id("azure"), "azure-openai");
+        assert_eq!(provider_id("vertex_ai"), "vertex-ai");
+        assert_eq!(provider_id("OpenAI"), "openai");
+        assert_eq!(provider_id("anthropic"), "anthropic");
+        assert_eq!(provider_id("together_ai"), "together-ai");
         let prefixed = row("10", "{}", "False,[],support,success").replace(
             ",claude-3-5-sonnet-20241022,claude-sonnet,anthropic,",
             ",bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0,sonnet,,",

@@ -60,7 +60,7 @@ impl UsageCell {
     }
 
     pub fn total_tokens(&self) -> u64 {
-        self.tokens.iter().sum()
+        self.tokens.iter().fold(0, |a, t| a.saturating_add(*t))
     }
 }
 

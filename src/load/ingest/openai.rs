@@ -402,10 +402,10 @@ pub fn parse_line_item(catalog: &Catalog, item: &str) -> (Option<String>, Option
     let words: Vec<&str> = item.split_whitespace().collect();
     for cut in (1..words.len()).rev() {
         let (model, kind) = (words[..cut].join(" "), words[cut..].join(" "));
-        if let Some(t) = line_item_usage_type(&kind) {
-            if catalog.resolve(PROVIDER, &model).is_some() {
-                return (Some(model), Some(t));
-            }
+        if let Some(t) = line_item_usage_type(&kind)
+            && catalog.resolve(PROVIDER, &model).is_some()
+        {
+            return (Some(model), Some(t));
         }
     }
     (Some(item.to_string()), None)

@@ -17,7 +17,7 @@
 //! |---|---|
 //! | `request_id` | `gen_ai.response.id`, else the span id |
 //! | `timestamp` | the span's start |
-//! | `provider` | `gen_ai.provider.name`, else the deprecated `gen_ai.system`: `aws.bedrock` → `aws-bedrock`, `azure.ai.openai` / `az.ai.openai` → `azure-openai`, `gcp.vertex_ai`, `gcp.gemini`, `gcp.gen_ai` (and older `vertex_ai`, `gemini`) → `vertex-ai`, others lower-cased with `-` for `.` and `_` |
+//! | `provider` | `gen_ai.provider.name`, else the deprecated `gen_ai.system`: `aws.bedrock` → `aws-bedrock`, `azure.ai.openai` / `az.ai.openai` → `azure-openai`, `gcp.vertex_ai`, `gcp.gemini`, `gcp.gen_ai` (and older `vertex_ai`, `gemini`) → `vertex-ai`, `x_ai` → `xai` (one table with LiteLLM's names, `src/load/ingest/provider.rs`), others lower-cased with `-` for `.` and `_` |
 //! | `model` | `gen_ai.response.model`, else `gen_ai.request.model` |
 //! | `input_tokens` | `gen_ai.usage.input_tokens` (else the deprecated `gen_ai.usage.prompt_tokens`) − cache reads − cache writes: the conventions count cached tokens in the input |
 //! | `cached_input_tokens` | `gen_ai.usage.cache_read.input_tokens` |
@@ -44,7 +44,7 @@ use polars::prelude::*;
 use serde_json::{Map, Value};
 
 use super::gateway_row::{CanonicalRow, CanonicalRows, Count, backticked, not_json, text};
-use super::provider::{Source, provider_id};
+use super::provider::provider_id;
 use crate::config::{FileFormat, OtelOptions};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -198,15 +198,15 @@ fn collect_spans(doc: &Value, line: u64, out: &mut Vec<Span>) {
                 }
             }
         }
-    } else if obj.contains_key("attributes") || obj.keys().any(|k| k.starts_with("gen_ai.")) {
-        if let Some(mut span) = span_of(doc, line) {
-            span.resource = match obj.get("resource") {
-                Some(r) if r.get("attributes").is_some() => attributes(&r["attributes"]),
-                Some(r) => attributes(r),
-                None => Map::new(),
-            };
-            out.push(span);
-        }
+    } else if (obj.contains_key("attributes") || obj.keys().any(|k| k.starts_with("gen_ai.")))
+        && let Some(mut span) = span_of(doc, line)
+    {
+        span.resource = match obj.get("resource") {
+            Some(r) if r.get("attributes").is_some() => attributes(&r["attributes"]),
+            Some(r) => attributes(r),
+            None => Map::new(),
+        };
+        out.push(span);
     }
 }
 
@@ -320,10 +320,10 @@ fn convert(span: &Span, opts: &OtelOptions) -> Option<CanonicalRow> {
             .or_else(|| span.resource.get(k).and_then(text))
     };
     let operation = attr("gen_ai.operation.name").and_then(text);
-    if let Some(op) = &operation {
-        if !opts.operations.iter().any(|o| o == op.trim()) {
-            return None;
-        }
+    if let Some(op) = &operation
+        && !opts.operations.iter().any(|o| o == op.trim())
+    {
+        return None;
     }
     let input = Count::of(attr(INPUT).or_else(|| attr(PROMPT_DEPRECATED)));
     let output = Count::of(attr(OUTPUT).or_else(|| attr(COMPLETION_DEPRECATED)));
@@ -348,7 +348,7 @@ fn convert(span: &Span, opts: &OtelOptions) -> Option<CanonicalRow> {
         provider: attr("gen_ai.provider.name")
             .or_else(|| attr("gen_ai.system"))
             .and_then(text)
-            .map(|p| provider_id(Source::Otel, &p)),
+            .map(|p| provider_id(&p)),
         model: attr("gen_ai.response.model")
             .or_else(|| attr("gen_ai.request.model"))
             .and_then(text),
@@ -542,7 +542,7 @@ mod tests {
             ("mistral_ai", "mistral-ai"),
             ("ibm.watsonx.ai", "ibm-watsonx-ai"),
         ] {
-            assert_eq!(provider_id(Source::Otel, theirs), ours, "{theirs}");
+            assert_eq!(provider_id(theirs), ours, "{theirs}");
         }
     }
 

@@ -117,7 +117,7 @@ fn json_keys_found(text: &str) -> String {
     let first = serde_json::Deserializer::from_str(text)
         .into_iter::<serde_json::Value>()
         .next()
-        .and_then(|v| v.ok());
+        .and_then(Result::ok);
     let mut keys: Vec<String> = Vec::new();
     fn walk(v: &serde_json::Value, keys: &mut Vec<String>, depth: usize) {
         match v {

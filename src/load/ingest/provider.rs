@@ -1,68 +1,43 @@
 //! Our provider ids (DESIGN §3.1) for the names sources give providers:
 //! LiteLLM's `custom_llm_provider`, OpenTelemetry's `gen_ai.provider.name`
 //! (or `gen_ai.system`), and a FOCUS row's provider, service, publisher and
-//! product. One place, so that a provider is meant to get one id whichever
-//! source names it.
-//!
-//! Not yet one vocabulary: [`NAMES`] says which source maps each name, and
-//! each source keeps its own rule for names it does not list, because the
-//! sources disagree and merging them would change ids. xAI is `xai` from
-//! LiteLLM (and from a FOCUS `xAI`) but `x-ai` from OpenTelemetry; LiteLLM
-//! maps `bedrock`, `azure` and `mistral` where OpenTelemetry passes them on
-//! as they are; OpenTelemetry maps `aws.bedrock` and `gcp.vertex_ai` where
-//! LiteLLM would keep the dots. Which id wins is a decision for the DESIGN.
+//! product. One vocabulary, so that a provider gets one id whichever source
+//! names it — its usage in one source's logs must meet its bill.
 
-/// A source of provider names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    /// LiteLLM `custom_llm_provider` (and `provider/` model prefixes).
-    Litellm,
-    /// OpenTelemetry GenAI `gen_ai.provider.name` / `gen_ai.system`.
-    Otel,
-}
-
-use Source::{Litellm, Otel};
-
-/// Provider names (lower case) as the sources write them, our id, and the
-/// sources that map the name so. A name listed for one source only is
-/// one the other source gives another id (see the module docs).
-const NAMES: [(&str, &str, &[Source]); 21] = [
-    ("openai", "openai", &[Litellm, Otel]),
-    ("text-completion-openai", "openai", &[Litellm]),
-    ("anthropic", "anthropic", &[Litellm, Otel]),
-    ("anthropic_text", "anthropic", &[Litellm]),
-    ("bedrock", "aws-bedrock", &[Litellm]),
-    ("aws.bedrock", "aws-bedrock", &[Otel]),
-    ("azure", "azure-openai", &[Litellm]),
-    ("azure_text", "azure-openai", &[Litellm]),
-    ("azure.ai.openai", "azure-openai", &[Otel]),
-    ("az.ai.openai", "azure-openai", &[Otel]),
-    ("azure.ai.inference", "azure-ai-inference", &[Otel]),
-    ("az.ai.inference", "azure-ai-inference", &[Otel]),
-    ("vertex_ai", "vertex-ai", &[Litellm, Otel]),
-    ("vertex_ai_beta", "vertex-ai", &[Litellm]),
-    ("gemini", "vertex-ai", &[Litellm, Otel]),
-    ("gcp.vertex_ai", "vertex-ai", &[Otel]),
-    ("gcp.gemini", "vertex-ai", &[Otel]),
-    ("gcp.gen_ai", "vertex-ai", &[Otel]),
-    ("mistral", "mistral-ai", &[Litellm]),
-    ("xai", "x-ai", &[Otel]),
-    ("x_ai", "x-ai", &[Litellm, Otel]),
+/// Provider names (lower case) as LiteLLM and OpenTelemetry write them, and
+/// our id. A name not listed keeps its own spelling, lower-cased, with `-`
+/// for `_` and `.` (`mistral_ai` → `mistral-ai`).
+const NAMES: [(&str, &str); 21] = [
+    ("openai", "openai"),
+    ("text-completion-openai", "openai"),
+    ("anthropic", "anthropic"),
+    ("anthropic_text", "anthropic"),
+    ("bedrock", "aws-bedrock"),
+    ("aws.bedrock", "aws-bedrock"),
+    ("azure", "azure-openai"),
+    ("azure_text", "azure-openai"),
+    ("azure.ai.openai", "azure-openai"),
+    ("az.ai.openai", "azure-openai"),
+    ("azure.ai.inference", "azure-ai-inference"),
+    ("az.ai.inference", "azure-ai-inference"),
+    ("vertex_ai", "vertex-ai"),
+    ("vertex_ai_beta", "vertex-ai"),
+    ("gemini", "vertex-ai"),
+    ("gcp.vertex_ai", "vertex-ai"),
+    ("gcp.gemini", "vertex-ai"),
+    ("gcp.gen_ai", "vertex-ai"),
+    ("mistral", "mistral-ai"),
+    // LiteLLM writes `xai`, OpenTelemetry `x_ai`; a FOCUS `xAI` is `xai`.
+    ("xai", "xai"),
+    ("x_ai", "xai"),
 ];
 
-/// Our id for a provider name from `source`: its [`NAMES`] entry, else
-/// the name lower-cased with `-` for `_` (and for `.`, from OpenTelemetry).
-pub(crate) fn provider_id(source: Source, name: &str) -> String {
+/// Our id for a provider name from a gateway log.
+pub(crate) fn provider_id(name: &str) -> String {
     let id = name.trim().to_ascii_lowercase();
-    if let Some((_, ours, _)) = NAMES
-        .iter()
-        .find(|(theirs, _, sources)| *theirs == id && sources.contains(&source))
-    {
-        return (*ours).to_string();
-    }
-    match source {
-        Litellm => id.replace('_', "-"),
-        Otel => id.replace(['.', '_'], "-"),
+    match NAMES.iter().find(|(theirs, _)| *theirs == id) {
+        Some((_, ours)) => (*ours).to_string(),
+        None => id.replace(['.', '_'], "-"),
     }
 }
 
@@ -107,14 +82,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_name_only_one_source_maps_is_left_to_the_others_rule() {
-        assert_eq!(provider_id(Litellm, "bedrock"), "aws-bedrock");
-        assert_eq!(provider_id(Otel, "bedrock"), "bedrock");
-        assert_eq!(provider_id(Otel, "aws.bedrock"), "aws-bedrock");
-        assert_eq!(provider_id(Litellm, "aws.bedrock"), "aws.bedrock");
-        assert_eq!(provider_id(Otel, "xai"), "x-ai");
-        assert_eq!(provider_id(Litellm, "xai"), "xai");
-        assert_eq!(provider_id(Litellm, " Gemini "), "vertex-ai");
-        assert_eq!(provider_id(Otel, "Gemini"), "vertex-ai");
+    fn every_source_spelling_of_a_provider_is_one_id() {
+        for (names, id) in [
+            (&["bedrock", "aws.bedrock", "Bedrock"][..], "aws-bedrock"),
+            (
+                &["azure", "az.ai.openai", "azure.ai.openai"][..],
+                "azure-openai",
+            ),
+            (&["vertex_ai", " Gemini ", "gcp.vertex_ai"][..], "vertex-ai"),
+            (&["xai", "x_ai"][..], "xai"),
+            (&["mistral", "mistral_ai"][..], "mistral-ai"),
+            (&["together_ai", "together.ai"][..], "together-ai"),
+        ] {
+            for n in names {
+                assert_eq!(provider_id(n), id, "{n}");
+            }
+        }
+        // FOCUS names the same provider in its own words.
+        assert_eq!(provider_of("xAI", "Grok", "", ""), provider_id("x_ai"));
     }
 }

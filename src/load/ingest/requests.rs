@@ -87,6 +87,12 @@ pub struct RequestSource {
     pub file_format: Option<FileFormat>,
 }
 
+/// The most tokens of one class a request may count: a billion, 500 times
+/// the largest context window there is. With it, a cell's sums stay far
+/// inside a `u64` (and its catalog cost inside a `Decimal`) for any month
+/// of fewer than 10¹⁰ requests; beyond that they saturate, never wrap.
+pub const MAX_TOKENS: i64 = 1_000_000_000;
+
 // Working columns of this module only (never written to an output).
 /// A row's place in its source's frame: the order duplicates are judged in.
 const SEQ: &str = "__seq";
@@ -335,6 +341,9 @@ fn normalize(
                 (value, bad)
             }
         };
+        // Beyond the bound: no request has that many, and sums of such
+        // counts could leave a u64.
+        let bad = bad.or(value.clone().gt(lit(MAX_TOKENS)));
         // (A comparison with a missing count is null: not bad by itself.)
         ok = ok.and(bad.fill_null(lit(false)).not());
         exprs.push(value.alias(c));
@@ -787,7 +796,7 @@ impl KeyIds {
 fn counts(ca: &Int64Chunked) -> Vec<u64> {
     let mut out = Vec::with_capacity(ca.len());
     for (arr, chunk) in ca.downcast_iter().zip(ca.chunks()) {
-        let values = arr.values().iter().map(|&v| v.max(0) as u64);
+        let values = arr.values().iter().map(|&v| u64::try_from(v).unwrap_or(0));
         match chunk.validity() {
             None => out.extend(values),
             Some(valid) => out.extend(
@@ -865,7 +874,7 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
         };
         let s = &mut sums[slot].0;
         for (t, column) in tokens.iter().enumerate() {
-            s.tokens[t] += column[i];
+            s.tokens[t] = s.tokens[t].saturating_add(column[i]);
         }
         s.requests += 1;
     }
@@ -933,14 +942,15 @@ fn list_bad_rows(
         |_, _| Ok(Field::new("__bad".into(), DataType::Boolean)),
     );
     // Rows with a candidate id were judged one by one already.
-    all.filter(
-        col(PLAIN)
-            .and(col(work::DAY).is_not_null())
-            .and(plain_id)
-            .and(bad),
-    )
-    .collect_with_engine(Engine::Streaming)
-    .map(|r| r.unwrap_single())
+    let result = all
+        .filter(
+            col(PLAIN)
+                .and(col(work::DAY).is_not_null())
+                .and(plain_id)
+                .and(bad),
+        )
+        .collect_with_engine(Engine::Streaming)?;
+    Ok(result.unwrap_single())
 }
 
 // ---------------------------------------------------------------------------
@@ -968,7 +978,7 @@ struct Sums {
 impl Sums {
     fn add(&mut self, other: &Sums) {
         for t in 0..4 {
-            self.tokens[t] += other.tokens[t];
+            self.tokens[t] = self.tokens[t].saturating_add(other.tokens[t]);
         }
         self.requests += other.requests;
         self.errors += other.errors;
@@ -1114,7 +1124,7 @@ impl<'a> MonthUsage<'a> {
         };
         let cell = self.cells.entry(key).or_default();
         for (t, n) in tokens.into_iter().enumerate() {
-            cell.tokens[t] += n;
+            cell.tokens[t] = cell.tokens[t].saturating_add(n);
         }
         cell.requests += n;
         if error {
@@ -1229,7 +1239,8 @@ impl<'a> MonthUsage<'a> {
             );
             let sums = usable.entry(key).or_default();
             for (t, v) in r.values.iter().enumerate() {
-                sums.0[t] += v.map_or(0, |v| u64::try_from(v).unwrap_or(0));
+                sums.0[t] =
+                    sums.0[t].saturating_add(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)));
             }
             sums.1 += 1;
         }
@@ -1427,6 +1438,14 @@ impl Detail {
                 match self.values[t] {
                     None => return Some((c, format!("`{c}` is not a whole number: `{text}`"))),
                     Some(v) if v < 0 => return Some((c, format!("`{c}` is negative: `{text}`"))),
+                    Some(v) if v > MAX_TOKENS => {
+                        return Some((
+                            c,
+                            format!(
+                                "`{c}` is `{text}`, more than {MAX_TOKENS} tokens, the most one request may count"
+                            ),
+                        ));
+                    }
                     Some(_) => {}
                 }
             }

@@ -93,7 +93,11 @@ fn split(b: &[u8]) -> Option<(&[u8], i64)> {
 
 /// A valid calendar date from checked `YYYY-MM-DD` bytes.
 fn calendar_date(d: &[u8]) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(num(&d[0..4])? as i32, num(&d[5..7])?, num(&d[8..10])?)
+    NaiveDate::from_ymd_opt(
+        i32::try_from(num(&d[0..4])?).ok()?,
+        num(&d[5..7])?,
+        num(&d[8..10])?,
+    )
 }
 
 /// The value of a run of ASCII digits.
