@@ -403,4 +403,15 @@ fn a_template_error_names_the_template_line_and_field() {
     );
     assert!(out.stderr.contains("purchase_order"), "{}", out.stderr);
     assert!(!t.exists("out/2025-01/manifest.json"));
+    // `validate` compiles the template against the same data (typesetting
+    // no PDF) and stops on the same error.
+    let checked = t.run(&[
+        "validate",
+        "--config",
+        "fixtures/mini/chargeback.toml",
+        "--period",
+        "2025-01",
+    ]);
+    assert_eq!(checked.code, 1, "{}", checked.transcript());
+    assert_eq!(checked.stderr, out.stderr);
 }
