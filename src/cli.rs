@@ -20,6 +20,12 @@ pub enum Command {
     /// Close a month: reconcile, attribute, charge back and publish invoices
     Run(RunArgs),
     /// Check the policy and every input of a month; write nothing
+    ///
+    /// Loads and computes the month exactly as `run` does, renders every HTML
+    /// document and compiles each PDF template against the month's data (the
+    /// summary, and the invoice with the most lines) without typesetting a PDF
+    /// per team. Exits as `run` would: 1 on bad input, a bad policy or a
+    /// template error.
     Validate(MonthArgs),
 }
 
