@@ -27,6 +27,32 @@ pub enum Command {
     /// per team. Exits as `run` would: 1 on bad input, a bad policy or a
     /// template error.
     Validate(MonthArgs),
+    /// Rerun a published month from its manifest and say whether every
+    /// output is the same
+    ///
+    /// Reads the manifest's policy, catalog and inputs (the recorded
+    /// versions where the store keeps versions, else the current bytes,
+    /// checked against their sha256), computes and renders the month again
+    /// with the manifest's issue date, and compares every output's sha256.
+    /// Writes nothing. Exits 0 when identical; 1 naming each input that
+    /// changed or is gone, or each output that would differ (and, for
+    /// invoices.json, the first team and field).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The manifest.json of a published month
+    #[arg(long, short = 'm', value_name = "URL")]
+    pub manifest: String,
+
+    /// Print nothing but errors (and no progress bars)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Print each stage's wall time to stderr
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,7 @@ where
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &cli.command {
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Validate(args) => commands::validate::run(&ctx, args),
+        Command::Verify(args) => commands::verify::run(&ctx, args),
     }));
     match result {
         Ok(Ok(())) => exit::OK,

@@ -3,6 +3,7 @@
 
 pub mod run;
 pub mod validate;
+pub mod verify;
 
 /// Writes a command's report to stdout. A reader that went away
 /// (`chargeback run … | head -1`) is no failure of the run: the rest is

@@ -16,4 +16,5 @@ mod properties;
 mod reference;
 mod s3;
 mod scale;
+mod verify;
 mod wild;

@@ -1,0 +1,223 @@
+//! `chargeback verify`: a published month rerun from its manifest alone —
+//! the same stages as `run`, compared with what the manifest records
+//! instead of published.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use crate::cli::VerifyArgs;
+use crate::compute::compute;
+use crate::context::Context;
+use crate::error::{Error, Location, Result};
+use crate::load::store::{ObjectRecord, join};
+use crate::load::{load, read_policy};
+use crate::period::Period;
+use crate::progress::Progress;
+use crate::render::render;
+use crate::render::templates::Templates;
+use crate::seal::{Manifest, seal};
+use crate::text::count;
+
+pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
+    let url = &args.manifest;
+    let ctx = &ctx.with_progress(Progress::for_stderr(args.quiet, args.timings));
+    let published = Manifest::parse(&ctx.store.read(url)?, url)
+        .map_err(|e| e.with_hint("give `--manifest` the manifest.json of a published month"))?;
+    let bad = |m: String| Error::input(Location::file(url), m);
+    let period: Period = published
+        .period
+        .parse()
+        .map_err(|_| bad(format!("`period` is `{}`, not a month", published.period)))?;
+    let issued: NaiveDate = published.issue_date.parse().map_err(|_| {
+        bad(format!(
+            "`issue_date` is `{}`, not a date",
+            published.issue_date
+        ))
+    })?;
+
+    // Inputs first: a changed input explains every output that follows it.
+    let changed = changed_inputs(ctx, &published)?;
+    if !changed.is_empty() {
+        if !args.quiet {
+            super::say(&format!(
+                "differs: {} of {period} changed since it was published\n{}",
+                count(changed.len() as u64, "input", "inputs"),
+                changed.concat()
+            ));
+        }
+        return Err(bad(format!(
+            "{period} cannot be verified: {} changed",
+            count(changed.len() as u64, "input", "inputs")
+        ))
+        .with_hint("restore the inputs listed above to verify the month as it was published"));
+    }
+
+    ctx.store.pin_to_manifest(url);
+    let policy = read_policy(ctx, &published.policy.url)?;
+    let inputs = load(ctx, &policy.policy, period)?;
+    let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
+    let stage = ctx.progress.stage("reconcile, attribute, charge back");
+    // The issue date stands for the run's `--as-of` (the first day after
+    // the period when none was given, which computes the same).
+    let month = compute(&inputs, &policy.policy, Some(issued));
+    stage.done();
+    let outputs = render(&month, &templates, &ctx.progress)?;
+    let now = seal(&policy, &inputs, &month, &outputs);
+    ctx.progress.finish();
+
+    let before: BTreeMap<&str, &str> = published
+        .outputs
+        .iter()
+        .map(|o| (o.path.as_str(), o.sha256.as_str()))
+        .collect();
+    let after: BTreeMap<&str, &str> = now
+        .outputs
+        .iter()
+        .map(|o| (o.path.as_str(), o.sha256.as_str()))
+        .collect();
+    let mut differ = Vec::new();
+    let paths: std::collections::BTreeSet<&str> =
+        before.keys().chain(after.keys()).copied().collect();
+    for path in paths {
+        match (before.get(path), after.get(path)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => differ.push(format!("  {path}: sha256 {a} → {b}\n")),
+            (Some(a), None) => differ.push(format!("  {path}: sha256 {a} → not written\n")),
+            (None, Some(b)) => differ.push(format!("  {path}: not published → sha256 {b}\n")),
+            (None, None) => {}
+        }
+    }
+    if differ.is_empty() && now.totals == published.totals {
+        if !args.quiet {
+            super::say(&format!(
+                "identical: {} of {period}\n",
+                count(now.outputs.len() as u64, "output", "outputs")
+            ));
+        }
+        return Ok(());
+    }
+    if before.get("invoices.json") != after.get("invoices.json") {
+        let dir = url.rsplit_once('/').map_or("", |(d, _)| d);
+        let old = ctx.store.read(&join(dir, "invoices.json")).ok();
+        let old: Option<Value> = old.and_then(|b| serde_json::from_slice(&b).ok());
+        let new: Option<Value> = outputs
+            .get("invoices.json")
+            .and_then(|b| serde_json::from_slice(b).ok());
+        if let (Some(old), Some(new)) = (old, new)
+            && let Some(d) = first_difference(&old, &new)
+        {
+            differ.push(format!("  invoices.json: {d}\n"));
+        }
+    }
+    if now.totals != published.totals {
+        differ.push("  the manifest's totals differ\n".to_string());
+    }
+    if !args.quiet {
+        super::say(&format!(
+            "differs: the same inputs give other outputs for {period}\n{}",
+            differ.concat()
+        ));
+    }
+    Err(bad(format!(
+        "{period} does not verify: the same inputs give other outputs"
+    ))
+    .with_hint(format!(
+        "the month was published by {} {}; compare the tool version and the templates folder",
+        published.tool, published.version
+    )))
+}
+
+/// Each recorded object (policy, catalog, inputs) that is gone, or whose
+/// bytes are not the recorded ones. An object with a recorded version is
+/// read at that version by the rerun, so only its existence is checked.
+fn changed_inputs(ctx: &Context, m: &Manifest) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for rec in [&m.policy, &m.catalog].into_iter().chain(&m.inputs) {
+        if !ctx.store.try_exists(&rec.url)? {
+            out.push(format!(
+                "  {}: gone (was sha256 {}, {} bytes)\n",
+                rec.url, rec.sha256, rec.size
+            ));
+            continue;
+        }
+        if rec.version.is_some() {
+            continue;
+        }
+        let now: ObjectRecord = ctx.store.record(&rec.url)?;
+        if now.sha256 != rec.sha256 {
+            out.push(format!(
+                "  {}: sha256 {} ({} bytes) → {} ({} bytes)\n",
+                rec.url, rec.sha256, rec.size, now.sha256, now.size
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The first team, and field of its invoice, that differs between two
+/// `invoices.json`; else the first month field that does.
+fn first_difference(old: &Value, new: &Value) -> Option<String> {
+    let by_team = |v: &Value| -> BTreeMap<String, Value> {
+        v["invoices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| Some((i["team"].as_str()?.to_string(), i.clone())))
+            .collect()
+    };
+    let (a, b) = (by_team(old), by_team(new));
+    let teams: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for team in teams {
+        match (a.get(team), b.get(team)) {
+            (Some(x), Some(y)) if x != y => {
+                let field = first_field(x, y).unwrap_or_default();
+                return Some(format!(
+                    "team `{team}`: `{field}` was {}, now {}",
+                    x[&field], y[&field]
+                ));
+            }
+            (Some(_), None) => return Some(format!("team `{team}`: no longer invoiced")),
+            (None, Some(_)) => return Some(format!("team `{team}`: newly invoiced")),
+            _ => {}
+        }
+    }
+    let field = first_field(old, new)?;
+    Some(format!(
+        "`{field}` was {}, now {}",
+        old[&field], new[&field]
+    ))
+}
+
+/// The first key, in order, whose value differs between two objects.
+fn first_field(a: &Value, b: &Value) -> Option<String> {
+    let (a, b) = (a.as_object()?, b.as_object()?);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_difference_names_the_team_and_field() {
+        let old: Value = serde_json::json!({"period": "2025-01", "invoices": [
+            {"team": "a", "total": "1.00", "usage_cost": "1.00"},
+            {"team": "b", "total": "2.00", "usage_cost": "2.00"}]});
+        let mut new = old.clone();
+        new["invoices"][1]["total"] = "2.50".into();
+        assert_eq!(
+            first_difference(&old, &new).unwrap(),
+            "team `b`: `total` was \"2.00\", now \"2.50\""
+        );
+        let mut new = old.clone();
+        new["period"] = "2025-02".into();
+        assert_eq!(
+            first_difference(&old, &new).unwrap(),
+            "`period` was \"2025-01\", now \"2025-02\""
+        );
+        assert_eq!(first_difference(&old, &old), None);
+    }
+}
