@@ -691,28 +691,20 @@ impl Policy {
                 check_tiers(t)
                     .map_err(|m| bad(&format!("[teams.{id}]"), format!("{}: {m}", key("tiers"))))?;
             }
-            for (name, v) in [
-                ("markup", team.markup),
-                ("fixed_fee", team.fixed_fee),
-                ("platform_fee_rate", team.platform_fee_rate),
-                ("budget", team.budget),
+            // Rates are bounded too; amounts only by what an amount may be.
+            for (name, v, rate) in [
+                ("markup", team.markup, true),
+                ("fixed_fee", team.fixed_fee, false),
+                ("platform_fee_rate", team.platform_fee_rate, true),
+                ("budget", team.budget, false),
             ] {
-                if let Some(v) = v
-                    && v < Decimal::ZERO
-                {
-                    return Err(bad(
-                        &format!("[teams.{id}]"),
-                        format!("`{}` is `{v}`, expected 0 or more", key(name)),
-                    ));
-                }
-            }
-            for (name, v) in [
-                ("markup", team.markup),
-                ("platform_fee_rate", team.platform_fee_rate),
-            ] {
-                if let Some(v) = v {
-                    check_rate(&key(name), v).map_err(|m| bad(&format!("[teams.{id}]"), m))?;
-                }
+                let Some(v) = v else { continue };
+                let checked = if rate {
+                    check_rate(&key(name), v)
+                } else {
+                    check_amount(&key(name), v)
+                };
+                checked.map_err(|m| bad(&format!("[teams.{id}]"), m))?;
             }
             if let Some(th) = team.alert_threshold {
                 check_threshold(th).map_err(|m| {
@@ -757,14 +749,19 @@ impl Policy {
 }
 
 fn check_rate(name: &str, v: Decimal) -> std::result::Result<(), String> {
-    if v < Decimal::ZERO {
-        return Err(format!("`{name}` is `{v}`, expected 0 or more"));
-    }
+    check_amount(name, v)?;
     if v > MAX_RATE {
         return Err(format!(
             "`{name}` is `{v}`, more than {MAX_RATE} ({}%); rates are fractions: `\"0.20\"` is 20%",
             MAX_RATE * Decimal::ONE_HUNDRED
         ));
+    }
+    Ok(())
+}
+
+fn check_amount(name: &str, v: Decimal) -> std::result::Result<(), String> {
+    if v < Decimal::ZERO {
+        return Err(format!("`{name}` is `{v}`, expected 0 or more"));
     }
     Ok(())
 }

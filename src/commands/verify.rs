@@ -2,7 +2,7 @@
 //! the same stages as `run`, compared with what the manifest records
 //! instead of published.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -67,19 +67,15 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     let now = seal(&policy, &inputs, &month, &outputs);
     ctx.progress.finish();
 
-    let before: BTreeMap<&str, &str> = published
-        .outputs
-        .iter()
-        .map(|o| (o.path.as_str(), o.sha256.as_str()))
-        .collect();
-    let after: BTreeMap<&str, &str> = now
-        .outputs
-        .iter()
-        .map(|o| (o.path.as_str(), o.sha256.as_str()))
-        .collect();
+    let hashes = |m: &Manifest| -> BTreeMap<String, String> {
+        m.outputs
+            .iter()
+            .map(|o| (o.path.clone(), o.sha256.clone()))
+            .collect()
+    };
+    let (before, after) = (hashes(&published), hashes(&now));
     let mut differ = Vec::new();
-    let paths: std::collections::BTreeSet<&str> =
-        before.keys().chain(after.keys()).copied().collect();
+    let paths: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for path in paths {
         match (before.get(path), after.get(path)) {
             (Some(a), Some(b)) if a == b => {}
@@ -168,7 +164,7 @@ fn first_difference(old: &Value, new: &Value) -> Option<String> {
             .collect()
     };
     let (a, b) = (by_team(old), by_team(new));
-    let teams: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let teams: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for team in teams {
         match (a.get(team), b.get(team)) {
             (Some(x), Some(y)) if x != y => {
@@ -193,7 +189,7 @@ fn first_difference(old: &Value, new: &Value) -> Option<String> {
 /// The first key, in order, whose value differs between two objects.
 fn first_field(a: &Value, b: &Value) -> Option<String> {
     let (a, b) = (a.as_object()?, b.as_object()?);
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
 }
 

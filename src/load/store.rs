@@ -306,6 +306,12 @@ fn encoded_len_of(encoded: &str, object: &str) -> usize {
     tail.len()
 }
 
+/// The bytes of `url` as text, or the one error every text input gets.
+pub fn utf8_text(url: &str, bytes: &[u8]) -> Result<String> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::input(Location::file(url), "the file is not UTF-8 text"))
+}
+
 /// The URL of an object listed under `base`.
 fn object_url(base: &str, location: &ObjectPath) -> String {
     format!("{base}/{location}")
@@ -522,9 +528,7 @@ impl Store {
 
     /// Reads a text object (a policy, a catalog).
     pub fn read_text(&self, url: &str) -> Result<String> {
-        let bytes = self.read(url)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| Error::input(Location::file(url), "the file is not UTF-8 text"))
+        utf8_text(url, &self.read(url)?)
     }
 
     /// Size and sha256 of an object (streamed for local files), with the

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::load::store::{Store, join};
+use crate::load::store::{Store, join, utf8_text};
 
 /// The built-in templates, by the name an override takes.
 const BUILTIN: [(&str, &str); 7] = [
@@ -48,15 +48,6 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The built-in templates only.
-    pub fn builtin() -> Templates {
-        Templates {
-            store: Store::new(),
-            dir: None,
-            found: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// The templates of `dir` over the built-ins. Each template a document
     /// is made from is looked up now, so a folder the store cannot read
     /// stops the run before anything is rendered.
@@ -100,14 +91,7 @@ impl Templates {
         let Some(f) = self.file(name)? else {
             unreachable!("`{name}` is a built-in template")
         };
-        // The same check, and words, as any text the run reads.
-        match String::from_utf8(f.bytes.to_vec()) {
-            Ok(text) => Ok((f.uri, text)),
-            Err(_) => Err(crate::error::Error::input(
-                crate::error::Location::file(&f.uri),
-                "the file is not UTF-8 text",
-            )),
-        }
+        Ok((f.uri.clone(), utf8_text(&f.uri, &f.bytes)?))
     }
 
     fn override_of(&self, rel: &str) -> Result<Option<TemplateFile>> {

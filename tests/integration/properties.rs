@@ -15,13 +15,12 @@ use chargeback::load::ingest::requests::{RequestLog, RequestStats};
 use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
 use chargeback::load::store::ObjectRecord;
 use chargeback::load::store::Store;
-use chargeback::load::{Inputs, LoadedBill, load, read_policy};
+use chargeback::load::{Inputs, LoadedBill};
 use chargeback::money::{Decimal, round_line};
-use chargeback::render::data_outputs;
 use chrono::NaiveDate;
 use proptest::prelude::*;
 
-use crate::util::repo_root;
+use crate::util::{self, repo_root};
 
 fn catalog() -> Catalog {
     let text =
@@ -260,7 +259,7 @@ fn close_in_memory(
     );
     store.put_memory("policy.toml", policy.into_bytes());
     let ctx = Context::new(store);
-    let closed = close_stages(&ctx);
+    let closed = util::close_in_memory(&ctx, "2025-01").outputs;
     (
         closed.get("invoices.json").unwrap().to_vec(),
         closed.get("ledger.csv").unwrap().to_vec(),
@@ -300,16 +299,4 @@ proptest! {
         prop_assert_eq!(String::from_utf8(a.0).unwrap(), String::from_utf8(b.0).unwrap());
         prop_assert_eq!(a.1, b.1);
     }
-}
-
-/// The month's data outputs from the stages the binary runs: load,
-/// compute, and the ledgers of render (no documents are typeset).
-fn close_stages(ctx: &Context) -> chargeback::publish::Outputs {
-    let policy = read_policy(ctx, "memory://policy.toml").unwrap_or_else(fail);
-    let inputs = load(ctx, &policy.policy, "2025-01".parse().unwrap()).unwrap_or_else(fail);
-    data_outputs(&compute(&inputs, &policy.policy, None))
-}
-
-fn fail<T>(e: chargeback::error::Error) -> T {
-    panic!("{}", e.report())
 }

@@ -8,17 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chargeback::catalog::Catalog;
-use chargeback::compute::compute;
-use chargeback::compute::invoice::MonthView;
 use chargeback::context::Context;
 use chargeback::load::store::Store;
-use chargeback::load::{load, read_policy};
-use chargeback::publish::Outputs;
-use chargeback::render::data_outputs;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
 
-use crate::util::repo_root;
+use chargeback::publish::Outputs;
+
+use crate::util::{Closed, close_in_memory, repo_root};
 
 const HEADER: &str = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status";
 
@@ -286,7 +283,7 @@ fn close(files: &[(String, Vec<Row>)]) -> Closed {
         billing = [{ url = \"memory://bill/focus.csv\", format = \"focus\" }]\ncatalog = \"memory://catalog.json\"\n";
     store.put_memory("policy.toml", policy.as_bytes().to_vec());
     let ctx = Context::new(store);
-    close_stages(&ctx)
+    close_in_memory(&ctx, "2025-01")
 }
 
 /// (file, row) of every row of a quarantine CSV output.
@@ -347,25 +344,4 @@ proptest! {
         prop_assert_eq!(&m.billed_total, &clean.view.billed_total);
         prop_assert_eq!(&m.unattributed, &clean.view.unattributed);
     }
-}
-
-/// A month closed by the stages the binary runs: load, compute, and the
-/// data outputs of render (no documents are typeset).
-struct Closed {
-    outputs: Outputs,
-    view: MonthView,
-}
-
-fn close_stages(ctx: &Context) -> Closed {
-    let policy = read_policy(ctx, "memory://policy.toml").unwrap_or_else(fail);
-    let inputs = load(ctx, &policy.policy, "2025-01".parse().unwrap()).unwrap_or_else(fail);
-    let month = compute(&inputs, &policy.policy, None);
-    Closed {
-        outputs: data_outputs(&month),
-        view: month.view,
-    }
-}
-
-fn fail<T>(e: chargeback::error::Error) -> T {
-    panic!("{}", e.report())
 }

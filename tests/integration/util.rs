@@ -139,3 +139,23 @@ pub(crate) fn usage_cost(month: &serde_json::Value, team: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A month closed in memory by the stages the binary runs — load, compute
+/// and the data outputs of render (no documents are typeset) — from the
+/// policy at `memory://policy.toml`.
+pub(crate) struct Closed {
+    pub outputs: chargeback::publish::Outputs,
+    pub view: chargeback::compute::invoice::MonthView,
+}
+
+pub(crate) fn close_in_memory(ctx: &chargeback::context::Context, period: &str) -> Closed {
+    use chargeback::load::{load, read_policy};
+    let fail = |e: chargeback::error::Error| -> ! { panic!("{}", e.report()) };
+    let policy = read_policy(ctx, "memory://policy.toml").unwrap_or_else(|e| fail(e));
+    let inputs = load(ctx, &policy.policy, period.parse().unwrap()).unwrap_or_else(|e| fail(e));
+    let month = chargeback::compute::compute(&inputs, &policy.policy, None);
+    Closed {
+        outputs: chargeback::render::data_outputs(&month),
+        view: month.view,
+    }
+}
