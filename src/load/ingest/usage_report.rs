@@ -162,7 +162,7 @@ fn openai_counts(r: &Map<String, Value>) -> Counts {
         Some(n) => n,
         None => {
             let all = count(r, &["input_tokens"])?.ok_or(missing("input_tokens"))?;
-            all.checked_sub(cached + write).ok_or_else(|| {
+            all.checked_sub(cached.saturating_add(write)).ok_or_else(|| {
                 RowError::new(
                     "input_tokens",
                     format!(
@@ -234,7 +234,7 @@ fn anthropic_counts(r: &Map<String, Value>) -> Counts {
     Ok([
         (UsageType::Input, input),
         (UsageType::CachedInput, cached),
-        (UsageType::CacheWrite, write_5m + write_1h),
+        (UsageType::CacheWrite, write_5m.saturating_add(write_1h)),
         (UsageType::Output, output),
     ])
 }
