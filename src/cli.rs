@@ -38,6 +38,55 @@ pub enum Command {
     /// changed or is gone, or each output that would differ (and, for
     /// invoices.json, the first team and field).
     Verify(VerifyArgs),
+    /// Re-rate a closed month with its inputs as they are now and issue a
+    /// credit or debit note per team whose total changed
+    ///
+    /// Late usage, a corrected bill or a price fix: the whole month is
+    /// computed again, every rule and tier included, and compared with the
+    /// month as last issued (the invoices, or the last amendment). The
+    /// published documents are never rewritten: the notes go to
+    /// `amendments/<n>/` under the month's folder (notes.json, one HTML and
+    /// one PDF per note, the re-rated invoices.json, its own manifest), and
+    /// the month's manifest lists the amendment. The next month's run
+    /// carries each note once, as an adjustment line. Nothing changed:
+    /// nothing is written.
+    Amend(AmendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// The policy file (chargeback.toml)
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: String,
+
+    /// The closed month to amend, as YYYY-MM
+    #[arg(long, short = 'p', value_name = "YYYY-MM")]
+    pub period: String,
+
+    /// The issue date of the notes, as YYYY-MM-DD (required: a note is
+    /// dated, and chargeback never reads the clock)
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+
+    /// Why the month is amended, printed on every note
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "late usage, corrected bills or prices"
+    )]
+    pub reason: String,
+
+    /// The month's published folder or URL, overriding [output] url
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<String>,
+
+    /// Print nothing but errors (and no progress bars)
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Print each stage's wall time to stderr
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

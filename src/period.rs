@@ -22,6 +22,21 @@ impl Period {
         self.start() + Months::new(1)
     }
 
+    /// The month before.
+    pub fn previous(self) -> Period {
+        if self.month == 1 {
+            Period {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Period {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     pub fn last_day(self) -> NaiveDate {
         self.end().pred_opt().expect("a month has a last day")
     }

@@ -82,7 +82,6 @@ pub fn publish_with(
 ) -> Result<()> {
     let manifest_url = join(out, MANIFEST);
     let marker_url = join(out, PUBLISHING);
-    let bytes = manifest.to_bytes();
 
     let previous = match ctx.store.try_exists(&manifest_url)? {
         true => Some(ctx.store.read(&manifest_url)?),
@@ -93,6 +92,16 @@ pub fn publish_with(
     let published = previous
         .as_deref()
         .map(|old| Manifest::parse(old, &manifest_url).ok());
+    // The amendments of a month are history, whatever replaces it.
+    let mut manifest = manifest.clone();
+    if let Some(Some(old)) = &published
+        && manifest.amendment.is_none()
+    {
+        manifest.amended = old.amended;
+        manifest.amendments = old.amendments.clone();
+    }
+    let manifest = &manifest;
+    let bytes = manifest.to_bytes();
     let refused = previous
         .as_deref()
         .zip(published.as_ref())
@@ -106,7 +115,8 @@ pub fn publish_with(
             differences(old.as_ref(), manifest)
         ))
         .with_hint(format!(
-            "rerun with `--force` to replace the closed month, or with `--pin-manifest {manifest_url}` to read what it read"
+            "to issue credit and debit notes for what changed, `chargeback amend --period {} --as-of DATE`; to read what the month read, rerun with `--pin-manifest {manifest_url}`; to replace it, rerun with `--force`",
+            manifest.period
         )));
     }
     // Everything a previous publish may have written: the last manifest's
@@ -178,7 +188,7 @@ impl Marker {
 /// Whether a published manifest closed its month: issued on or after the
 /// first day after the period (a mid-month `--as-of` run is preliminary).
 /// Dates that do not read as dates count as closed.
-fn is_closed(m: &Manifest) -> bool {
+pub fn is_closed(m: &Manifest) -> bool {
     let period = m.period.parse::<Period>().ok();
     let issued = m.issue_date.parse::<NaiveDate>().ok();
     match (period, issued) {
@@ -244,6 +254,12 @@ mod tests {
             version: "0".into(),
             period: "2025-01".into(),
             issue_date: issue_date.into(),
+            as_of: None,
+            amendment: None,
+            reason: None,
+            carried_notes: Vec::new(),
+            amended: false,
+            amendments: Vec::new(),
             policy: record.clone(),
             catalog: record,
             inputs: Vec::new(),

@@ -3,10 +3,13 @@
 //! by a run and read back by the next (publishing over a month, pinning a
 //! rerun to it).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::compute::Month;
 use crate::error::{Error, Location, Result};
+use crate::load::ingest::QuarantineKind;
 use crate::load::store::ObjectRecord;
 use crate::load::{Inputs, LoadedPolicy};
 use crate::publish::Outputs;
@@ -33,17 +36,73 @@ pub struct Totals {
     pub duplicates_dropped: u64,
 }
 
+/// An input object as read, and what became of its rows. The counts are
+/// absent from manifests written before they were recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRecord {
+    #[serde(flatten)]
+    pub object: ObjectRecord,
+    /// Rows (requests, bill rows) the object held.
+    #[serde(default)]
+    pub rows_read: u64,
+    /// Rows set aside in `quarantine/` for failing a check.
+    #[serde(default)]
+    pub rows_quarantined: u64,
+    /// Request rows dropped as repeats of an earlier request id.
+    #[serde(default)]
+    pub rows_duplicated: u64,
+}
+
+/// An amendment of the month: its number, its manifest, and its notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AmendmentRecord {
+    pub number: u32,
+    pub issue_date: String,
+    /// `amendments/<n>/manifest.json`, relative to the month's folder.
+    pub manifest: String,
+    pub sha256: String,
+    pub notes: Vec<String>,
+}
+
+/// A credit or debit note of an earlier month that this month's invoices
+/// carry as an adjustment line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedNote {
+    pub note_number: String,
+    pub team: String,
+    pub amount: String,
+    /// The `notes.json` it was read from.
+    pub source: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub tool: String,
     pub version: String,
     pub period: String,
     pub issue_date: String,
+    /// The `--as-of` date the run was given (`None`: the close of the period).
+    #[serde(default)]
+    pub as_of: Option<String>,
+    /// Set in the manifest of `amendments/<n>/`: the amendment's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amendment: Option<u32>,
+    /// Set for an amendment: the reason printed on its notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub policy: ObjectRecord,
     pub catalog: ObjectRecord,
-    pub inputs: Vec<ObjectRecord>,
+    pub inputs: Vec<InputRecord>,
     pub outputs: Vec<OutputRecord>,
     pub totals: Totals,
+    /// Notes of earlier months carried as adjustment lines.
+    #[serde(default)]
+    pub carried_notes: Vec<CarriedNote>,
+    /// Whether `chargeback amend` has issued notes against this month.
+    #[serde(default)]
+    pub amended: bool,
+    #[serde(default)]
+    pub amendments: Vec<AmendmentRecord>,
 }
 
 impl Manifest {
@@ -77,10 +136,25 @@ pub fn seal(
         version: env!("CARGO_PKG_VERSION").into(),
         period: m.period.clone(),
         issue_date: m.issue_date.clone(),
+        as_of: month.as_of.map(|d| d.to_string()),
+        amendment: None,
+        reason: None,
         policy: policy.record.clone(),
         catalog: inputs.catalog_record.clone(),
-        inputs: inputs.records.clone(),
+        inputs: input_records(inputs),
         outputs: outputs.records(),
+        carried_notes: inputs
+            .notes
+            .iter()
+            .map(|n| CarriedNote {
+                note_number: n.note_number.clone(),
+                team: n.team.clone(),
+                amount: n.amount.to_string(),
+                source: n.source.clone(),
+            })
+            .collect(),
+        amended: false,
+        amendments: Vec::new(),
         totals: Totals {
             currency: m.currency.clone(),
             billed_total: m.billed_total.clone(),
@@ -95,6 +169,46 @@ pub fn seal(
             duplicates_dropped: m.inputs.duplicates_dropped,
         },
     }
+}
+
+/// Each input's record with the rows it held, quarantined and duplicated.
+fn input_records(inputs: &Inputs) -> Vec<InputRecord> {
+    #[derive(Default)]
+    struct Rows {
+        read: u64,
+        quarantined: u64,
+        duplicated: u64,
+    }
+    let mut rows: BTreeMap<&str, Rows> = BTreeMap::new();
+    let log = &inputs.requests;
+    for (s, n) in inputs.request_sources.iter().zip(&log.rows_by_source) {
+        rows.entry(&s.url).or_default().read += n;
+    }
+    for q in &log.quarantine {
+        let r = rows.entry(&q.source).or_default();
+        match q.kind {
+            QuarantineKind::Duplicate => r.duplicated += 1,
+            QuarantineKind::Invalid => r.quarantined += 1,
+        }
+    }
+    for b in &inputs.bills {
+        let r = rows.entry(&b.url).or_default();
+        r.read += b.bill.rows_read;
+        r.quarantined += b.bill.quarantine.len() as u64;
+    }
+    inputs
+        .records
+        .iter()
+        .map(|o| {
+            let r = rows.get(o.url.as_str());
+            InputRecord {
+                object: o.clone(),
+                rows_read: r.map_or(0, |r| r.read),
+                rows_quarantined: r.map_or(0, |r| r.quarantined),
+                rows_duplicated: r.map_or(0, |r| r.duplicated),
+            }
+        })
+        .collect()
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -120,9 +234,20 @@ mod tests {
             version: "0".into(),
             period: "2025-01".into(),
             issue_date: "2025-02-01".into(),
+            as_of: None,
+            amendment: None,
+            reason: None,
             policy: record("policy.toml"),
             catalog: record("catalog.json"),
-            inputs: vec![record("logs/a.csv")],
+            inputs: vec![InputRecord {
+                object: record("logs/a.csv"),
+                rows_read: 3,
+                rows_quarantined: 1,
+                rows_duplicated: 0,
+            }],
+            carried_notes: Vec::new(),
+            amended: false,
+            amendments: Vec::new(),
             outputs: vec![OutputRecord {
                 path: "ledger.csv".into(),
                 size: 1,

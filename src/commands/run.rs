@@ -11,6 +11,7 @@ use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::load::store::join;
 use crate::load::{load, read_policy};
+use crate::money::{Decimal, format_amount};
 use crate::period::Period;
 use crate::progress::Progress;
 use crate::publish::{PublishOptions, publish_with};
@@ -27,7 +28,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
         ctx.store.pin_to_manifest(url);
     }
     let policy = read_policy(ctx, &args.month.config)?;
-    let inputs = load(ctx, &policy.policy, period)?;
+    let inputs = load(ctx, &policy.policy, period, as_of)?;
     let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
 
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
@@ -98,6 +99,7 @@ fn check_pinned_inputs(ctx: &Context, url: &str, manifest: &Manifest) -> Result<
     let read: BTreeSet<String> = manifest
         .inputs
         .iter()
+        .map(|i| &i.object)
         .chain([&manifest.catalog])
         .map(|r| r.url.clone())
         .collect();
@@ -166,6 +168,21 @@ pub fn report(month: &Month<'_>, headline: &str) -> String {
             "duplicate requests"
         ),
     ));
+    if !month.carried.is_empty() {
+        let net: Decimal = month.carried.iter().map(|n| n.amount).sum();
+        let mut periods: Vec<&str> = month.carried.iter().map(|n| n.period.as_str()).collect();
+        periods.dedup();
+        s.push_str(&format!(
+            "  carried: {} of {} as adjustment lines, net {} {cur}\n",
+            count(
+                month.carried.len() as u64,
+                "credit or debit note",
+                "credit and debit notes"
+            ),
+            periods.join(", "),
+            group_digits(&format_amount(net, month.scale)),
+        ));
+    }
     if m.other_services_rows > 0 {
         s.push_str(&format!(
             "  not LLM spend: {}, {} {cur} of other cloud services, not included\n",

@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     let (period, as_of) = parse_month(args)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.quiet, args.timings));
     let policy = read_policy(ctx, &args.config)?;
-    let inputs = load(ctx, &policy.policy, period)?;
+    let inputs = load(ctx, &policy.policy, period, as_of)?;
     let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
     let month = compute(&inputs, &policy.policy, as_of);

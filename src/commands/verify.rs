@@ -56,12 +56,18 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
 
     ctx.store.pin_to_manifest(url);
     let policy = read_policy(ctx, &published.policy.url)?;
-    let inputs = load(ctx, &policy.policy, period)?;
+    // The run's own `--as-of` where the manifest records it; else the
+    // issue date, which computes the same as none.
+    let as_of = match &published.as_of {
+        Some(d) => d
+            .parse::<NaiveDate>()
+            .map_err(|_| bad(format!("`as_of` is `{d}`, not a date")))?,
+        None => issued,
+    };
+    let inputs = load(ctx, &policy.policy, period, Some(as_of))?;
     let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    // The issue date stands for the run's `--as-of` (the first day after
-    // the period when none was given, which computes the same).
-    let month = compute(&inputs, &policy.policy, Some(issued));
+    let month = compute(&inputs, &policy.policy, Some(as_of));
     stage.done();
     let outputs = render(&month, &templates, &ctx.progress)?;
     let now = seal(&policy, &inputs, &month, &outputs);
@@ -130,7 +136,8 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
 /// read at that version by the rerun, so only its existence is checked.
 fn changed_inputs(ctx: &Context, m: &Manifest) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for rec in [&m.policy, &m.catalog].into_iter().chain(&m.inputs) {
+    let inputs = m.inputs.iter().map(|i| &i.object);
+    for rec in [&m.policy, &m.catalog].into_iter().chain(inputs) {
         if !ctx.store.try_exists(&rec.url)? {
             out.push(format!(
                 "  {}: gone (was sha256 {}, {} bytes)\n",

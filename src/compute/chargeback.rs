@@ -69,6 +69,12 @@ impl TeamCharges {
         }
     }
 
+    /// One more line, in the total.
+    pub fn add(&mut self, charge: Charge) {
+        self.total += charge.amount;
+        self.charges.push(charge);
+    }
+
     /// The lines of one kind, summed.
     pub fn sum(&self, kind: ChargeKind) -> Decimal {
         self.charges

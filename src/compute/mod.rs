@@ -3,6 +3,7 @@
 //! and build the view model. No store, no clock: the same [`Inputs`] and
 //! policy give the same [`Month`].
 
+pub mod amend;
 pub mod attribute;
 pub mod budget;
 pub mod chargeback;
@@ -20,13 +21,14 @@ use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::{
     Bill, BilledLine, OtherServices, QuarantineKind, QuarantinedRow, truncated_pages,
 };
+use crate::load::notes::PendingNote;
 use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
 use crate::schema;
 use crate::text::count;
 use attribute::{TeamUsage, attribute};
 use budget::{BudgetLevel, budget_status};
-use chargeback::charge;
+use chargeback::{ChargeKind, charge};
 use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
 use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
 
@@ -44,6 +46,10 @@ pub struct Month<'a> {
     pub quarantine: Quarantine<'a>,
     /// Minor units of the invoice currency.
     pub scale: u32,
+    /// The `--as-of` date the month was computed for.
+    pub as_of: Option<NaiveDate>,
+    /// Notes of earlier months carried as adjustment lines.
+    pub carried: &'a [PendingNote],
 }
 
 /// Rows set aside, by the file they are written to.
@@ -138,11 +144,12 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
     exceptions.extend(bill_exceptions);
 
-    // Every team in the logs, and every team of the policy (fixed fees
-    // are due without usage).
+    // Every team in the logs, every team of the policy (fixed fees are
+    // due without usage), and every team an earlier month's note is due to.
     let empty: BTreeMap<String, TeamUsage> = policy
         .teams
         .keys()
+        .chain(inputs.notes.iter().map(|n| &n.team))
         .filter(|t| !attribution.teams.contains_key(*t))
         .map(|t| {
             (
@@ -178,9 +185,13 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
                 )
             });
         }
-        let charges = charge(usage, &terms, scale);
+        let mut charges = charge(usage, &terms, scale);
+        for note in inputs.notes.iter().filter(|n| n.team == usage.team) {
+            charges.add(note.adjustment());
+        }
+        // A note corrects an earlier month: not this month's spending.
         let budget = budget_status(
-            charges.total,
+            charges.total - charges.sum(ChargeKind::Adjustment),
             terms.budget,
             terms.alert_threshold,
             period,
@@ -291,6 +302,8 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
             billing: billing_quarantine,
         },
         scale,
+        as_of,
+        carried: &inputs.notes,
     }
 }
 /// A bill source that holds nothing of the period: every row of another

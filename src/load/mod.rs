@@ -4,7 +4,10 @@
 //! sees.
 
 pub mod ingest;
+pub mod notes;
 pub mod store;
+
+use chrono::NaiveDate;
 
 use crate::catalog::Catalog;
 use crate::config::BillingFormat;
@@ -14,6 +17,7 @@ use crate::error::{Error, Location, Result};
 use crate::period::Period;
 use ingest::requests::{RequestLog, RequestSource, load_requests};
 use ingest::{Bill, detect, load_bill};
+use notes::{PendingNote, pending_notes};
 use store::ObjectRecord;
 
 /// A policy as read, with the record of the bytes it was read from.
@@ -39,9 +43,11 @@ pub struct Inputs {
     pub requests: RequestLog,
     /// The bills in the order the policy lists their sources.
     pub bills: Vec<LoadedBill>,
-    /// What each request log and bill object held, sorted by URL (request
-    /// logs first), for the manifest.
+    /// What each request log, bill and carried `notes.json` held, sorted
+    /// by URL (request logs first, notes last), for the manifest.
     pub records: Vec<ObjectRecord>,
+    /// Notes of earlier months this month's invoices carry.
+    pub notes: Vec<PendingNote>,
 }
 
 /// Reads and checks the policy at `url`, then applies its `[storage]`
@@ -61,8 +67,14 @@ pub fn read_policy(ctx: &Context, url: &str) -> Result<LoadedPolicy> {
     Ok(LoadedPolicy { policy, record })
 }
 
-/// Reads every input of `period` that `policy` names.
-pub fn load(ctx: &Context, policy: &Policy, period: Period) -> Result<Inputs> {
+/// Reads every input of `period` that `policy` names, and the notes of
+/// earlier months due on the invoices of a run as of `as_of`.
+pub fn load(
+    ctx: &Context,
+    policy: &Policy,
+    period: Period,
+    as_of: Option<NaiveDate>,
+) -> Result<Inputs> {
     let stage = ctx.progress.stage("policy, catalog, inputs listed");
     let catalog_url = period.expand(&policy.sources.catalog);
     let catalog = Catalog::parse(&ctx.store.read_text(&catalog_url)?, &catalog_url)?;
@@ -124,8 +136,11 @@ pub fn load(ctx: &Context, policy: &Policy, period: Period) -> Result<Inputs> {
         .map(|s| &s.url)
         .chain(bill_urls)
         .collect();
-    let records = hash_all(ctx, &urls)?;
+    let mut records = hash_all(ctx, &urls)?;
     stage.done();
+    let issue_date = as_of.unwrap_or_else(|| period.end());
+    let (notes, note_records) = pending_notes(ctx, &policy.output.url, period, issue_date)?;
+    records.extend(note_records);
     Ok(Inputs {
         period,
         catalog,
@@ -134,6 +149,7 @@ pub fn load(ctx: &Context, policy: &Policy, period: Period) -> Result<Inputs> {
         requests,
         bills,
         records,
+        notes,
     })
 }
 

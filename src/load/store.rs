@@ -382,6 +382,7 @@ impl Store {
         let pins = manifest
             .inputs
             .into_iter()
+            .map(|i| i.object)
             .chain([manifest.catalog])
             .map(|r| (r.url.clone(), r))
             .collect();

@@ -9,11 +9,17 @@ use handlebars::{
 use serde::Serialize;
 
 use super::templates::Templates;
+use crate::compute::amend::NoteView;
 use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
-pub const TEMPLATE_NAMES: [&str; 3] = ["invoice.html.hbs", "summary.html.hbs", "style.css.hbs"];
+pub const TEMPLATE_NAMES: [&str; 4] = [
+    "invoice.html.hbs",
+    "summary.html.hbs",
+    "note.html.hbs",
+    "style.css.hbs",
+];
 
 pub struct HtmlRenderer {
     hb: Handlebars<'static>,
@@ -59,6 +65,10 @@ impl HtmlRenderer {
         self.render("summary.html", month)
     }
 
+    pub fn note(&self, view: &NoteView) -> Result<String> {
+        self.render("note.html", view)
+    }
+
     fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
         self.hb.render(name, data).map_err(|e| {
             let at = Location {
@@ -79,7 +89,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
                 )
         })
     }

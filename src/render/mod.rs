@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::compute::invoice::{Invoice, ledger_csv};
+use crate::compute::invoice::{Invoice, Issuer, ledger_csv};
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
 use crate::error::Result;
 use crate::load::ingest::quarantine_csv;
+use crate::load::notes::NotesFile;
 use crate::progress::Progress;
 use crate::publish::Outputs;
 use crate::schema;
@@ -86,6 +87,29 @@ pub fn check(month: &Month<'_>, templates: &Templates, progress: &Progress) -> R
     pdf.check_summary(view)?;
     stage.done();
     Ok(())
+}
+
+/// The documents of an amendment's notes: `notes/<team>.html` and
+/// `notes/<team>.pdf` each, under the file stems of the month's invoices.
+pub fn notes(
+    file: &NotesFile,
+    issuer: &Issuer,
+    stems: &BTreeMap<String, String>,
+    templates: &Templates,
+) -> Result<Outputs> {
+    let html = HtmlRenderer::new(templates)?;
+    let pdf = PdfRenderer::new(templates);
+    let mut outputs = Outputs::default();
+    for note in &file.notes {
+        let view = file.view(issuer, note);
+        let stem = stems
+            .get(&note.team)
+            .cloned()
+            .unwrap_or_else(|| crate::compute::invoice::file_stem(&note.team));
+        outputs.add(format!("notes/{stem}.html"), html.note(&view)?.into_bytes());
+        outputs.add(format!("notes/{stem}.pdf"), pdf.note(&view)?);
+    }
+    Ok(outputs)
 }
 
 /// The month as data: `invoices.json`, `budgets.json`, the ledgers and

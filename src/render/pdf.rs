@@ -25,6 +25,7 @@ use typst::{Library, World};
 use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
 use super::templates::Templates;
+use crate::compute::amend::NoteView;
 use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
 
@@ -89,6 +90,16 @@ impl<'t> PdfRenderer<'t> {
         let (template, data, date) = summary_job(month);
         let document = self.compile(template, data, date)?;
         let ident = format!("llm-chargeback/summary/{}", month.period);
+        self.export(template, &document, date, &ident)
+    }
+
+    /// `notes/<team>.pdf` of an amendment; the attached `note.json` is the
+    /// note as in `notes.json`, with the header it was printed under.
+    pub fn note(&self, view: &NoteView) -> Result<Vec<u8>> {
+        let template = "note.typ";
+        let date = issue_datetime(view.month.issue_date);
+        let document = self.compile(template, json_bytes(view), date)?;
+        let ident = format!("llm-chargeback/note/{}", view.note.note_number);
         self.export(template, &document, date, &ident)
     }
 
@@ -179,7 +190,7 @@ impl<'t> PdfRenderer<'t> {
             message.push_str(h);
         }
         Error::policy(at, message)
-            .with_hint("the fields a template may use are the keys of its data: invoices.json for summary.typ, `{ month, invoice }` for invoice.typ")
+            .with_hint("the fields a template may use are the keys of its data: invoices.json for summary.typ, `{ month, invoice }` for invoice.typ, `{ month, amendment, reason, note }` for note.typ")
     }
 
     fn uri_of(&self, name: &str) -> String {
@@ -279,6 +290,11 @@ fn wrapper(template: &str) -> String {
         (
             "invoices.json",
             "the finance summary's data (the run's invoices.json)",
+        )
+    } else if template == "note.typ" {
+        (
+            "note.json",
+            "this note's data, as printed, from the amendment's notes.json",
         )
     } else {
         (

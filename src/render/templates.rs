@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::load::store::{Store, join, utf8_text};
 
 /// The built-in templates, by the name an override takes.
-const BUILTIN: [(&str, &str); 7] = [
+const BUILTIN: [(&str, &str); 9] = [
     (
         "invoice.html.hbs",
         include_str!("../../templates/invoice.html.hbs"),
@@ -24,7 +24,12 @@ const BUILTIN: [(&str, &str); 7] = [
         "style.css.hbs",
         include_str!("../../templates/style.css.hbs"),
     ),
+    (
+        "note.html.hbs",
+        include_str!("../../templates/note.html.hbs"),
+    ),
     ("invoice.typ", include_str!("../../templates/invoice.typ")),
+    ("note.typ", include_str!("../../templates/note.typ")),
     ("summary.typ", include_str!("../../templates/summary.typ")),
     ("common.typ", include_str!("../../templates/common.typ")),
     ("brand.typ", include_str!("../../templates/brand.typ")),

@@ -172,13 +172,14 @@ proptest! {
             catalog: catalog(),
             catalog_record: record("catalog.json"),
             request_sources: Vec::new(),
-            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default() },
+            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default(), rows_by_source: Vec::new() },
             bills: vec![LoadedBill {
                 url: "bill.csv".into(),
                 format: BillingFormat::Focus,
                 bill: Bill { rows_read: lines.len() as u64, lines, ..Bill::default() },
             }],
             records: Vec::new(),
+            notes: Vec::new(),
         };
         let month = compute(&inputs, &policy, None);
         let m = &month.view;

@@ -587,7 +587,13 @@ fn a_month_reads_from_and_publishes_to_s3() {
         "{}",
         changed.stderr
     );
-    assert!(changed.stderr.contains("hint: rerun with `--force`"));
+    assert!(
+        changed.stderr.contains(
+            "hint: to issue credit and debit notes for what changed, `chargeback amend --period 2025-01 --as-of DATE`; "
+        ) && changed.stderr.contains("to replace it, rerun with `--force`"),
+        "{}",
+        changed.stderr
+    );
     assert_eq!(manifest(&server, "closed/2025-01"), m, "untouched");
     let forced = server.run(
         &t,

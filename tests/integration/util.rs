@@ -152,7 +152,8 @@ pub(crate) fn close_in_memory(ctx: &chargeback::context::Context, period: &str) 
     use chargeback::load::{load, read_policy};
     let fail = |e: chargeback::error::Error| -> ! { panic!("{}", e.report()) };
     let policy = read_policy(ctx, "memory://policy.toml").unwrap_or_else(|e| fail(e));
-    let inputs = load(ctx, &policy.policy, period.parse().unwrap()).unwrap_or_else(|e| fail(e));
+    let inputs =
+        load(ctx, &policy.policy, period.parse().unwrap(), None).unwrap_or_else(|e| fail(e));
     let month = chargeback::compute::compute(&inputs, &policy.policy, None);
     Closed {
         outputs: chargeback::render::data_outputs(&month),

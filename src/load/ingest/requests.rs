@@ -76,6 +76,8 @@ pub struct RequestLog {
     pub cells: Vec<UsageCell>,
     pub quarantine: Vec<QuarantinedRow>,
     pub stats: RequestStats,
+    /// Rows read from each source, in the order of the sources.
+    pub rows_by_source: Vec<u64>,
 }
 
 /// A request-log object: what it is, and its container format (from its
@@ -152,7 +154,7 @@ fn read_requests(
     let all = concat(frames, UnionArgs::default()).map_err(polars_err)?;
 
     let stage = ctx.progress.stage("requests: find duplicate ids");
-    let (plain, rows) =
+    let (plain, rows, rows_by_source) =
         plain_ids(all.clone(), sources.len(), stage.counter()).map_err(polars_err)?;
     let plain = Arc::new(plain);
     stage.done();
@@ -176,6 +178,7 @@ fn read_requests(
     }
     let mut log = month.finish();
     log.stats.spans_skipped = spans_skipped;
+    log.rows_by_source = rows_by_source;
     Ok(log)
 }
 
@@ -440,8 +443,12 @@ const NO_ID: u64 = u64::MAX - 1;
 /// says, by source and row position, which rows have an id that is present
 /// and no candidate. Holds 12 bytes a row while it works (each row's key by
 /// position, and the key again in its bucket), one bit a row after. Also
-/// returns the rows read.
-fn plain_ids(all: LazyFrame, n_sources: usize, progress: Counter) -> PolarsResult<(PlainIds, u64)> {
+/// returns the rows read, in all and per source.
+fn plain_ids(
+    all: LazyFrame,
+    n_sources: usize,
+    progress: Counter,
+) -> PolarsResult<(PlainIds, u64, Vec<u64>)> {
     #[derive(Default)]
     struct Seen {
         /// Per source, each row's key by position (`__seq`).
@@ -551,6 +558,8 @@ fn plain_ids(all: LazyFrame, n_sources: usize, progress: Counter) -> PolarsResul
         })
         .collect();
     let candidates = Candidates::new(twice);
+    // Every row of a source files its key at its position.
+    let rows_by_source = seen.keys.iter().map(|k| k.len() as u64).collect();
     let sources = seen
         .keys
         .par_iter_mut()
@@ -565,7 +574,7 @@ fn plain_ids(all: LazyFrame, n_sources: usize, progress: Counter) -> PolarsResul
             bits
         })
         .collect();
-    Ok((PlainIds { sources }, seen.rows))
+    Ok((PlainIds { sources }, seen.rows, rows_by_source))
 }
 
 /// Per source, one bit per row position (`__seq`): the row's id is present
@@ -1302,6 +1311,7 @@ impl<'a> MonthUsage<'a> {
             cells,
             quarantine: self.quarantine,
             stats,
+            rows_by_source: Vec::new(),
         }
     }
 }
