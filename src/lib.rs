@@ -63,6 +63,9 @@ where
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
+        Command::Catalog(cli::CatalogCommand::ImportLitellm(args)) => {
+            commands::catalog::import_litellm(&ctx, args)
+        }
     }));
     match result {
         Ok(Ok(())) => exit::OK,
