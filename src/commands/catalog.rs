@@ -716,7 +716,7 @@ mod tests {
         ModelEntry {
             provider: provider.into(),
             model: model.into(),
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            aliases: aliases.iter().map(ToString::to_string).collect(),
             tier: Some("general".into()),
             context_window: Some(1000),
             source: None,

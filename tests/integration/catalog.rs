@@ -87,7 +87,10 @@ fn an_excerpt_of_litellm_imports_exactly_and_loads() {
     );
     assert_eq!(field(haiku, &["cache_write"]), ["1"]);
     assert_eq!(field(haiku, &["cached_input"]), ["0.08"]);
-    assert_eq!(model(&cat, "xai", "grok-4-1-fast")["context_window"], 2_000_000);
+    assert_eq!(
+        model(&cat, "xai", "grok-4-1-fast")["context_window"],
+        2_000_000
+    );
     insta::assert_snapshot!("litellm_import_catalog", text);
 
     // Our own loader takes it, and resolves LiteLLM's names.
@@ -186,7 +189,11 @@ fn bad_arguments_and_inputs_exit_with_the_right_code() {
     let t = TestDir::with_fixture("litellm-prices");
     let out = t.run(&["catalog", "import-litellm", PRICES]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("--effective-from <DATE>"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--effective-from <DATE>"),
+        "{}",
+        out.stderr
+    );
 
     let out = t.run(&[
         "catalog",
@@ -232,10 +239,7 @@ fn bad_arguments_and_inputs_exit_with_the_right_code() {
     );
     assert_eq!(out.stdout, "");
 
-    t.write(
-        "eur.json",
-        &t.read(CATALOG).replace("\"USD\"", "\"EUR\""),
-    );
+    t.write("eur.json", &t.read(CATALOG).replace("\"USD\"", "\"EUR\""));
     let out = import(&t, &["--merge", "eur.json"]);
     assert_eq!(out.code, 1);
     assert_eq!(
