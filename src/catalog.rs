@@ -77,33 +77,33 @@ fn usd() -> String {
     "USD".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub provider: String,
     pub model: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refreshed: Option<NaiveDate>,
     pub prices: Vec<PriceSet>,
 }
 
 /// Prices per 1M tokens in force from `effective_from` until the next set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceSet {
     pub effective_from: NaiveDate,
     pub input: Decimal,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<Decimal>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<Decimal>,
     pub output: Decimal,
 }
@@ -118,6 +118,15 @@ impl PriceSet {
             UsageType::CacheWrite => self.cache_write.unwrap_or(self.input),
             UsageType::Output => self.output,
         }
+    }
+
+    /// Whether two sets charge the same for every token class (a class
+    /// left out is compared as the input price it stands for), whatever
+    /// their dates and however their decimals are written.
+    pub fn same_prices(&self, other: &PriceSet) -> bool {
+        UsageType::ALL
+            .iter()
+            .all(|&t| self.per_mtok(t) == other.per_mtok(t))
     }
 
     /// Exact cost of `tokens` tokens of a class.
@@ -202,6 +211,20 @@ fn compact(name: &str) -> String {
 }
 
 impl Catalog {
+    /// The catalog as its file holds it: pretty JSON, models in the order
+    /// given, fields left out when empty, prices as decimal strings.
+    pub fn to_json(currency: &str, models: &[ModelEntry]) -> String {
+        #[derive(Serialize)]
+        struct File<'a> {
+            currency: &'a str,
+            models: &'a [ModelEntry],
+        }
+        let mut text =
+            serde_json::to_string_pretty(&File { currency, models }).expect("a catalog serializes");
+        text.push('\n');
+        text
+    }
+
     pub fn parse(text: &str, uri: &str) -> Result<Catalog> {
         let mut cat: Catalog = serde_json::from_str(text).map_err(|e| {
             Error::policy(

@@ -51,6 +51,9 @@ pub enum Command {
     /// carries each note once, as an adjustment line. Nothing changed:
     /// nothing is written.
     Amend(AmendArgs),
+    /// Build or update the price catalog (model-catalog.json)
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +90,65 @@ pub struct AmendArgs {
     /// Print each stage's wall time to stderr
     #[arg(long)]
     pub timings: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Turn LiteLLM's public price map into a catalog, or into new price
+    /// versions of an existing catalog
+    ///
+    /// FILE is LiteLLM's model_prices_and_context_window.json (from the
+    /// BerriAI/litellm repository). Chat, completion and responses models
+    /// with an input and an output price per token are imported, converted
+    /// exactly to prices per 1M tokens (2.5e-06 per token is 2.5); every
+    /// other entry (sample_spec, embedding, image, audio, rerank, … modes,
+    /// models without both prices, models priced at zero) is skipped and
+    /// counted on stderr. Providers get chargeback's ids (bedrock →
+    /// aws-bedrock, azure → azure-openai, vertex_ai-* and gemini →
+    /// vertex-ai); a provider prefix of the model name is dropped and the
+    /// LiteLLM name kept as an alias. When two entries name the same model,
+    /// the one without a prefix is kept (else the first by name); the other
+    /// becomes an alias when its prices are the same, and is skipped when
+    /// they are not.
+    ///
+    /// Without --merge, the catalog holds one price set per model, in force
+    /// from --effective-from. With --merge, the existing catalog keeps its
+    /// history, its own models, and their aliases, tier and context window:
+    /// a model whose price in force on --effective-from differs gets a new
+    /// price set from that day (one already on that day is replaced; later
+    /// ones are kept and still take over on their dates), an unchanged
+    /// model gets nothing, and a model new to the catalog is added. Models
+    /// are matched by name or alias, in any case.
+    ///
+    /// The catalog goes to stdout, or to --out; the report goes to stderr.
+    /// Models are sorted by provider and model, so the same inputs give the
+    /// same bytes.
+    ImportLitellm(ImportLitellmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportLitellmArgs {
+    /// LiteLLM's model_prices_and_context_window.json (a path or URL)
+    #[arg(value_name = "FILE")]
+    pub file: String,
+
+    /// The day LiteLLM's prices take effect, as YYYY-MM-DD. Required: a
+    /// price list without a date would price past months too
+    #[arg(long, value_name = "DATE")]
+    pub effective_from: String,
+
+    /// An existing catalog to add LiteLLM's prices to, keeping its history
+    #[arg(long, value_name = "CATALOG")]
+    pub merge: Option<String>,
+
+    /// Write the catalog to this file or URL instead of stdout (it may be
+    /// the --merge catalog itself)
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<String>,
+
+    /// Print nothing but errors
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

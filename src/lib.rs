@@ -64,6 +64,9 @@ where
         Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Amend(args) => commands::amend::run(&ctx, args),
+        Command::Catalog(cli::CatalogCommand::ImportLitellm(args)) => {
+            commands::catalog::import_litellm(&ctx, args)
+        }
     }));
     match result {
         Ok(Ok(())) => exit::OK,

@@ -70,6 +70,126 @@ pub fn parse_amount(text: &str) -> Result<Decimal, ParseAmountError> {
     Ok(v)
 }
 
+/// Why the text of a JSON number has no exact [`Decimal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonNumberError {
+    /// Not a number as JSON writes one (RFC 8259 §6): `"0.1"`, `1_0`, `.5`.
+    NotANumber(String),
+    /// A number whose exact value needs more than 28 decimal places, or
+    /// more digits than a `Decimal` holds: rounding it would change it.
+    Inexact(String),
+}
+
+impl fmt::Display for JsonNumberError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonNumberError::NotANumber(t) => write!(f, "`{t}` is not a number"),
+            JsonNumberError::Inexact(t) => {
+                write!(
+                    f,
+                    "`{t}` is beyond what a decimal of 28 digits holds exactly"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for JsonNumberError {}
+
+/// The exact value of a JSON number's text times `10^shift`: with shift 6,
+/// `2.5e-06` (dollars per token) is `2.5` (dollars per 1M tokens).
+///
+/// The digits and the exponent are read as written, never through a
+/// float, and the shift is applied to the exponent, so the result is the
+/// number itself or an error. (`Decimal::from_scientific` rounds a
+/// mantissa of more than 28 digits without saying so, refuses `1.5e-28`
+/// although `1.5e-22` would fit, and takes `1_0e1`, which is no JSON.)
+/// Trailing zeros are dropped: `1.250e-06` is `1.25`.
+pub fn json_number_exact(text: &str, shift: i32) -> Result<Decimal, JsonNumberError> {
+    let not_a_number = || JsonNumberError::NotANumber(text.to_string());
+    let inexact = || JsonNumberError::Inexact(text.to_string());
+    let b = text.as_bytes();
+    let mut i = 0;
+    let negative = b.first() == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let digits_from = |i: usize| b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int_len = digits_from(i);
+    // JSON: at least one integer digit, and no leading zero before others.
+    if int_len == 0 || (int_len > 1 && b[i] == b'0') {
+        return Err(not_a_number());
+    }
+    let mut digits: Vec<u8> = b[i..i + int_len].to_vec();
+    i += int_len;
+    let mut frac_len = 0usize;
+    if b.get(i) == Some(&b'.') {
+        frac_len = digits_from(i + 1);
+        if frac_len == 0 {
+            return Err(not_a_number());
+        }
+        digits.extend_from_slice(&b[i + 1..i + 1 + frac_len]);
+        i += 1 + frac_len;
+    }
+    let mut exponent: i64 = 0;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let exp_negative = b.get(i) == Some(&b'-');
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        let exp_len = digits_from(i);
+        if exp_len == 0 {
+            return Err(not_a_number());
+        }
+        for &d in &b[i..i + exp_len] {
+            // Far past any Decimal's range already: the value is zero or
+            // refused below whatever the remaining digits say.
+            exponent = (exponent * 10 + i64::from(d - b'0')).min(1_000_000);
+        }
+        if exp_negative {
+            exponent = -exponent;
+        }
+        i += exp_len;
+    }
+    if i != b.len() {
+        return Err(not_a_number());
+    }
+    // value = digits × 10^(exponent − frac_len + shift)
+    let mut power = exponent - i64::try_from(frac_len).map_err(|_| inexact())? + i64::from(shift);
+    let first = digits.iter().position(|&d| d != b'0');
+    let Some(first) = first else {
+        return Ok(Decimal::ZERO);
+    };
+    let mut last = digits.len();
+    while digits[last - 1] == b'0' {
+        last -= 1;
+        power += 1;
+    }
+    let significant = &digits[first..last];
+    // A Decimal holds at most 96 bits of mantissa: 28 digits always fit,
+    // 29 sometimes; more never do.
+    if significant.len() > 29 {
+        return Err(inexact());
+    }
+    let mut mantissa: i128 = 0;
+    for &d in significant {
+        mantissa = mantissa * 10 + i128::from(d - b'0');
+    }
+    let (mantissa, scale) = if power >= 0 {
+        let factor = u32::try_from(power)
+            .ok()
+            .and_then(|p| 10i128.checked_pow(p))
+            .ok_or_else(inexact)?;
+        (mantissa.checked_mul(factor).ok_or_else(inexact)?, 0)
+    } else {
+        let scale = u32::try_from(-power).map_err(|_| inexact())?;
+        (mantissa, scale)
+    };
+    let mantissa = if negative { -mantissa } else { mantissa };
+    Decimal::try_from_i128_with_scale(mantissa, scale).map_err(|_| inexact())
+}
+
 /// Minor units of an ISO 4217 currency (cents for most).
 pub fn minor_units(currency: &str) -> u32 {
     match currency {
@@ -229,6 +349,70 @@ mod tests {
         );
         assert!(parse_amount("").is_err());
         assert!(parse_amount("NaN").is_err());
+    }
+
+    #[test]
+    fn json_numbers_are_read_exactly() {
+        let per_mtok = |t: &str| json_number_exact(t, 6).map(|d| d.to_string());
+        for (text, want) in [
+            ("2.5e-06", "2.5"),
+            ("1e-7", "0.1"),
+            ("3E-6", "3"),
+            ("3e+0", "3000000"),
+            ("5.46875e-07", "0.546875"),
+            ("2.1875e-06", "2.1875"),
+            ("1.250e-06", "1.25"),
+            ("0.000015", "15"),
+            ("0.0", "0"),
+            ("0", "0"),
+            ("-0.0", "0"),
+            ("-2e-6", "-2"),
+            // From the exponent, not a float: 0.1 + 0.2 stays 0.3.
+            ("3.0000000000000004e-07", "0.30000000000000004"),
+            // 1.5e-28 per token is out of a Decimal's 28 places; per 1M
+            // tokens it is 1.5e-22, which fits.
+            ("1.5e-28", "0.00000000000000000000015"),
+            ("1e-34", "0.0000000000000000000000000001"),
+        ] {
+            assert_eq!(per_mtok(text).as_deref(), Ok(want), "{text}");
+        }
+        assert_eq!(
+            json_number_exact("2000000.0", 0).unwrap().to_string(),
+            "2000000"
+        );
+        assert_eq!(json_number_exact("128e3", 0).unwrap().to_string(), "128000");
+    }
+
+    #[test]
+    fn json_numbers_without_an_exact_decimal_are_refused() {
+        for text in [
+            "\"0.1\"", "1_0e1", ".5", "5.", "01", "1e", "1e+", "+1", " 1", "NaN", "", "-",
+        ] {
+            assert_eq!(
+                json_number_exact(text, 6),
+                Err(JsonNumberError::NotANumber(text.to_string())),
+                "{text}"
+            );
+        }
+        for text in [
+            // 32 significant digits: rounding would change the price.
+            "1.0000000000000000000000000000001e0",
+            "1e-35",
+            "1e29",
+            "1e999999999999",
+        ] {
+            assert_eq!(
+                json_number_exact(text, 6),
+                Err(JsonNumberError::Inexact(text.to_string())),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            json_number_exact("1e-35", 6).unwrap_err().to_string(),
+            "`1e-35` is beyond what a decimal of 28 digits holds exactly"
+        );
+        // A zero is exact at any exponent.
+        assert_eq!(json_number_exact("0e-999", 6), Ok(Decimal::ZERO));
     }
 
     #[test]

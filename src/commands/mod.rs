@@ -2,6 +2,7 @@
 //! [`crate::compute`], [`crate::render`] and [`crate::seal`].
 
 pub mod amend;
+pub mod catalog;
 pub mod run;
 pub mod validate;
 pub mod verify;

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 use serde_json::Value;
 
+use super::amend::amendment;
 use crate::cli::VerifyArgs;
 use crate::compute::compute;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::load::store::{ObjectRecord, join};
-use crate::load::{load, read_policy};
+use crate::load::{LoadedPolicy, load, read_policy};
 use crate::period::Period;
 use crate::progress::Progress;
+use crate::publish::{MANIFEST, Outputs};
 use crate::render::render;
 use crate::render::templates::Templates;
 use crate::seal::{Manifest, seal};
@@ -64,13 +66,19 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             .map_err(|_| bad(format!("`as_of` is `{d}`, not a date")))?,
         None => issued,
     };
-    let inputs = load(ctx, &policy.policy, period, Some(as_of))?;
-    let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
-    let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    let month = compute(&inputs, &policy.policy, Some(as_of));
-    stage.done();
-    let outputs = render(&month, &templates, &ctx.progress)?;
-    let now = seal(&policy, &inputs, &month, &outputs);
+    let (outputs, now) = match published.amendment {
+        None => {
+            let inputs = load(ctx, &policy.policy, period, Some(as_of))?;
+            let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
+            let stage = ctx.progress.stage("reconcile, attribute, charge back");
+            let month = compute(&inputs, &policy.policy, Some(as_of));
+            stage.done();
+            let outputs = render(&month, &templates, &ctx.progress)?;
+            let now = seal(&policy, &inputs, &month, &outputs);
+            (outputs, now)
+        }
+        Some(number) => rerun_amendment(ctx, url, &published, number, &policy, issued)?,
+    };
     ctx.progress.finish();
 
     let hashes = |m: &Manifest| -> BTreeMap<String, String> {
@@ -93,8 +101,12 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
     }
     if differ.is_empty() && now.totals == published.totals {
         if !args.quiet {
+            let what = published
+                .amendment
+                .map(|n| format!(", amendment {n}"))
+                .unwrap_or_default();
             super::say(&format!(
-                "identical: {} of {period}\n",
+                "identical: {} of {period}{what}\n",
                 count(now.outputs.len() as u64, "output", "outputs")
             ));
         }
@@ -129,6 +141,39 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
         "the month was published by {} {}; compare the tool version and the templates folder",
         published.tool, published.version
     )))
+}
+
+/// Amendment `number`, computed again against the month's folder (two
+/// levels above its manifest) as the amendment's inputs give it.
+fn rerun_amendment(
+    ctx: &Context,
+    url: &str,
+    published: &Manifest,
+    number: u32,
+    policy: &LoadedPolicy,
+    issued: NaiveDate,
+) -> Result<(Outputs, Manifest)> {
+    let suffix = format!("amendments/{number}/{MANIFEST}");
+    let Some(folder) = url.strip_suffix(&suffix) else {
+        return Err(Error::input(
+            Location::file(url),
+            format!("the manifest of amendment {number} is read from its place, `…/{suffix}`"),
+        )
+        .with_hint("give `--manifest` the amendment's manifest.json inside the month's folder"));
+    };
+    let month_url = join(folder, MANIFEST);
+    let month = Manifest::parse(&ctx.store.read(&month_url)?, &month_url)?;
+    let reason = published.reason.clone().unwrap_or_default();
+    match amendment(ctx, policy, folder, &month, number, issued, &reason)? {
+        Some(a) => Ok((a.outputs, a.manifest)),
+        None => Ok((
+            Outputs::default(),
+            Manifest {
+                outputs: Vec::new(),
+                ..published.clone()
+            },
+        )),
+    }
 }
 
 /// Each recorded object (policy, catalog, inputs) that is gone, or whose

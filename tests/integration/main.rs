@@ -3,6 +3,7 @@
 
 mod util;
 
+mod catalog;
 mod cli;
 mod demo;
 mod formats_bills;

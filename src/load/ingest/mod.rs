@@ -14,7 +14,7 @@ pub mod litellm;
 pub mod openai;
 pub mod otel;
 mod pages;
-mod provider;
+pub(crate) mod provider;
 pub mod quarantine;
 pub mod requests;
 pub mod time;

@@ -7,12 +7,14 @@
 /// Provider names (lower case) as LiteLLM and OpenTelemetry write them, and
 /// our id. A name not listed keeps its own spelling, lower-cased, with `-`
 /// for `_` and `.` (`mistral_ai` → `mistral-ai`).
-const NAMES: [(&str, &str); 21] = [
+const NAMES: [(&str, &str); 22] = [
     ("openai", "openai"),
     ("text-completion-openai", "openai"),
     ("anthropic", "anthropic"),
     ("anthropic_text", "anthropic"),
     ("bedrock", "aws-bedrock"),
+    // LiteLLM's price map files Bedrock's Converse-API models apart.
+    ("bedrock_converse", "aws-bedrock"),
     ("aws.bedrock", "aws-bedrock"),
     ("azure", "azure-openai"),
     ("azure_text", "azure-openai"),
@@ -32,9 +34,15 @@ const NAMES: [(&str, &str); 21] = [
     ("x_ai", "xai"),
 ];
 
-/// Our id for a provider name from a gateway log.
+/// Our id for a provider name from a gateway log or LiteLLM's price map.
 pub(crate) fn provider_id(name: &str) -> String {
     let id = name.trim().to_ascii_lowercase();
+    // LiteLLM's price map files Vertex AI's models by family:
+    // `vertex_ai-language-models`, `vertex_ai-anthropic_models`, … — one
+    // provider, one bill.
+    if id.starts_with("vertex_ai-") {
+        return "vertex-ai".to_string();
+    }
     match NAMES.iter().find(|(theirs, _)| *theirs == id) {
         Some((_, ours)) => (*ours).to_string(),
         None => id.replace(['.', '_'], "-"),
@@ -84,12 +92,24 @@ mod tests {
     #[test]
     fn every_source_spelling_of_a_provider_is_one_id() {
         for (names, id) in [
-            (&["bedrock", "aws.bedrock", "Bedrock"][..], "aws-bedrock"),
+            (
+                &["bedrock", "aws.bedrock", "Bedrock", "bedrock_converse"][..],
+                "aws-bedrock",
+            ),
             (
                 &["azure", "az.ai.openai", "azure.ai.openai"][..],
                 "azure-openai",
             ),
-            (&["vertex_ai", " Gemini ", "gcp.vertex_ai"][..], "vertex-ai"),
+            (
+                &[
+                    "vertex_ai",
+                    " Gemini ",
+                    "gcp.vertex_ai",
+                    "vertex_ai-anthropic_models",
+                    "vertex_ai-language-models",
+                ][..],
+                "vertex-ai",
+            ),
             (&["xai", "x_ai"][..], "xai"),
             (&["mistral", "mistral_ai"][..], "mistral-ai"),
             (&["together_ai", "together.ai"][..], "together-ai"),
