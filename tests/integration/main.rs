@@ -3,6 +3,7 @@
 
 mod util;
 
+mod amend;
 mod catalog;
 mod cli;
 mod demo;
