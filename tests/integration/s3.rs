@@ -675,6 +675,18 @@ fn a_pinned_rerun_reads_the_versions_the_manifest_records() {
         server.read("audit/2025-01/invoices.json"),
         server.read("closed/2025-01/invoices.json")
     );
+    // verify reads the recorded versions too: the month is identical
+    // although the bill's current version is not the one it read.
+    let verified = server.run(
+        &t,
+        &[
+            "verify",
+            "--manifest",
+            "s3://ledger/closed/2025-01/manifest.json",
+        ],
+    );
+    assert_eq!(verified.code, 0, "{}", verified.transcript());
+    assert_eq!(verified.stdout, "identical: 18 outputs of 2025-01\n");
 
     // A pinned rerun checks the policy too, when read from the same place.
     t.write(
