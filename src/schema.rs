@@ -78,8 +78,9 @@ pub mod quarantine {
 
 /// The ledgers a run publishes next to the invoices, by file.
 pub mod ledger {
-    /// `ledger.csv`: one row per invoice line.
-    pub const LEDGER: [&str; 14] = [
+    /// `ledger.csv`: one row per invoice line. `description` is last: it
+    /// came after the others, and readers by position keep working.
+    pub const LEDGER: [&str; 15] = [
         "invoice_number",
         "team",
         "cost_center",
@@ -94,6 +95,7 @@ pub mod ledger {
         "rate",
         "amount",
         "currency",
+        "description",
     ];
     /// `reconciliation.csv`: one row per provider, day and model.
     pub const RECONCILIATION: [&str; 12] = [

@@ -655,6 +655,7 @@ pub fn ledger_csv(month: &MonthView) -> Vec<u8> {
                 l.rate.clone().unwrap_or_default(),
                 l.amount.clone(),
                 month.currency.clone(),
+                l.description.clone(),
             ]
         })
     });
