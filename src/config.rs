@@ -71,6 +71,92 @@ pub struct Policy {
     /// Retries, timeouts and object-store options (`[storage]`).
     #[serde(default)]
     pub storage: crate::load::store::StorageOptions,
+    /// Costs spread over teams (`[[shared_costs]]`).
+    #[serde(default)]
+    pub shared_costs: Vec<toml::Spanned<SharedCost>>,
+    /// Credits and charges for one team (`[[adjustments]]`).
+    #[serde(default)]
+    pub adjustments: Vec<toml::Spanned<Adjustment>>,
+}
+
+/// A decimal of the policy, exact (written as a string).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Exact(#[serde(deserialize_with = "exact::decimal")] pub Decimal);
+
+/// `[[shared_costs]]`: a pool spread over teams, one invoice line each.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedCost {
+    pub name: String,
+    /// A fixed monthly amount…
+    #[serde(default, deserialize_with = "exact::option")]
+    pub amount: Option<Decimal>,
+    /// …or the bills' non-usage lines of one category (`bill:tax`).
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub split: Split,
+    /// The teams that carry it; default every invoiced team.
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
+    /// `split = "fixed"`: each team's fraction, summing to exactly 1.
+    #[serde(default)]
+    pub weights: Option<BTreeMap<String, Exact>>,
+}
+
+impl SharedCost {
+    /// The bill category a pool takes its amount from (`bill:tax` → tax).
+    pub fn bill_category(&self) -> Option<crate::load::ingest::ChargeCategory> {
+        let s = self.source.as_deref()?;
+        crate::load::ingest::ChargeCategory::parse(s.strip_prefix("bill:")?)
+    }
+}
+
+/// How a pool is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// In proportion to each team's usage cost.
+    #[default]
+    Proportional,
+    /// The same share for every team.
+    Even,
+    /// By the pool's `weights`.
+    Fixed,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Proportional => "proportional",
+            Split::Even => "even",
+            Split::Fixed => "fixed",
+        }
+    }
+}
+
+/// `[[adjustments]]`: a credit (negative) or charge for one team.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adjustment {
+    pub team: String,
+    #[serde(deserialize_with = "exact::decimal")]
+    pub amount: Decimal,
+    pub reason: String,
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+/// What a budget is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetBasis {
+    /// The invoice total (without notes of earlier months).
+    #[default]
+    Total,
+    /// The usage cost alone.
+    Usage,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -526,6 +612,8 @@ pub struct ChargebackDefaults {
         deserialize_with = "exact::decimal"
     )]
     pub alert_threshold: Decimal,
+    #[serde(default)]
+    pub budget_basis: BudgetBasis,
 }
 
 fn default_model() -> ChargebackModel {
@@ -569,6 +657,7 @@ impl Default for ChargebackDefaults {
             markup: Decimal::ZERO,
             fixed_fee: Decimal::ZERO,
             alert_threshold: default_alert_threshold(),
+            budget_basis: BudgetBasis::Total,
         }
     }
 }
@@ -591,6 +680,7 @@ pub struct Team {
     pub budget: Option<Decimal>,
     #[serde(default, deserialize_with = "exact::option")]
     pub alert_threshold: Option<Decimal>,
+    pub budget_basis: Option<BudgetBasis>,
 }
 
 /// A team's terms with the defaults filled in.
@@ -608,6 +698,7 @@ pub struct TeamTerms {
     pub tiers: Vec<Tier>,
     pub budget: Option<Decimal>,
     pub alert_threshold: Decimal,
+    pub budget_basis: BudgetBasis,
 }
 
 impl Policy {
@@ -722,7 +813,155 @@ impl Policy {
             ));
         }
         check_rate("markup", c.markup).map_err(|m| bad("markup", m))?;
+        for pool in &self.shared_costs {
+            self.check_pool(pool.get_ref()).map_err(|(m, hint)| {
+                let e = Error::policy(line_col(text, pool.span().start, uri), m);
+                match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                }
+            })?;
+        }
+        for a in &self.adjustments {
+            let at = || line_col(text, a.span().start, uri);
+            let adj = a.get_ref();
+            if !self.teams.contains_key(&adj.team) {
+                return Err(Error::policy(
+                    at(),
+                    format!(
+                        "adjustment `{}` is for team `{}`, which is not in [teams]",
+                        adj.reason, adj.team
+                    ),
+                )
+                .with_hint(format!(
+                    "add a [teams.{}] table or fix the team id",
+                    adj.team
+                )));
+            }
+            if adj.amount.is_zero() {
+                return Err(Error::policy(
+                    at(),
+                    format!(
+                        "adjustment `{}` for `{}` has amount 0",
+                        adj.reason, adj.team
+                    ),
+                )
+                .with_hint("a credit is negative (`\"-100.00\"`), a charge positive"));
+            }
+            if adj.reason.trim().is_empty() {
+                return Err(Error::policy(
+                    at(),
+                    format!("an adjustment for `{}` has no `reason`", adj.team),
+                )
+                .with_hint("the reason is printed on the invoice line"));
+            }
+        }
         Ok(())
+    }
+
+    /// A pool's rules, checked: the message, and a hint when the fix is known.
+    fn check_pool(&self, p: &SharedCost) -> std::result::Result<(), (String, Option<String>)> {
+        let name = &p.name;
+        match (&p.amount, &p.source) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    format!("shared cost `{name}` has both `amount` and `source`"),
+                    Some(
+                        "a pool is a fixed amount or a bill's lines of one category, not both"
+                            .into(),
+                    ),
+                ));
+            }
+            (None, None) => {
+                return Err((
+                    format!("shared cost `{name}` has neither `amount` nor `source`"),
+                    Some("give `amount = \"1200.00\"` or `source = \"bill:tax\"`".into()),
+                ));
+            }
+            (Some(a), None) => {
+                check_amount(&format!("shared cost `{name}` amount"), *a).map_err(|m| (m, None))?;
+            }
+            (None, Some(s)) => {
+                if p.bill_category()
+                    .is_none_or(|c| c == crate::load::ingest::ChargeCategory::Usage)
+                {
+                    return Err((
+                        format!("shared cost `{name}` has source `{s}`"),
+                        Some("expected `bill:credit`, `bill:tax`, `bill:fee`, `bill:adjustment` or `bill:purchase`".into()),
+                    ));
+                }
+            }
+        }
+        if let Some(teams) = &p.teams {
+            if teams.is_empty() {
+                return Err((
+                    format!("shared cost `{name}` lists no team to carry it"),
+                    Some("leave `teams` out to spread it over every invoiced team".into()),
+                ));
+            }
+            for t in teams {
+                if !self.teams.contains_key(t) {
+                    return Err((
+                        format!("shared cost `{name}` names team `{t}`, which is not in [teams]"),
+                        Some(format!("add a [teams.{t}] table or fix the team id")),
+                    ));
+                }
+            }
+        }
+        match (p.split, &p.weights) {
+            (Split::Fixed, None) => Err((
+                format!("shared cost `{name}` is split `fixed` but has no `weights`"),
+                Some("give `weights = { team = \"0.6\", other = \"0.4\" }`, summing to 1".into()),
+            )),
+            (Split::Fixed, Some(w)) => {
+                for t in w.keys() {
+                    if !self.teams.contains_key(t) {
+                        return Err((
+                            format!(
+                                "shared cost `{name}` weighs team `{t}`, which is not in [teams]"
+                            ),
+                            Some(format!("add a [teams.{t}] table or fix the team id")),
+                        ));
+                    }
+                    if p.teams.as_ref().is_some_and(|ts| !ts.contains(t)) {
+                        return Err((
+                            format!(
+                                "shared cost `{name}` weighs team `{t}`, which is not in its `teams`"
+                            ),
+                            None,
+                        ));
+                    }
+                }
+                if let Some((t, v)) = w.iter().find(|(_, v)| v.0 < Decimal::ZERO) {
+                    return Err((
+                        format!(
+                            "shared cost `{name}` weighs team `{t}` `{}`, expected 0 or more",
+                            v.0
+                        ),
+                        None,
+                    ));
+                }
+                let sum: Decimal = w.values().map(|v| v.0).sum();
+                if sum != Decimal::ONE {
+                    return Err((
+                        format!("the weights of shared cost `{name}` sum to {sum}, not 1"),
+                        Some(
+                            "fixed weights are fractions of the pool and must sum to exactly 1"
+                                .into(),
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            (split, Some(_)) => Err((
+                format!(
+                    "shared cost `{name}` has `weights` but is split `{}`",
+                    split.as_str()
+                ),
+                Some("weights apply to `split = \"fixed\"` only".into()),
+            )),
+            (_, None) => Ok(()),
+        }
     }
 
     /// The terms for a team id, from `[teams.<id>]` or, for a team only
@@ -744,6 +983,7 @@ impl Policy {
             tiers: team.tiers.unwrap_or_else(|| d.tiers.clone()),
             budget: team.budget,
             alert_threshold: team.alert_threshold.unwrap_or(d.alert_threshold),
+            budget_basis: team.budget_basis.unwrap_or(d.budget_basis),
         }
     }
 }

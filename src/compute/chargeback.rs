@@ -225,6 +225,7 @@ mod tests {
             tiers: default_tiers(),
             budget: None,
             alert_threshold: Decimal::new(8, 1),
+            budget_basis: crate::config::BudgetBasis::Total,
         }
     }
 

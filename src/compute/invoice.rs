@@ -308,6 +308,9 @@ pub struct MonthInput<'a> {
     pub exceptions: &'a [Exception],
     /// Provider → the kinds of bill read for it.
     pub bill_sources: &'a BTreeMap<String, BTreeSet<&'static str>>,
+    /// Provider → who carries its other charges, when shared-cost pools
+    /// take some of them.
+    pub other_carried_by: BTreeMap<String, String>,
 }
 
 pub fn build_month(m: MonthInput<'_>) -> MonthView {
@@ -422,7 +425,13 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             },
         })
         .collect();
-    let bridge = bridge(m.rows, &m.other_by_provider, m.unattributed_policy, m.scale);
+    let bridge = bridge(
+        m.rows,
+        &m.other_by_provider,
+        &m.other_carried_by,
+        m.unattributed_policy,
+        m.scale,
+    );
     let charged: Decimal = m.teams.iter().map(|t| t.charges.total).sum();
     let markup: Decimal = m
         .teams
@@ -558,6 +567,7 @@ fn top_exceptions(exceptions: &[Exception]) -> Vec<ExceptionView> {
 fn bridge(
     rows: &[ReconRow],
     other: &BTreeMap<String, Decimal>,
+    carried_by: &BTreeMap<String, String>,
     policy: &UnattributedPolicy,
     scale: u32,
 ) -> Vec<BridgeRow> {
@@ -598,6 +608,8 @@ fn bridge(
                 },
                 other_charges_carried_by: if v[3].is_zero() {
                     "—".to_string()
+                } else if let Some(who) = carried_by.get(p) {
+                    who.clone()
                 } else {
                     "no team: listed under other billed charges, on no invoice".to_string()
                 },

@@ -8,6 +8,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
+pub mod pools;
 pub mod reconcile;
 pub mod refine;
 
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use crate::config::Policy;
+use crate::config::{BudgetBasis, Policy};
 use crate::load::Inputs;
 use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::{
@@ -28,7 +29,7 @@ use crate::schema;
 use crate::text::count;
 use attribute::{TeamUsage, attribute};
 use budget::{BudgetLevel, budget_status};
-use chargeback::{ChargeKind, charge};
+use chargeback::charge;
 use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
 use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
 
@@ -169,6 +170,15 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
     all_usage.sort_by(|a, b| a.team.cmp(&b.team));
 
     let issue_date = as_of.unwrap_or_else(|| period.end());
+    let other: Vec<&BilledLine> = lines.iter().filter(|l| !l.is_usage()).collect();
+    let costs: BTreeMap<String, Decimal> = all_usage
+        .iter()
+        .map(|u| (u.team.clone(), u.usage_cost))
+        .collect();
+    let pools = pools::spread_pools(policy, &costs, &other, scale);
+    for why in pools.iter().filter_map(|p| p.uncarried.clone()) {
+        exceptions.push(Exception::new(ExceptionKind::SharedCostUncarried, why));
+    }
     let mut teams = Vec::new();
     let mut critical_budgets = Vec::new();
     for usage in all_usage {
@@ -186,12 +196,25 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
             });
         }
         let mut charges = charge(usage, &terms, scale);
+        for line in pools.iter().filter_map(|p| p.lines.get(&usage.team)) {
+            charges.add(line.clone());
+        }
+        let adjustments = policy.adjustments.iter().map(toml::Spanned::get_ref);
+        for a in adjustments.filter(|a| a.team == usage.team) {
+            charges.add(pools::adjustment_line(a, scale));
+        }
+        let mut carried = Decimal::ZERO;
         for note in inputs.notes.iter().filter(|n| n.team == usage.team) {
+            carried += note.amount;
             charges.add(note.adjustment());
         }
         // A note corrects an earlier month: not this month's spending.
+        let spent = match terms.budget_basis {
+            BudgetBasis::Total => charges.total - carried,
+            BudgetBasis::Usage => usage.usage_cost,
+        };
         let budget = budget_status(
-            charges.total - charges.sum(ChargeKind::Adjustment),
+            spent,
             terms.budget,
             terms.alert_threshold,
             period,
@@ -227,7 +250,6 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
     exceptions.extend(similar_team_ids(policy, &attribution.teams));
     exceptions.sort();
 
-    let other: Vec<&BilledLine> = lines.iter().filter(|l| !l.is_usage()).collect();
     let other_total: Decimal = other.iter().map(|l| l.cost).sum();
     let mut other_by_provider: BTreeMap<String, Decimal> = BTreeMap::new();
     for l in &other {
@@ -272,6 +294,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         billing_rows,
         quarantined_billing_rows: billing_quarantine.len() as u64,
     };
+    let other_carried_by = pooled_charges(policy, &other);
     let view = invoice::build_month(MonthInput {
         period: period.to_string(),
         org: &policy.organization,
@@ -290,6 +313,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         inputs: counts,
         exceptions: &exceptions,
         bill_sources: &bill_sources,
+        other_carried_by,
     });
     Month {
         view,
@@ -306,6 +330,37 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         carried: &inputs.notes,
     }
 }
+/// Per provider whose other charges shared-cost pools take: who carries
+/// them, in words.
+fn pooled_charges(policy: &Policy, other: &[&BilledLine]) -> BTreeMap<String, String> {
+    let mut by: BTreeMap<&str, (BTreeSet<&str>, bool)> = BTreeMap::new();
+    for l in other {
+        let pool = policy
+            .shared_costs
+            .iter()
+            .map(toml::Spanned::get_ref)
+            .find(|p| p.bill_category() == Some(l.category));
+        let e = by.entry(&l.provider).or_default();
+        match pool {
+            Some(p) => {
+                e.0.insert(&p.name);
+            }
+            None => e.1 = true,
+        }
+    }
+    by.into_iter()
+        .filter(|(_, (pools, _))| !pools.is_empty())
+        .map(|(provider, (pools, rest))| {
+            let names: Vec<String> = pools.iter().map(|n| format!("`{n}`")).collect();
+            let mut who = format!("teams, through shared cost {}", names.join(", "));
+            if rest {
+                who.push_str("; the rest on no invoice");
+            }
+            (provider.to_string(), who)
+        })
+        .collect()
+}
+
 /// A bill source that holds nothing of the period: every row of another
 /// month (the wrong file under this month's name), or no row at all.
 fn bill_period_exception(url: &str, bill: &Bill, period: Period) -> Option<Exception> {

@@ -41,6 +41,8 @@ pub enum ExceptionKind {
     TeamNotInPolicy,
     /// A policy team without usage whose id is close to one in the logs.
     TeamWithoutUsage,
+    /// A shared-cost pool no invoiced team carries this month.
+    SharedCostUncarried,
 }
 
 impl ExceptionKind {
@@ -60,6 +62,7 @@ impl ExceptionKind {
             ExceptionKind::EstimatedProvider => "estimated_provider",
             ExceptionKind::TeamNotInPolicy => "team_not_in_policy",
             ExceptionKind::TeamWithoutUsage => "team_without_usage",
+            ExceptionKind::SharedCostUncarried => "shared_cost_uncarried",
         }
     }
 
@@ -80,6 +83,7 @@ impl ExceptionKind {
             ExceptionKind::EstimatedProvider => "priced from the catalog (no bill)",
             ExceptionKind::TeamNotInPolicy => "team not in the policy",
             ExceptionKind::TeamWithoutUsage => "policy team without usage",
+            ExceptionKind::SharedCostUncarried => "shared cost on no invoice",
         }
     }
 
@@ -94,7 +98,8 @@ impl ExceptionKind {
             | ExceptionKind::CoverageBelowMinimum
             | ExceptionKind::BilledWithoutLogs
             | ExceptionKind::BilledModelUnknown
-            | ExceptionKind::LogsExceedBill => 1,
+            | ExceptionKind::LogsExceedBill
+            | ExceptionKind::SharedCostUncarried => 1,
             ExceptionKind::PriceVariance
             | ExceptionKind::NoCatalogPrice
             | ExceptionKind::UsageWithoutBillLine

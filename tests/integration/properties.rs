@@ -155,13 +155,33 @@ proptest! {
         lines in prop::collection::vec(line_strategy(), 0..30),
         model in 0..3usize,
         fixed_fee in prop::option::of(0i64..100_000),
+        pool in prop::option::of((0i64..10_000_000, 0..3usize, any::<bool>())),
+        adjustment in prop::option::of(-100_000i64..100_000),
     ) {
         let model = ["pass_through", "cost_plus", "tiered"][model];
         let fee = fixed_fee.map(|f| format!("fixed_fee = \"{}\"\n", Decimal::new(f, 2))).unwrap_or_default();
+        // A pool of random cents (sometimes of a tenth of a cent) split every
+        // way, and a credit or charge.
+        let mut extra = String::new();
+        if let Some((cents, split, subset)) = pool {
+            let split = ["even", "proportional", "fixed"][split];
+            let weights = if split == "fixed" { "weights = { team-0 = \"0.3\", team-1 = \"0.7\" }\n" } else { "" };
+            let teams = if subset || split == "fixed" { "teams = [\"team-0\", \"team-1\"]\n" } else { "" };
+            extra.push_str(&format!(
+                "[[shared_costs]]\nname = \"Pool\"\namount = \"{}\"\nsplit = \"{split}\"\n{teams}{weights}",
+                Decimal::new(cents, 3)
+            ));
+        }
+        if let Some(a) = adjustment.filter(|a| *a != 0) {
+            extra.push_str(&format!(
+                "[[adjustments]]\nteam = \"team-1\"\namount = \"{}\"\nreason = \"Credit\"\n",
+                Decimal::new(a, 2)
+            ));
+        }
         let policy = Policy::parse(
             &format!(
                 "[organization]\nname = \"P\"\n[sources]\nrequests = [\"logs/*.csv\"]\ncatalog = \"catalog.json\"\n\
-                 [chargeback]\nmodel = \"{model}\"\nmarkup = \"0.125\"\n{fee}\n[teams.team-0]\nname = \"Zero\"\n"
+                 [chargeback]\nmodel = \"{model}\"\nmarkup = \"0.125\"\n{fee}\n[teams.team-0]\nname = \"Zero\"\n[teams.team-1]\n{extra}"
             ),
             "p.toml",
         )
@@ -196,6 +216,15 @@ proptest! {
         prop_assert_eq!(charged, d(&m.charged_total));
         // Fixed fees are due from every policy team, with usage or not.
         prop_assert!(m.invoices.iter().any(|i| i.team == "team-0"));
+        // A pool's lines add up to the pool, to the cent.
+        if let Some((cents, _, _)) = pool {
+            let shared: Decimal = m.invoices.iter().map(|i| d(&i.shared_costs)).sum();
+            prop_assert_eq!(shared, round_line(Decimal::new(cents, 3), 2));
+        }
+        if let Some(a) = adjustment.filter(|a| *a != 0) {
+            let team = m.invoices.iter().find(|i| i.team == "team-1").unwrap();
+            prop_assert_eq!(d(&team.adjustments), Decimal::new(a, 2));
+        }
     }
 }
 
