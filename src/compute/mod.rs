@@ -7,6 +7,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
+pub mod lineage;
 pub mod reconcile;
 pub mod refine;
 
@@ -28,6 +29,7 @@ use attribute::{TeamUsage, attribute};
 use budget::{BudgetLevel, budget_status};
 use chargeback::charge;
 use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
+use lineage::{Lineage, lineage};
 use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
 
 /// A computed month: the view model every document is rendered from, and
@@ -44,6 +46,8 @@ pub struct Month<'a> {
     pub quarantine: Quarantine<'a>,
     /// Minor units of the invoice currency.
     pub scale: u32,
+    /// Where every invoice line's amount came from.
+    pub lineage: Lineage,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -133,8 +137,10 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         min_coverage: policy.reconciliation.min_coverage,
         max_price_variance: policy.reconciliation.max_price_variance,
     };
-    let rec = reconcile(&lines, &log.cells, catalog, tol);
+    let mut rec = reconcile(&lines, &log.cells, catalog, tol);
     let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
+    let traced = std::mem::take(&mut rec.lines);
+    let mut lineage = lineage(&log.cells, &rec, &attribution, traced, scale);
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
     exceptions.extend(bill_exceptions);
 
@@ -179,6 +185,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
             });
         }
         let charges = charge(usage, &terms, scale);
+        lineage.charges.insert(usage.team.clone(), charges.clone());
         let budget = budget_status(
             charges.total,
             terms.budget,
@@ -291,6 +298,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
             billing: billing_quarantine,
         },
         scale,
+        lineage,
     }
 }
 /// A bill source that holds nothing of the period: every row of another

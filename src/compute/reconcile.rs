@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, UsageType};
+use crate::catalog::{Catalog, PriceSet, UsageType};
+use crate::compute::lineage::{CellShare, LineTrace, WeightBasis};
 use crate::load::ingest::{BilledLine, UsageCell};
 use crate::money::{Decimal, SPLIT_PLACES, format_amount, split_exact};
 use crate::schema;
@@ -205,6 +206,13 @@ pub struct Reconciled {
     pub estimated_providers: BTreeSet<String>,
     pub rows: Vec<ReconRow>,
     pub exceptions: Vec<Exception>,
+    /// Lineage: every billed usage line as split, in bill order.
+    pub lines: Vec<LineTrace>,
+    /// Lineage: each cell's part of each line, by line (parts of zero
+    /// left out).
+    pub shares: Vec<CellShare>,
+    /// Lineage: the price set each estimated cell was priced with, by cell.
+    pub cell_prices: Vec<(usize, PriceSet)>,
 }
 
 /// Tolerances from the policy.
@@ -220,7 +228,7 @@ pub fn reconcile(
     catalog: &Catalog,
     tol: Tolerances,
 ) -> Reconciled {
-    let merged = unscoped(lines, cells);
+    let (merged, bill_rows) = unscoped(lines, cells);
     let lines = merged.as_slice();
     let mut out = Reconciled {
         cell_billed: vec![Decimal::ZERO; cells.len()],
@@ -243,7 +251,7 @@ pub fn reconcile(
         .map(|l| l.provider.as_str())
         .collect();
 
-    for line in lines.iter().filter(|l| l.is_usage()) {
+    for (line, bill_rows) in lines.iter().zip(bill_rows) {
         out.billed_total += line.cost;
         let model_label = line
             .model
@@ -292,7 +300,7 @@ pub fn reconcile(
                     .collect()
             })
             .unwrap_or_default();
-        let weights = line_weights(line, &candidates, cells, catalog);
+        let (weights, weight_basis) = line_weights(line, &candidates, cells, catalog);
         let logged: Decimal = match line.usage_type {
             Some(t) => candidates
                 .iter()
@@ -334,10 +342,19 @@ pub fn reconcile(
         } else {
             None
         };
+        let trace = out.lines.len() as u32;
         let attributed = match parts {
             Some(parts) => {
                 for (k, &i) in candidates.iter().enumerate() {
                     out.cell_billed[i] += parts[k];
+                    if !(parts[k].is_zero() && weights[k].is_zero()) {
+                        out.shares.push(CellShare {
+                            line: trace,
+                            cell: i as u32,
+                            weight: weights[k],
+                            share: parts[k],
+                        });
+                    }
                     if !weights[k].is_zero() {
                         match line.usage_type {
                             Some(t) => matched[i][t as usize] = true,
@@ -349,6 +366,20 @@ pub fn reconcile(
             }
             None => Decimal::ZERO,
         };
+        out.lines.push(LineTrace {
+            source: line.source.clone(),
+            row: line.row,
+            bill_rows,
+            provider: line.provider.clone(),
+            day: line.day,
+            model: model_label,
+            usage_type: line.usage_type,
+            cost: line.cost,
+            quantity: line.quantity,
+            covered: attributed,
+            weight_basis,
+            total_weight: weight_sum,
+        });
         let rest = line.cost - attributed;
         row.attributed += attributed;
         row.unattributed += rest;
@@ -390,6 +421,7 @@ pub fn reconcile(
                 out.cell_estimated[i] = cost;
                 out.estimated_total += cost;
                 row.estimated += cost;
+                out.cell_prices.push((i, p.clone()));
             }
             None => out.exceptions.push(Exception {
                 provider: c.provider.clone(),
@@ -535,17 +567,19 @@ pub fn reconcile(
     out
 }
 
-/// The usage lines to match. `billing_scope` is optional in the logs: for
-/// a provider whose logs carry none, the bill's scopes cannot be matched,
-/// so its lines are matched without scope, merged across scopes so that
-/// coverage compares like with like.
-fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
+/// The usage lines to match, each with the number of bill rows merged into
+/// it. `billing_scope` is optional in the logs: for a provider whose logs
+/// carry none, the bill's scopes cannot be matched, so its lines are
+/// matched without scope, merged across scopes so that coverage compares
+/// like with like.
+fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<u32>) {
     let scoped: BTreeSet<&str> = cells
         .iter()
         .filter(|c| !c.scope.is_empty())
         .map(|c| c.provider.as_str())
         .collect();
     let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
+    let mut rows: Vec<u32> = Vec::with_capacity(lines.len());
     // A line's grain: its scope is left out when the logs carry none.
     type Grain = (
         String,
@@ -565,6 +599,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
             && (l.model.is_some() || l.model_raw.is_none());
         if keep_scope && !counted {
             out.push(l.clone());
+            rows.push(1);
             continue;
         }
         let scope = if keep_scope {
@@ -582,6 +617,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
         );
         match index.get(&key) {
             Some(&i) => {
+                rows[i] = rows[i].saturating_add(1);
                 let m = &mut out[i];
                 m.cost += l.cost;
                 m.quantity = match (m.quantity, l.quantity) {
@@ -592,26 +628,29 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
             None => {
                 index.insert(key, out.len());
                 out.push(BilledLine { scope, ..l.clone() });
+                rows.push(1);
             }
         }
     }
-    out
+    (out, rows)
 }
 
 /// How much of a line each candidate cell carries: tokens of the line's
 /// class when the line names one model and class (catalog cost would be
-/// proportional), catalog cost otherwise.
+/// proportional), catalog cost otherwise (tokens when some cell has no
+/// price); and which of the two it is.
 fn line_weights(
     line: &BilledLine,
     candidates: &[usize],
     cells: &[UsageCell],
     catalog: &Catalog,
-) -> Vec<Decimal> {
+) -> (Vec<Decimal>, WeightBasis) {
     if let (Some(t), Some(_)) = (line.usage_type, &line.model) {
-        return candidates
+        let weights = candidates
             .iter()
             .map(|&i| Decimal::from(cells[i].tokens_of(t)))
             .collect();
+        return (weights, WeightBasis::Tokens);
     }
     let classes: Vec<UsageType> = match line.usage_type {
         Some(t) => vec![t],
@@ -625,12 +664,18 @@ fn line_weights(
             Some(classes.iter().map(|&t| p.cost(t, c.tokens_of(t))).sum())
         })
         .collect();
-    priced.unwrap_or_else(|| {
-        candidates
-            .iter()
-            .map(|&i| Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>()))
-            .collect()
-    })
+    match priced {
+        Some(weights) => (weights, WeightBasis::CatalogCost),
+        None => {
+            let weights = candidates
+                .iter()
+                .map(|&i| {
+                    Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>())
+                })
+                .collect();
+            (weights, WeightBasis::Tokens)
+        }
+    }
 }
 
 /// The catalog cost of the logged usage a line without tokens matched, in
