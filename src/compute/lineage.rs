@@ -6,6 +6,7 @@
 //! while they compute; it changes no amount. `allocations.parquet` and
 //! `chargeback explain` read it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -43,9 +44,8 @@ impl WeightBasis {
 /// a day, two meters of one class) are merged into one line first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LineTrace {
-    /// The bill's URL and the row of its first bill row.
+    /// `uri:row` of its (first) bill row, as exceptions cite bill rows.
     pub source: String,
-    pub row: u64,
     /// Bill rows merged into this line; 1 for most.
     pub bill_rows: u32,
     pub provider: String,
@@ -66,11 +66,6 @@ pub struct LineTrace {
 }
 
 impl LineTrace {
-    /// `uri:row`, as exceptions and the summary cite bill rows.
-    pub fn source_ref(&self) -> String {
-        format!("{}:{}", self.source, self.row)
-    }
-
     /// What the logs do not explain.
     pub fn rest(&self) -> Decimal {
         self.cost - self.covered
@@ -156,6 +151,44 @@ pub struct Allocation {
     pub amount: Decimal,
 }
 
+/// One part as `allocations.parquet` and `chargeback explain` show it:
+/// every column of the ledger but the period and currency, `None` where
+/// it does not apply. Decimals are normalised (no trailing zeros) except
+/// `amount`, which has the currency's places.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Part<'a> {
+    pub team: Option<&'a str>,
+    /// The line's number on the team's invoice, from 1.
+    pub invoice_line: Option<u32>,
+    pub provider: &'a str,
+    pub model: Option<&'a str>,
+    pub use_case: Option<&'a str>,
+    /// [`Origin::kind`].
+    pub kind: &'static str,
+    /// `uri:row` of the billed line, `catalog`, `unattributed:<provider>`
+    /// (a spread part) or `rounding`.
+    pub source: Cow<'a, str>,
+    pub bill_rows: Option<u32>,
+    pub day: Option<NaiveDate>,
+    pub usage_type: Option<UsageType>,
+    /// The billed line's cost (a spread part: the provider's unattributed
+    /// cost that was spread).
+    pub billed_cost: Option<Decimal>,
+    pub covered_cost: Option<Decimal>,
+    /// Tokens: the bill's quantity, or the catalog-priced tokens.
+    pub quantity: Option<Decimal>,
+    pub weight_basis: Option<&'static str>,
+    pub weight: Option<Decimal>,
+    pub total_weight: Option<Decimal>,
+    pub price_per_mtok: Option<Decimal>,
+    /// The `effective_from` of the catalog price set.
+    pub prices_from: Option<NaiveDate>,
+    pub exact_share: Decimal,
+    pub amount: Decimal,
+    /// `amount − exact_share`.
+    pub adjustment: Decimal,
+}
+
 /// The month's lineage.
 #[derive(Debug, Clone, Default)]
 pub struct Lineage {
@@ -184,6 +217,79 @@ impl Lineage {
     pub fn bucket(&self) -> &[Allocation] {
         let start = self.allocations.partition_point(|x| x.target.is_some());
         &self.allocations[start..]
+    }
+
+    /// A part with every column it has.
+    pub fn part<'a>(&'a self, a: &'a Allocation) -> Part<'a> {
+        let target = a.target.map(|t| &self.targets[t as usize]);
+        let mut p = Part {
+            team: target.map(|t| t.team.as_str()),
+            invoice_line: target.map(|t| t.line + 1),
+            provider: self.provider_of(a),
+            model: target.map(|t| t.model.as_str()),
+            use_case: target.map(|t| t.use_case.as_str()),
+            kind: a.origin.kind(),
+            source: Cow::Borrowed("rounding"),
+            bill_rows: None,
+            day: None,
+            usage_type: None,
+            billed_cost: None,
+            covered_cost: None,
+            quantity: None,
+            weight_basis: None,
+            weight: None,
+            total_weight: None,
+            price_per_mtok: None,
+            prices_from: None,
+            exact_share: a.exact.normalize(),
+            amount: a.amount,
+            adjustment: (a.amount - a.exact).normalize(),
+        };
+        match &a.origin {
+            Origin::Billed { line, .. } | Origin::Unattributed { line } => {
+                let l = &self.lines[*line as usize];
+                p.model = p.model.or(Some(l.model.as_str()));
+                p.source = Cow::Borrowed(&l.source);
+                p.bill_rows = Some(l.bill_rows);
+                p.day = Some(l.day);
+                p.usage_type = l.usage_type;
+                p.billed_cost = Some(l.cost.normalize());
+                p.covered_cost = Some(l.covered.normalize());
+                p.quantity = l.quantity.map(|q| q.normalize());
+                if let Origin::Billed { weight, .. } = &a.origin {
+                    p.weight_basis = Some(l.weight_basis.as_str());
+                    p.weight = Some(weight.normalize());
+                    p.total_weight = Some(l.total_weight.normalize());
+                }
+            }
+            Origin::Spread {
+                weight,
+                total_weight,
+                rest,
+            } => {
+                p.source = Cow::Owned(format!("unattributed:{}", p.provider));
+                p.billed_cost = Some(rest.normalize());
+                p.weight_basis = Some("attributed_cost");
+                p.weight = Some(weight.normalize());
+                p.total_weight = Some(total_weight.normalize());
+            }
+            Origin::Catalog {
+                day,
+                usage_type,
+                tokens,
+                per_mtok,
+                effective_from,
+            } => {
+                p.source = Cow::Borrowed("catalog");
+                p.day = Some(*day);
+                p.usage_type = Some(*usage_type);
+                p.quantity = Some(Decimal::from(*tokens));
+                p.price_per_mtok = Some(per_mtok.normalize());
+                p.prices_from = Some(*effective_from);
+            }
+            Origin::Rounding => {}
+        }
+        p
     }
 
     /// The provider a part is of: its line's, or its billed line's.

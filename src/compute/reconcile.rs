@@ -367,8 +367,7 @@ pub fn reconcile(
             None => Decimal::ZERO,
         };
         out.lines.push(LineTrace {
-            source: line.source.clone(),
-            row: line.row,
+            source: format!("{}:{}", line.source, line.row),
             bill_rows,
             provider: line.provider.clone(),
             day: line.day,
