@@ -38,6 +38,37 @@ pub enum Command {
     /// changed or is gone, or each output that would differ (and, for
     /// invoices.json, the first team and field).
     Verify(VerifyArgs),
+    /// Show where an invoice line's amount came from; write nothing
+    ///
+    /// Loads and computes the month exactly as `run` does and prints, for
+    /// line N of the team's invoice (every line without `--line`): a usage
+    /// line's billed lines (source `file:row`, day, usage type, line cost,
+    /// the team's weight of the line's total weight, its exact share) or
+    /// catalog prices, the exact sum, the rounded amount and what rounding
+    /// changed; a markup or fee line's basis, rate and tier. Long lists are
+    /// cut short on a terminal; `--json` is always complete, and
+    /// allocations.parquet holds the same parts for every line. Exits 2 for
+    /// a team without an invoice or a line it does not have.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub month: MonthArgs,
+
+    /// The team whose invoice to explain (its id, as in [teams.<id>])
+    #[arg(long, short = 't', value_name = "TEAM")]
+    pub team: String,
+
+    /// The line's number on the invoice, from 1 (ledger.csv's `line`);
+    /// default: every line
+    #[arg(long, short = 'l', value_name = "N")]
+    pub line: Option<u32>,
+
+    /// Print the explanation as JSON, complete, money as decimal strings
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,7 @@ where
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
+        Command::Explain(args) => commands::explain::run(&ctx, args),
     }));
     match result {
         Ok(Ok(())) => exit::OK,

@@ -1,6 +1,7 @@
 //! Subcommands, one file each, over the stages of [`crate::load`],
 //! [`crate::compute`], [`crate::render`] and [`crate::seal`].
 
+pub mod explain;
 pub mod run;
 pub mod validate;
 pub mod verify;
