@@ -5,6 +5,7 @@ mod util;
 
 mod cli;
 mod demo;
+mod explain;
 mod formats_bills;
 mod formats_focus;
 mod formats_logs;
