@@ -473,3 +473,140 @@ fn push_rounded(
             }),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::compute::attribute::attribute;
+    use crate::compute::reconcile::{Tolerances, reconcile};
+    use crate::config::UnattributedPolicy;
+    use crate::load::ingest::{BilledLine, ChargeCategory};
+
+    fn cell(team: &str, input: u64) -> UsageCell {
+        UsageCell {
+            provider: "openai".into(),
+            scope: "p1".into(),
+            day: NaiveDate::from_ymd_opt(2025, 1, 3).unwrap(),
+            model: "gpt-4o".into(),
+            team: team.into(),
+            use_case: "chat".into(),
+            tokens: [input, 0, 0, 0],
+            requests: 1,
+            errors: 0,
+        }
+    }
+
+    /// 500 billed tokens for 5.00; a logged 100 and b 300: 4.00 is split
+    /// 1.00 / 3.00 by tokens, 1.00 is what the logs do not explain.
+    fn month(policy: &UnattributedPolicy) -> Lineage {
+        let catalog = Catalog::parse(
+            r#"{"models":[{"provider":"openai","model":"gpt-4o","prices":[{"effective_from":"2024-01-01","input":"10","output":"30"}]}]}"#,
+            "c.json",
+        )
+        .unwrap();
+        let line = BilledLine {
+            provider: "openai".into(),
+            scope: "p1".into(),
+            day: NaiveDate::from_ymd_opt(2025, 1, 3).unwrap(),
+            model: Some("gpt-4o".into()),
+            model_raw: Some("gpt-4o".into()),
+            usage_type: Some(UsageType::Input),
+            quantity: Some(Decimal::from(500)),
+            cost: Decimal::new(500, 2),
+            currency: "USD".into(),
+            category: ChargeCategory::Usage,
+            correction: false,
+            description: None,
+            source: "bill.csv".into(),
+            row: 7,
+        };
+        let cells = [cell("a", 100), cell("b", 300)];
+        let tol = Tolerances {
+            min_coverage: Decimal::ZERO,
+            max_price_variance: Decimal::ONE,
+        };
+        let mut rec = reconcile(&[line], &cells, &catalog, tol);
+        let a = attribute(&cells, &rec, policy, 2);
+        let lines = std::mem::take(&mut rec.lines);
+        lineage(&cells, &rec, &a, lines, 2)
+    }
+
+    /// (team, line, kind, exact, amount) of every part.
+    fn parts(l: &Lineage) -> Vec<(String, Option<u32>, &'static str, String, String)> {
+        l.allocations
+            .iter()
+            .map(|a| {
+                let p = l.part(a);
+                (
+                    p.team.unwrap_or("-").to_string(),
+                    p.invoice_line,
+                    p.kind,
+                    p.exact_share.to_string(),
+                    p.amount.to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_bucket_holds_what_the_logs_do_not_explain() {
+        let l = month(&UnattributedPolicy::Report);
+        assert_eq!(l.lines.len(), 1);
+        assert_eq!(l.lines[0].source, "bill.csv:7");
+        assert_eq!(l.lines[0].covered, Decimal::new(4, 0));
+        assert_eq!(l.lines[0].total_weight, Decimal::from(400));
+        let p = |t: &str, n, k, e: &str, a: &str| (t.to_string(), n, k, e.into(), a.into());
+        assert_eq!(
+            parts(&l),
+            [
+                p("a", Some(1), "billed", "1", "1.00"),
+                p("b", Some(1), "billed", "3", "3.00"),
+                p("-", None, "unattributed", "1", "1.00"),
+            ]
+        );
+        let billed = l.part(&l.allocations[0]);
+        assert_eq!(billed.weight, Some(Decimal::from(100)));
+        assert_eq!(billed.weight_basis, Some("tokens"));
+        assert_eq!(l.bucket().len(), 1);
+        assert_eq!(l.provider_of(&l.bucket()[0]), "openai");
+    }
+
+    #[test]
+    fn a_team_carries_the_rest_line_by_line() {
+        let l = month(&UnattributedPolicy::Team("b".into()));
+        let p = |t: &str, n, k, e: &str, a: &str| (t.to_string(), n, k, e.into(), a.into());
+        // b's lines: `(all models)` · unattributed billed usage sorts first.
+        assert_eq!(
+            parts(&l),
+            [
+                p("a", Some(1), "billed", "1", "1.00"),
+                p("b", Some(1), "unattributed", "1", "1.00"),
+                p("b", Some(2), "billed", "3", "3.00"),
+            ]
+        );
+        assert!(l.bucket().is_empty());
+    }
+
+    #[test]
+    fn proportional_spreads_by_what_each_line_carried() {
+        let l = month(&UnattributedPolicy::Proportional);
+        let p = |t: &str, n, k, e: &str, a: &str| (t.to_string(), n, k, e.into(), a.into());
+        assert_eq!(
+            parts(&l),
+            [
+                p("a", Some(1), "billed", "1", "1.00"),
+                p("a", Some(1), "spread", "0.25", "0.25"),
+                p("b", Some(1), "billed", "3", "3.00"),
+                p("b", Some(1), "spread", "0.75", "0.75"),
+            ]
+        );
+        let spread = l.part(&l.allocations[1]);
+        assert_eq!(spread.source, "unattributed:openai");
+        assert_eq!(spread.billed_cost, Some(Decimal::ONE));
+        assert_eq!(
+            (spread.weight, spread.total_weight),
+            (Some(Decimal::ONE), Some(Decimal::from(4)))
+        );
+    }
+}

@@ -829,6 +829,79 @@ mod tests {
         max_price_variance: Decimal::from_parts(5, 0, 0, false, 2),
     };
 
+    /// A price change on the 15th: each billed line is checked against
+    /// the price of its own day, and unbilled usage is priced per day.
+    #[test]
+    fn each_day_is_priced_with_the_prices_in_force() {
+        let cat = Catalog::parse(
+            r#"{"models":[{"provider":"openai","model":"gpt-4o","prices":[
+              {"effective_from":"2025-01-01","input":"10","output":"30"},
+              {"effective_from":"2025-01-15","input":"5","output":"15"}]},
+              {"provider":"mistral","model":"mistral-large","prices":[
+              {"effective_from":"2025-01-01","input":"2","output":"6"},
+              {"effective_from":"2025-01-15","input":"1","output":"3"}]}]}"#,
+            "c.json",
+        )
+        .unwrap();
+        let on = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        let at = |d, c: UsageCell| UsageCell { day: on(d), ..c };
+        let billed = |d, cost| BilledLine {
+            day: on(d),
+            ..line("p1", 100_000, cost)
+        };
+        let mistral = |d, input, output| UsageCell {
+            provider: "mistral".into(),
+            model: "mistral-large".into(),
+            day: on(d),
+            tokens: [input, 0, 0, output],
+            ..cell("a", "p1", 0)
+        };
+        let cells = [
+            at(14, cell("a", "p1", 100_000)),
+            at(15, cell("a", "p1", 100_000)),
+            mistral(14, 1_000_000, 100_000),
+            mistral(15, 1_000_000, 100_000),
+        ];
+        let r = reconcile(&[billed(14, "1.00"), billed(15, "0.50")], &cells, &cat, TOL);
+        let costs: Vec<(&str, &str, Option<Decimal>, Decimal)> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.provider.as_str(),
+                    r.day.as_str(),
+                    r.catalog_cost,
+                    r.estimated,
+                )
+            })
+            .collect();
+        assert_eq!(
+            costs,
+            [
+                ("mistral", "2025-01-14", None, Decimal::new(26, 1)),
+                ("mistral", "2025-01-15", None, Decimal::new(13, 1)),
+                ("openai", "2025-01-14", Some(Decimal::ONE), Decimal::ZERO),
+                (
+                    "openai",
+                    "2025-01-15",
+                    Some(Decimal::new(5, 1)),
+                    Decimal::ZERO
+                ),
+            ]
+        );
+        assert!(
+            r.rows
+                .iter()
+                .all(|r| r.price_variance().is_none_or(|v| v.is_zero()))
+        );
+        let from: Vec<(usize, NaiveDate)> = r
+            .cell_prices
+            .iter()
+            .map(|(i, p)| (*i, p.effective_from))
+            .collect();
+        assert_eq!(from, [(2, on(1)), (3, on(15))]);
+    }
+
     #[test]
     fn a_day_billed_for_input_only_leaves_its_output_unbilled() {
         let mut c = cell("a", "p1", 100);
@@ -914,6 +987,12 @@ mod tests {
         assert_eq!(r.unattributed["openai"], Decimal::new(5, 1));
         assert_eq!(r.rows[0].billed_tokens, Decimal::from(200));
         assert_eq!(r.rows[0].logged_tokens, Decimal::from(150));
+        // One line of two bill rows, the first one's source.
+        assert_eq!(r.lines.len(), 1);
+        assert_eq!(
+            (r.lines[0].bill_rows, r.lines[0].source.as_str()),
+            (2, "bill.csv:1")
+        );
     }
 
     #[test]
