@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use crate::catalog::UsageType;
 use crate::compute::Month;
 use crate::compute::lineage::{Allocation, Lineage};
 use crate::money::{Decimal, format_amount};
@@ -160,7 +161,7 @@ pub fn allocations_frame(
         texts.text(3, p.use_case);
         texts.text(4, Some(p.kind));
         texts.text(5, Some(&p.source));
-        texts.text(6, p.usage_type.map(|t| t.as_str()));
+        texts.text(6, p.usage_type.map(UsageType::as_str));
         texts.decimal(7, p.billed_cost);
         texts.decimal(8, p.covered_cost);
         texts.decimal(9, p.quantity);

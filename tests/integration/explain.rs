@@ -459,7 +459,7 @@ fn an_empty_month_writes_an_empty_allocations_table() {
     assert_eq!(
         df.get_column_names()
             .into_iter()
-            .map(|c| c.as_str())
+            .map(PlSmallStr::as_str)
             .collect::<Vec<_>>(),
         chargeback::schema::ledger::ALLOCATIONS
     );
