@@ -54,6 +54,18 @@ pub enum Command {
     /// Build or update the price catalog (model-catalog.json)
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Show where an invoice line's amount came from; write nothing
+    ///
+    /// Loads and computes the month exactly as `run` does and prints, for
+    /// line N of the team's invoice (every line without `--line`): a usage
+    /// line's billed lines (source `file:row`, day, usage type, line cost,
+    /// the team's weight of the line's total weight, its exact share) or
+    /// catalog prices, the exact sum, the rounded amount and what rounding
+    /// changed; a markup or fee line's basis, rate and tier. Long lists are
+    /// cut short on a terminal; `--json` is always complete, and
+    /// allocations.parquet holds the same parts for every line. Exits 2 for
+    /// a team without an invoice or a line it does not have.
+    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +161,25 @@ pub struct ImportLitellmArgs {
     /// Print nothing but errors
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub month: MonthArgs,
+
+    /// The team whose invoice to explain (its id, as in [teams.<id>])
+    #[arg(long, short = 't', value_name = "TEAM")]
+    pub team: String,
+
+    /// The line's number on the invoice, from 1 (ledger.csv's `line`);
+    /// default: every line
+    #[arg(long, short = 'l', value_name = "N")]
+    pub line: Option<u32>,
+
+    /// Print the explanation as JSON, complete, money as decimal strings
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

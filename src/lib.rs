@@ -67,6 +67,7 @@ where
         Command::Catalog(cli::CatalogCommand::ImportLitellm(args)) => {
             commands::catalog::import_litellm(&ctx, args)
         }
+        Command::Explain(args) => commands::explain::run(&ctx, args),
     }));
     match result {
         Ok(Ok(())) => exit::OK,

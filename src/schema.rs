@@ -116,6 +116,66 @@ pub mod ledger {
     pub const EXCEPTIONS: [&str; 7] = [
         "kind", "provider", "day", "model", "team", "source", "detail",
     ];
+    /// `allocations.parquet`: one row per part of an invoice usage line
+    /// (or of the unattributed bucket).
+    pub const ALLOCATIONS: [&str; 23] = [
+        allocation::PERIOD,
+        allocation::TEAM,
+        allocation::INVOICE_LINE,
+        allocation::PROVIDER,
+        allocation::MODEL,
+        allocation::USE_CASE,
+        allocation::KIND,
+        allocation::SOURCE,
+        allocation::BILL_ROWS,
+        allocation::DAY,
+        allocation::USAGE_TYPE,
+        allocation::BILLED_COST,
+        allocation::COVERED_COST,
+        allocation::QUANTITY,
+        allocation::WEIGHT_BASIS,
+        allocation::WEIGHT,
+        allocation::TOTAL_WEIGHT,
+        allocation::PRICE_PER_MTOK,
+        allocation::PRICES_FROM,
+        allocation::EXACT_SHARE,
+        allocation::AMOUNT,
+        allocation::ADJUSTMENT,
+        allocation::CURRENCY,
+    ];
+
+    /// The columns of `allocations.parquet`, by name.
+    pub mod allocation {
+        pub const PERIOD: &str = "period";
+        /// Empty (null) for the unattributed bucket.
+        pub const TEAM: &str = "team";
+        /// The line's number on the team's invoice, from 1.
+        pub const INVOICE_LINE: &str = "invoice_line";
+        pub const PROVIDER: &str = "provider";
+        pub const MODEL: &str = "model";
+        pub const USE_CASE: &str = "use_case";
+        /// `billed`, `unattributed`, `spread`, `catalog` or `rounding`.
+        pub const KIND: &str = "kind";
+        /// `uri:row` of the billed line, `catalog`, or
+        /// `unattributed:<provider>` for a spread part.
+        pub const SOURCE: &str = "source";
+        pub const BILL_ROWS: &str = "bill_rows";
+        pub const DAY: &str = "day";
+        pub const USAGE_TYPE: &str = "usage_type";
+        pub const BILLED_COST: &str = "billed_cost";
+        pub const COVERED_COST: &str = "covered_cost";
+        pub const QUANTITY: &str = "quantity";
+        pub const WEIGHT_BASIS: &str = "weight_basis";
+        pub const WEIGHT: &str = "weight";
+        pub const TOTAL_WEIGHT: &str = "total_weight";
+        pub const PRICE_PER_MTOK: &str = "price_per_mtok";
+        pub const PRICES_FROM: &str = "prices_from";
+        pub const EXACT_SHARE: &str = "exact_share";
+        pub const AMOUNT: &str = "amount";
+        /// `amount − exact_share`: what rounding gave or took.
+        pub const ADJUSTMENT: &str = "adjustment";
+        pub const CURRENCY: &str = "currency";
+    }
 }
 
 /// Working columns added while ingesting; never written to an output.

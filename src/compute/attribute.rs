@@ -2,8 +2,9 @@
 //! then rounded once, by largest remainder, so that
 //! Σ team usage costs + unattributed = billed total + estimated total.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::compute::reconcile::Reconciled;
@@ -25,6 +26,9 @@ pub struct UsageLine {
     pub exact: Decimal,
     /// Rounded to the currency's minor unit.
     pub amount: Decimal,
+    /// Estimated lines: the `effective_from` of each catalog price set
+    /// the usage was priced with, in date order.
+    pub prices_from: Vec<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,6 +62,53 @@ pub struct Attribution {
     /// Σ catalog-priced usage, rounded once.
     pub estimated_total: Decimal,
     pub attributed_total: Decimal,
+    /// Where each line's exact amount came from (lineage).
+    #[serde(skip)]
+    pub trace: AttributionTrace,
+}
+
+/// An invoice usage line: a team, by its position in
+/// [`Attribution::teams`], and the line's 0-based position on its invoice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LineRef {
+    pub team: u32,
+    pub line: u32,
+}
+
+/// What attribution did with each exact amount, for the lineage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributionTrace {
+    /// Per usage cell (same index): the line its cost went to.
+    pub cell_line: Vec<LineRef>,
+    /// Policy `team`: per provider, the line that carries its unattributed
+    /// cost.
+    pub carried: Vec<(String, LineRef)>,
+    /// Policy `proportional`: the parts of each provider's unattributed
+    /// cost spread over its lines.
+    pub spread: Vec<Spread>,
+}
+
+/// One line's part of a provider's unattributed cost (policy
+/// `proportional`): `rest × weight / total_weight`, the weight being what
+/// the line carried before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spread {
+    pub provider: String,
+    pub line: LineRef,
+    pub weight: Decimal,
+    pub total_weight: Decimal,
+    pub part: Decimal,
+}
+
+/// The exact sums of one invoice line while attribution builds it.
+#[derive(Default)]
+struct LineSum {
+    exact: Decimal,
+    tokens: u64,
+    requests: u64,
+    /// Its number in the order lines were first seen, for the trace.
+    slot: usize,
+    prices_from: BTreeSet<NaiveDate>,
 }
 
 /// The use case of lines that carry reassigned unattributed cost.
@@ -72,7 +123,16 @@ pub fn attribute(
     scale: u32,
 ) -> Attribution {
     // Exact amounts per (team, provider, model, use case, estimated).
-    let mut lines: BTreeMap<String, BTreeMap<LineKey, (Decimal, u64, u64)>> = BTreeMap::new();
+    let mut lines: BTreeMap<String, BTreeMap<LineKey, LineSum>> = BTreeMap::new();
+    let mut slots = 0usize;
+    let mut new_line = || {
+        slots += 1;
+        LineSum {
+            slot: slots - 1,
+            ..LineSum::default()
+        }
+    };
+    let mut cell_slot = Vec::with_capacity(cells.len());
     for (i, c) in cells.iter().enumerate() {
         let estimated = rec.estimated_providers.contains(&c.provider);
         let amount = if estimated {
@@ -89,11 +149,17 @@ pub fn attribute(
                 c.use_case.clone(),
                 estimated,
             ))
-            .or_insert((Decimal::ZERO, 0, 0));
-        e.0 += amount;
-        e.1 = e.1.saturating_add(c.total_tokens());
-        e.2 = e.2.saturating_add(c.requests);
+            .or_insert_with(&mut new_line);
+        e.exact += amount;
+        e.tokens = e.tokens.saturating_add(c.total_tokens());
+        e.requests = e.requests.saturating_add(c.requests);
+        if estimated && let Ok(k) = rec.cell_prices.binary_search_by_key(&i, |p| p.0) {
+            e.prices_from.insert(rec.cell_prices[k].1.effective_from);
+        }
+        cell_slot.push(e.slot);
     }
+    let mut carried: Vec<(String, usize)> = Vec::new();
+    let mut spread: Vec<(String, usize, Decimal, Decimal, Decimal)> = Vec::new();
 
     let mut unattributed = rec.unattributed.clone();
     match policy {
@@ -104,13 +170,14 @@ pub fn attribute(
                     .entry(team.clone())
                     .or_default()
                     .entry((
-                        provider,
+                        provider.clone(),
                         "(all models)".into(),
                         UNATTRIBUTED_USE_CASE.into(),
                         false,
                     ))
-                    .or_insert((Decimal::ZERO, 0, 0));
-                e.0 += amount;
+                    .or_insert_with(&mut new_line);
+                e.exact += amount;
+                carried.push((provider, e.slot));
             }
         }
         UnattributedPolicy::Proportional => {
@@ -121,20 +188,18 @@ pub fn attribute(
                     .iter()
                     .flat_map(|(t, ls)| {
                         ls.iter()
-                            .filter(|(k, v)| k.0 == provider && !k.3 && v.0 > Decimal::ZERO)
+                            .filter(|(k, v)| k.0 == provider && !k.3 && v.exact > Decimal::ZERO)
                             .map(move |(k, _)| (t.clone(), k.clone()))
                     })
                     .collect();
-                let weights: Vec<Decimal> = keys.iter().map(|(t, k)| lines[t][k].0).collect();
+                let weights: Vec<Decimal> = keys.iter().map(|(t, k)| lines[t][k].exact).collect();
+                let total_weight: Decimal = weights.iter().copied().sum();
                 match split_exact(amount, &weights) {
                     Some(parts) => {
-                        for ((t, k), p) in keys.into_iter().zip(parts) {
-                            lines
-                                .get_mut(&t)
-                                .expect("team")
-                                .get_mut(&k)
-                                .expect("line")
-                                .0 += p;
+                        for (((t, k), p), w) in keys.into_iter().zip(parts).zip(&weights) {
+                            let e = lines.get_mut(&t).expect("team").get_mut(&k).expect("line");
+                            e.exact += p;
+                            spread.push((provider.clone(), e.slot, *w, total_weight, p));
                         }
                     }
                     // Nothing of that provider was attributed: it stays.
@@ -151,17 +216,24 @@ pub fn attribute(
     let teams: Vec<&String> = lines.keys().collect();
     let mut exact_parties: Vec<Decimal> = teams
         .iter()
-        .map(|t| lines[*t].values().map(|v| v.0).sum())
+        .map(|t| lines[*t].values().map(|v| v.exact).sum())
         .collect();
     let unattributed_exact: Decimal = unattributed.values().copied().sum();
     exact_parties.push(unattributed_exact);
     let rounded = largest_remainder(&exact_parties, billed_total + estimated_total, scale);
 
     let mut out_teams = BTreeMap::new();
+    let mut slot_line = vec![LineRef::default(); slots];
     for (k, team) in teams.iter().enumerate() {
         let ls = &lines[*team];
-        let exacts: Vec<Decimal> = ls.values().map(|v| v.0).collect();
+        let exacts: Vec<Decimal> = ls.values().map(|v| v.exact).collect();
         let amounts = largest_remainder(&exacts, rounded[k], scale);
+        for (n, v) in ls.values().enumerate() {
+            slot_line[v.slot] = LineRef {
+                team: k as u32,
+                line: n as u32,
+            };
+        }
         let lines: Vec<UsageLine> = ls
             .iter()
             .zip(amounts)
@@ -170,10 +242,11 @@ pub fn attribute(
                 model: key.1.clone(),
                 use_case: key.2.clone(),
                 estimated: key.3,
-                tokens: v.1,
-                requests: v.2,
-                exact: v.0,
+                tokens: v.tokens,
+                requests: v.requests,
+                exact: v.exact,
                 amount,
+                prices_from: v.prices_from.iter().copied().collect(),
             })
             .collect();
         out_teams.insert(
@@ -194,6 +267,23 @@ pub fn attribute(
     let by_provider = largest_remainder(&exacts, unattributed_total, scale);
     let unattributed = providers.into_iter().cloned().zip(by_provider).collect();
     let attributed_total = out_teams.values().map(|t: &TeamUsage| t.usage_cost).sum();
+    let trace = AttributionTrace {
+        cell_line: cell_slot.into_iter().map(|s| slot_line[s]).collect(),
+        carried: carried
+            .into_iter()
+            .map(|(p, s)| (p, slot_line[s]))
+            .collect(),
+        spread: spread
+            .into_iter()
+            .map(|(provider, s, weight, total_weight, part)| Spread {
+                provider,
+                line: slot_line[s],
+                weight,
+                total_weight,
+                part,
+            })
+            .collect(),
+    };
     Attribution {
         teams: out_teams,
         unattributed,
@@ -201,5 +291,6 @@ pub fn attribute(
         billed_total,
         estimated_total,
         attributed_total,
+        trace,
     }
 }

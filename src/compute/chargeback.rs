@@ -177,7 +177,7 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
 }
 
 /// Tokens in each band of a graduated table, bands with none left out.
-fn graduated_bands(tiers: &[Tier], tokens: u64) -> Vec<(&Tier, u64)> {
+pub fn graduated_bands(tiers: &[Tier], tokens: u64) -> Vec<(&Tier, u64)> {
     let mut out = Vec::new();
     let mut lower = 0u64;
     for t in tiers {

@@ -335,7 +335,11 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                     "{} · {}{}",
                     l.model,
                     l.use_case,
-                    if l.estimated { " (estimated)" } else { "" }
+                    if l.estimated {
+                        estimated_note(&l.prices_from)
+                    } else {
+                        String::new()
+                    }
                 ),
                 provider: l.provider.clone(),
                 model: l.model.clone(),
@@ -537,6 +541,21 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
     }
 }
 
+/// What an estimated line's description adds: which catalog price sets
+/// priced it, by the day each took effect (` (estimated, catalog prices of
+/// 2025-01-01 and 2025-01-15)` for a month that straddles a change).
+fn estimated_note(prices_from: &[NaiveDate]) -> String {
+    let days: Vec<String> = prices_from.iter().map(ToString::to_string).collect();
+    match days.split_last() {
+        None => " (estimated, no catalog price)".to_string(),
+        Some((last, [])) => format!(" (estimated, catalog prices of {last})"),
+        Some((last, rest)) => format!(
+            " (estimated, catalog prices of {} and {last})",
+            rest.join(", ")
+        ),
+    }
+}
+
 /// How many exceptions the summary and the run's report spell out.
 pub const TOP_EXCEPTIONS: usize = 10;
 
@@ -677,6 +696,24 @@ pub fn ledger_csv(month: &MonthView) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn estimated_lines_name_the_price_sets_that_priced_them() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(estimated_note(&[]), " (estimated, no catalog price)");
+        assert_eq!(
+            estimated_note(&[d("2025-01-01")]),
+            " (estimated, catalog prices of 2025-01-01)"
+        );
+        assert_eq!(
+            estimated_note(&[d("2025-01-01"), d("2025-01-15")]),
+            " (estimated, catalog prices of 2025-01-01 and 2025-01-15)"
+        );
+        assert_eq!(
+            estimated_note(&[d("2024-12-01"), d("2025-01-10"), d("2025-01-20")]),
+            " (estimated, catalog prices of 2024-12-01, 2025-01-10 and 2025-01-20)"
+        );
+    }
 
     #[test]
     fn team_ids_cannot_escape_the_folder() {

@@ -8,6 +8,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
+pub mod lineage;
 pub mod pools;
 pub mod reconcile;
 pub mod refine;
@@ -31,6 +32,7 @@ use attribute::{TeamUsage, attribute};
 use budget::{BudgetLevel, budget_status};
 use chargeback::charge;
 use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
+use lineage::{Lineage, lineage};
 use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
 
 /// A computed month: the view model every document is rendered from, and
@@ -51,6 +53,8 @@ pub struct Month<'a> {
     pub as_of: Option<NaiveDate>,
     /// Notes of earlier months carried as adjustment lines.
     pub carried: &'a [PendingNote],
+    /// Where every invoice line's amount came from.
+    pub lineage: Lineage,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -140,8 +144,10 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         min_coverage: policy.reconciliation.min_coverage,
         max_price_variance: policy.reconciliation.max_price_variance,
     };
-    let rec = reconcile(&lines, &log.cells, catalog, tol);
+    let mut rec = reconcile(&lines, &log.cells, catalog, tol);
     let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
+    let traced = std::mem::take(&mut rec.lines);
+    let mut lineage = lineage(&log.cells, &rec, &attribution, traced, scale);
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
     exceptions.extend(bill_exceptions);
 
@@ -209,6 +215,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
             charges.add(note.adjustment());
         }
         // A note corrects an earlier month: not this month's spending.
+        lineage.charges.insert(usage.team.clone(), charges.clone());
         let spent = match terms.budget_basis {
             BudgetBasis::Total => charges.total - carried,
             BudgetBasis::Usage => usage.usage_cost,
@@ -328,6 +335,7 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         scale,
         as_of,
         carried: &inputs.notes,
+        lineage,
     }
 }
 /// Per provider whose other charges shared-cost pools take: who carries

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::catalog::{Catalog, UsageType};
+use crate::catalog::{Catalog, PriceSet, UsageType};
+use crate::compute::lineage::{CellShare, LineTrace, WeightBasis};
 use crate::load::ingest::{BilledLine, UsageCell};
 use crate::money::{Decimal, SPLIT_PLACES, format_amount, split_exact};
 use crate::schema;
@@ -210,6 +211,13 @@ pub struct Reconciled {
     pub estimated_providers: BTreeSet<String>,
     pub rows: Vec<ReconRow>,
     pub exceptions: Vec<Exception>,
+    /// Lineage: every billed usage line as split, in bill order.
+    pub lines: Vec<LineTrace>,
+    /// Lineage: each cell's part of each line, by line (parts of zero
+    /// left out).
+    pub shares: Vec<CellShare>,
+    /// Lineage: the price set each estimated cell was priced with, by cell.
+    pub cell_prices: Vec<(usize, PriceSet)>,
 }
 
 /// Tolerances from the policy.
@@ -225,7 +233,7 @@ pub fn reconcile(
     catalog: &Catalog,
     tol: Tolerances,
 ) -> Reconciled {
-    let merged = unscoped(lines, cells);
+    let (merged, bill_rows) = unscoped(lines, cells);
     let lines = merged.as_slice();
     let mut out = Reconciled {
         cell_billed: vec![Decimal::ZERO; cells.len()],
@@ -248,7 +256,7 @@ pub fn reconcile(
         .map(|l| l.provider.as_str())
         .collect();
 
-    for line in lines.iter().filter(|l| l.is_usage()) {
+    for (line, bill_rows) in lines.iter().zip(bill_rows) {
         out.billed_total += line.cost;
         let model_label = line
             .model
@@ -297,7 +305,7 @@ pub fn reconcile(
                     .collect()
             })
             .unwrap_or_default();
-        let weights = line_weights(line, &candidates, cells, catalog);
+        let (weights, weight_basis) = line_weights(line, &candidates, cells, catalog);
         let logged: Decimal = match line.usage_type {
             Some(t) => candidates
                 .iter()
@@ -339,10 +347,19 @@ pub fn reconcile(
         } else {
             None
         };
+        let trace = out.lines.len() as u32;
         let attributed = match parts {
             Some(parts) => {
                 for (k, &i) in candidates.iter().enumerate() {
                     out.cell_billed[i] += parts[k];
+                    if !(parts[k].is_zero() && weights[k].is_zero()) {
+                        out.shares.push(CellShare {
+                            line: trace,
+                            cell: i as u32,
+                            weight: weights[k],
+                            share: parts[k],
+                        });
+                    }
                     if !weights[k].is_zero() {
                         match line.usage_type {
                             Some(t) => matched[i][t as usize] = true,
@@ -354,6 +371,19 @@ pub fn reconcile(
             }
             None => Decimal::ZERO,
         };
+        out.lines.push(LineTrace {
+            source: format!("{}:{}", line.source, line.row),
+            bill_rows,
+            provider: line.provider.clone(),
+            day: line.day,
+            model: model_label,
+            usage_type: line.usage_type,
+            cost: line.cost,
+            quantity: line.quantity,
+            covered: attributed,
+            weight_basis,
+            total_weight: weight_sum,
+        });
         let rest = line.cost - attributed;
         row.attributed += attributed;
         row.unattributed += rest;
@@ -395,6 +425,7 @@ pub fn reconcile(
                 out.cell_estimated[i] = cost;
                 out.estimated_total += cost;
                 row.estimated += cost;
+                out.cell_prices.push((i, p.clone()));
             }
             None => out.exceptions.push(Exception {
                 provider: c.provider.clone(),
@@ -540,17 +571,19 @@ pub fn reconcile(
     out
 }
 
-/// The usage lines to match. `billing_scope` is optional in the logs: for
-/// a provider whose logs carry none, the bill's scopes cannot be matched,
-/// so its lines are matched without scope, merged across scopes so that
-/// coverage compares like with like.
-fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
+/// The usage lines to match, each with the number of bill rows merged into
+/// it. `billing_scope` is optional in the logs: for a provider whose logs
+/// carry none, the bill's scopes cannot be matched, so its lines are
+/// matched without scope, merged across scopes so that coverage compares
+/// like with like.
+fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<u32>) {
     let scoped: BTreeSet<&str> = cells
         .iter()
         .filter(|c| !c.scope.is_empty())
         .map(|c| c.provider.as_str())
         .collect();
     let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
+    let mut rows: Vec<u32> = Vec::with_capacity(lines.len());
     // A line's grain: its scope is left out when the logs carry none.
     type Grain = (
         String,
@@ -570,6 +603,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
             && (l.model.is_some() || l.model_raw.is_none());
         if keep_scope && !counted {
             out.push(l.clone());
+            rows.push(1);
             continue;
         }
         let scope = if keep_scope {
@@ -587,6 +621,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
         );
         match index.get(&key) {
             Some(&i) => {
+                rows[i] = rows[i].saturating_add(1);
                 let m = &mut out[i];
                 m.cost += l.cost;
                 m.quantity = match (m.quantity, l.quantity) {
@@ -597,26 +632,29 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> Vec<BilledLine> {
             None => {
                 index.insert(key, out.len());
                 out.push(BilledLine { scope, ..l.clone() });
+                rows.push(1);
             }
         }
     }
-    out
+    (out, rows)
 }
 
 /// How much of a line each candidate cell carries: tokens of the line's
 /// class when the line names one model and class (catalog cost would be
-/// proportional), catalog cost otherwise.
+/// proportional), catalog cost otherwise (tokens when some cell has no
+/// price); and which of the two it is.
 fn line_weights(
     line: &BilledLine,
     candidates: &[usize],
     cells: &[UsageCell],
     catalog: &Catalog,
-) -> Vec<Decimal> {
+) -> (Vec<Decimal>, WeightBasis) {
     if let (Some(t), Some(_)) = (line.usage_type, &line.model) {
-        return candidates
+        let weights = candidates
             .iter()
             .map(|&i| Decimal::from(cells[i].tokens_of(t)))
             .collect();
+        return (weights, WeightBasis::Tokens);
     }
     let classes: Vec<UsageType> = match line.usage_type {
         Some(t) => vec![t],
@@ -630,12 +668,18 @@ fn line_weights(
             Some(classes.iter().map(|&t| p.cost(t, c.tokens_of(t))).sum())
         })
         .collect();
-    priced.unwrap_or_else(|| {
-        candidates
-            .iter()
-            .map(|&i| Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>()))
-            .collect()
-    })
+    match priced {
+        Some(weights) => (weights, WeightBasis::CatalogCost),
+        None => {
+            let weights = candidates
+                .iter()
+                .map(|&i| {
+                    Decimal::from(classes.iter().map(|&t| cells[i].tokens_of(t)).sum::<u64>())
+                })
+                .collect();
+            (weights, WeightBasis::Tokens)
+        }
+    }
 }
 
 /// The catalog cost of the logged usage a line without tokens matched, in
@@ -790,6 +834,79 @@ mod tests {
         max_price_variance: Decimal::from_parts(5, 0, 0, false, 2),
     };
 
+    /// A price change on the 15th: each billed line is checked against
+    /// the price of its own day, and unbilled usage is priced per day.
+    #[test]
+    fn each_day_is_priced_with_the_prices_in_force() {
+        let cat = Catalog::parse(
+            r#"{"models":[{"provider":"openai","model":"gpt-4o","prices":[
+              {"effective_from":"2025-01-01","input":"10","output":"30"},
+              {"effective_from":"2025-01-15","input":"5","output":"15"}]},
+              {"provider":"mistral","model":"mistral-large","prices":[
+              {"effective_from":"2025-01-01","input":"2","output":"6"},
+              {"effective_from":"2025-01-15","input":"1","output":"3"}]}]}"#,
+            "c.json",
+        )
+        .unwrap();
+        let on = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        let at = |d, c: UsageCell| UsageCell { day: on(d), ..c };
+        let billed = |d, cost| BilledLine {
+            day: on(d),
+            ..line("p1", 100_000, cost)
+        };
+        let mistral = |d, input, output| UsageCell {
+            provider: "mistral".into(),
+            model: "mistral-large".into(),
+            day: on(d),
+            tokens: [input, 0, 0, output],
+            ..cell("a", "p1", 0)
+        };
+        let cells = [
+            at(14, cell("a", "p1", 100_000)),
+            at(15, cell("a", "p1", 100_000)),
+            mistral(14, 1_000_000, 100_000),
+            mistral(15, 1_000_000, 100_000),
+        ];
+        let r = reconcile(&[billed(14, "1.00"), billed(15, "0.50")], &cells, &cat, TOL);
+        let costs: Vec<(&str, &str, Option<Decimal>, Decimal)> = r
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.provider.as_str(),
+                    r.day.as_str(),
+                    r.catalog_cost,
+                    r.estimated,
+                )
+            })
+            .collect();
+        assert_eq!(
+            costs,
+            [
+                ("mistral", "2025-01-14", None, Decimal::new(26, 1)),
+                ("mistral", "2025-01-15", None, Decimal::new(13, 1)),
+                ("openai", "2025-01-14", Some(Decimal::ONE), Decimal::ZERO),
+                (
+                    "openai",
+                    "2025-01-15",
+                    Some(Decimal::new(5, 1)),
+                    Decimal::ZERO
+                ),
+            ]
+        );
+        assert!(
+            r.rows
+                .iter()
+                .all(|r| r.price_variance().is_none_or(|v| v.is_zero()))
+        );
+        let from: Vec<(usize, NaiveDate)> = r
+            .cell_prices
+            .iter()
+            .map(|(i, p)| (*i, p.effective_from))
+            .collect();
+        assert_eq!(from, [(2, on(1)), (3, on(15))]);
+    }
+
     #[test]
     fn a_day_billed_for_input_only_leaves_its_output_unbilled() {
         let mut c = cell("a", "p1", 100);
@@ -875,6 +992,12 @@ mod tests {
         assert_eq!(r.unattributed["openai"], Decimal::new(5, 1));
         assert_eq!(r.rows[0].billed_tokens, Decimal::from(200));
         assert_eq!(r.rows[0].logged_tokens, Decimal::from(150));
+        // One line of two bill rows, the first one's source.
+        assert_eq!(r.lines.len(), 1);
+        assert_eq!(
+            (r.lines[0].bill_rows, r.lines[0].source.as_str()),
+            (2, "bill.csv:1")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! from the view model, the ledgers from the rows that own them. Nothing
 //! here reads an input or recomputes money.
 
+pub mod allocations;
 pub mod html;
 pub mod pdf;
 pub mod templates;
@@ -20,6 +21,7 @@ use crate::load::notes::NotesFile;
 use crate::progress::Progress;
 use crate::publish::Outputs;
 use crate::schema;
+use allocations::allocations_parquet;
 use html::HtmlRenderer;
 use pdf::PdfRenderer;
 use templates::Templates;
@@ -112,8 +114,9 @@ pub fn notes(
     Ok(outputs)
 }
 
-/// The month as data: `invoices.json`, `budgets.json`, the ledgers and
-/// the quarantine files.
+/// The month as data: `invoices.json`, `budgets.json`, the ledgers (with
+/// `allocations.parquet`, the lineage of every usage line) and the
+/// quarantine files.
 pub fn data_outputs(month: &Month<'_>) -> Outputs {
     let view = &month.view;
     let mut outputs = Outputs::default();
@@ -132,6 +135,7 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
         reconciliation_csv(&month.reconciliation, month.scale),
     );
     outputs.add("exceptions.csv", exceptions_csv(&month.exceptions));
+    outputs.add("allocations.parquet", allocations_parquet(month));
     add_quarantine(&mut outputs, &month.quarantine);
     outputs
 }

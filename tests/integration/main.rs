@@ -7,6 +7,7 @@ mod amend;
 mod catalog;
 mod cli;
 mod demo;
+mod explain;
 mod formats_bills;
 mod formats_focus;
 mod formats_logs;

@@ -228,6 +228,80 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// The lineage of `compute` under every unattributed policy: the parts
+    /// of each invoice usage line add up to its exact cost and, rounded, to
+    /// its amount; the bucket's parts to the unattributed amount; all parts
+    /// to billed + estimated.
+    #[test]
+    fn allocations_add_up_to_every_line(
+        cells in prop::collection::vec(cell_strategy(), 0..40),
+        lines in prop::collection::vec(line_strategy(), 0..30),
+        anthropic_billed in any::<bool>(),
+        unattributed in 0..3usize,
+    ) {
+        let lines: Vec<BilledLine> = lines
+            .into_iter()
+            .filter(|l| anthropic_billed || l.provider != "anthropic")
+            .collect();
+        let unattributed = ["report", "proportional", "team:team-0"][unattributed];
+        let policy = Policy::parse(
+            &format!(
+                "[organization]\nname = \"P\"\n[sources]\nrequests = [\"logs/*.csv\"]\ncatalog = \"catalog.json\"\n\
+                 [reconciliation]\nunattributed = \"{unattributed}\"\n[teams.team-0]\nname = \"Zero\"\n"
+            ),
+            "p.toml",
+        )
+        .unwrap();
+        let record = |url: &str| ObjectRecord { url: url.into(), size: 0, etag: None, version: None, sha256: String::new() };
+        let inputs = Inputs {
+            period: "2025-01".parse().unwrap(),
+            catalog: catalog(),
+            catalog_record: record("catalog.json"),
+            request_sources: Vec::new(),
+            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default(), rows_by_source: Vec::new() },
+            bills: vec![LoadedBill {
+                url: "bill.csv".into(),
+                format: BillingFormat::Focus,
+                bill: Bill { rows_read: lines.len() as u64, lines, ..Bill::default() },
+            }],
+            records: Vec::new(),
+            notes: Vec::new(),
+        };
+        let month = compute(&inputs, &policy, None);
+        let lineage = &month.lineage;
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let mut listed = 0;
+        for inv in &month.view.invoices {
+            for (k, l) in inv.lines.iter().enumerate().filter(|(_, l)| l.kind == "usage") {
+                let t = lineage.target(&inv.team, k as u32).expect("every usage line is a target");
+                let target = &lineage.targets[t as usize];
+                prop_assert_eq!(target.amount, d(&l.amount));
+                let parts = lineage.parts_of(t);
+                let exact: Decimal = parts.iter().map(|a| a.exact).sum();
+                let amount: Decimal = parts.iter().map(|a| a.amount).sum();
+                prop_assert_eq!(exact, target.exact, "{} line {}", inv.team, k + 1);
+                prop_assert_eq!(amount, target.amount, "{} line {}", inv.team, k + 1);
+                let cent = Decimal::new(1, 2);
+                for a in parts {
+                    prop_assert!((a.amount - a.exact).abs() < cent + cent, "{:?}", a);
+                }
+                listed += parts.len();
+            }
+        }
+        let bucket: Decimal = lineage.bucket().iter().map(|a| a.amount).sum();
+        prop_assert_eq!(bucket, d(&month.view.unattributed));
+        prop_assert_eq!(listed + lineage.bucket().len(), lineage.allocations.len());
+        let all: Decimal = lineage.allocations.iter().map(|a| a.amount).sum();
+        prop_assert_eq!(all, d(&month.view.billed_total) + d(&month.view.estimated_total));
+        // Writing them never fails, whatever the month.
+        let bytes = chargeback::render::allocations::allocations_parquet(&month);
+        prop_assert!(bytes.starts_with(b"PAR1"));
+    }
+}
+
 /// A month as CSV text in memory: rows, and a bill for the openai part.
 fn month_files(rows: &[(u32, usize, usize, u64, u64)]) -> (Vec<String>, String) {
     let lines: Vec<String> = rows
