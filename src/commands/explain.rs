@@ -280,6 +280,11 @@ fn explain_charge(
         basis_exact: c.basis,
         basis_is: match c.kind {
             ChargeKind::FixedFee => "a fixed fee from the policy".to_string(),
+            ChargeKind::SharedCost => "the amount of the shared-cost pool, split over its teams by largest remainder; the description says this team's share".to_string(),
+            ChargeKind::Adjustment if c.description.starts_with("Credit note ") || c.description.starts_with("Debit note ") => {
+                "a note of an earlier month (`chargeback amend`), carried once; its number is in the description".to_string()
+            }
+            ChargeKind::Adjustment => "an [[adjustments]] entry of the policy".to_string(),
             _ if c.basis.is_some() => "the usage cost".to_string(),
             _ => "set by the policy".to_string(),
         },
