@@ -34,6 +34,9 @@ pub struct InvoiceLine {
     pub tokens: Option<u64>,
     pub requests: Option<u64>,
     pub estimated: bool,
+    /// Estimated lines: the catalog price versions that priced them
+    /// (`catalog prices of 2025-01-01 and 2025-01-15`).
+    pub prices: Option<String>,
     pub rate: Option<String>,
     pub amount: String,
 }
@@ -347,6 +350,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 tokens: Some(l.tokens),
                 requests: Some(l.requests),
                 estimated: l.estimated,
+                prices: l.estimated.then(|| price_versions(&l.prices_from)),
                 rate: None,
                 amount: money(l.amount),
             })
@@ -361,6 +365,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 tokens: None,
                 requests: None,
                 estimated: false,
+                prices: None,
                 rate: c.rate.map(rate),
                 amount: money(c.amount),
             });
@@ -545,14 +550,16 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
 /// priced it, by the day each took effect (` (estimated, catalog prices of
 /// 2025-01-01 and 2025-01-15)` for a month that straddles a change).
 fn estimated_note(prices_from: &[NaiveDate]) -> String {
+    format!(" (estimated, {})", price_versions(prices_from))
+}
+
+/// `catalog prices of 2025-01-01 and 2025-01-15`, or `no catalog price`.
+fn price_versions(prices_from: &[NaiveDate]) -> String {
     let days: Vec<String> = prices_from.iter().map(ToString::to_string).collect();
     match days.split_last() {
-        None => " (estimated, no catalog price)".to_string(),
-        Some((last, [])) => format!(" (estimated, catalog prices of {last})"),
-        Some((last, rest)) => format!(
-            " (estimated, catalog prices of {} and {last})",
-            rest.join(", ")
-        ),
+        None => "no catalog price".to_string(),
+        Some((last, [])) => format!("catalog prices of {last}"),
+        Some((last, rest)) => format!("catalog prices of {} and {last}", rest.join(", ")),
     }
 }
 
