@@ -522,11 +522,36 @@ pub enum UnattributedPolicy {
     Proportional,
     /// Charged to one team.
     Team(String),
+    /// Split over named teams by fixed shares summing to 1
+    /// (`{ fixed = { a = "0.6", b = "0.4" } }`).
+    Fixed(BTreeMap<String, Decimal>),
 }
 
 impl<'de> Deserialize<'de> for UnattributedPolicy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Table(FixedShares),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FixedShares {
+            fixed: BTreeMap<String, Exact>,
+        }
+        let s = match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected `report`, `proportional`, `team:<id>` or `{ fixed = { <team> = \"<share>\", … } }`",
+            )
+        })? {
+            Raw::Name(s) => s,
+            Raw::Table(t) => {
+                return Ok(UnattributedPolicy::Fixed(
+                    t.fixed.into_iter().map(|(k, v)| (k, v.0)).collect(),
+                ));
+            }
+        };
         match s.as_str() {
             "report" => Ok(UnattributedPolicy::Report),
             "proportional" => Ok(UnattributedPolicy::Proportional),
@@ -742,6 +767,41 @@ impl Policy {
                     r.max_price_variance
                 ),
             ));
+        }
+        if let UnattributedPolicy::Fixed(shares) = &r.unattributed {
+            if shares.is_empty() {
+                return Err(bad(
+                    "unattributed",
+                    "`unattributed` has no fixed shares".into(),
+                ));
+            }
+            for (t, w) in shares {
+                if !self.teams.contains_key(t) {
+                    return Err(bad(
+                        "unattributed",
+                        format!(
+                            "`unattributed` gives a share to team `{t}`, which is not in [teams]"
+                        ),
+                    )
+                    .with_hint(format!("add a [teams.{t}] table or fix the team id")));
+                }
+                if *w < Decimal::ZERO {
+                    return Err(bad(
+                        "unattributed",
+                        format!(
+                            "`unattributed` gives team `{t}` the share `{w}`, expected 0 or more"
+                        ),
+                    ));
+                }
+            }
+            let sum: Decimal = shares.values().copied().sum();
+            if sum != Decimal::ONE {
+                return Err(bad(
+                    "unattributed",
+                    format!("the fixed shares of `unattributed` sum to {sum}, not 1"),
+                )
+                .with_hint("shares are fractions of each provider's unattributed cost and must sum to exactly 1"));
+            }
         }
         if let UnattributedPolicy::Team(t) = &r.unattributed
             && !self.teams.contains_key(t)
@@ -1181,6 +1241,45 @@ catalog = "catalog.json"
         assert_eq!(
             e.to_string(),
             "p.toml:10:1: `unattributed` names team `platform`, which is not in [teams]"
+        );
+    }
+
+    #[test]
+    fn unattributed_fixed_shares_are_checked() {
+        let parse = |shares: &str| {
+            Policy::parse(
+                &format!(
+                    "{MINIMAL}\n[reconciliation]\nunattributed = {{ fixed = {{ {shares} }} }}\n[teams.a]\n[teams.b]\n"
+                ),
+                "p.toml",
+            )
+        };
+        let p = parse("a = \"0.6\", b = \"0.4\"").unwrap();
+        assert_eq!(
+            p.reconciliation.unattributed,
+            UnattributedPolicy::Fixed(
+                [
+                    ("a".into(), Decimal::new(6, 1)),
+                    ("b".into(), Decimal::new(4, 1))
+                ]
+                .into()
+            )
+        );
+        assert_eq!(
+            parse("a = \"0.6\", b = \"0.3\"").unwrap_err().report(),
+            "error: p.toml:10:1: the fixed shares of `unattributed` sum to 0.9, not 1\n\
+             hint: shares are fractions of each provider's unattributed cost and must sum to exactly 1\n"
+        );
+        assert_eq!(
+            parse("a = \"0.6\", z = \"0.4\"").unwrap_err().report(),
+            "error: p.toml:10:1: `unattributed` gives a share to team `z`, which is not in [teams]\n\
+             hint: add a [teams.z] table or fix the team id\n"
+        );
+        assert!(
+            parse("a = 0.6")
+                .unwrap_err()
+                .to_string()
+                .contains("expected `report`, `proportional`, `team:<id>` or `{ fixed = { <team> = \"<share>\", … } }`")
         );
     }
 }

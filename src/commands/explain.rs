@@ -153,6 +153,7 @@ pub fn explain<'a>(
             UnattributedPolicy::Report => "report".to_string(),
             UnattributedPolicy::Proportional => "proportional".to_string(),
             UnattributedPolicy::Team(t) => format!("team:{t}"),
+            UnattributedPolicy::Fixed(_) => "fixed".to_string(),
         },
         lines,
     })
@@ -542,15 +543,26 @@ fn parts_text(s: &mut String, parts: &[Part<'_>], policy: &str) {
         );
     }
     for p in of("spread") {
-        let _ = writeln!(
-            s,
-            "  spread (policy `{policy}`): {}'s unattributed cost {} × this line's attributed cost {} / {} attributed over its lines = {}",
-            p.provider,
-            opt(p.billed_cost),
-            opt(p.weight),
-            opt(p.total_weight),
-            p.exact_share
-        );
+        let _ = if policy == "fixed" {
+            writeln!(
+                s,
+                "  fixed share (policy `fixed`): {}'s unattributed cost {} × this team's share {} = {}",
+                p.provider,
+                opt(p.billed_cost),
+                opt(p.weight),
+                p.exact_share
+            )
+        } else {
+            writeln!(
+                s,
+                "  spread (policy `{policy}`): {}'s unattributed cost {} × this line's attributed cost {} / {} attributed over its lines = {}",
+                p.provider,
+                opt(p.billed_cost),
+                opt(p.weight),
+                opt(p.total_weight),
+                p.exact_share
+            )
+        };
     }
     let priced: Vec<&Part<'_>> = of("catalog").collect();
     if !priced.is_empty() {

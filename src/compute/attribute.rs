@@ -180,6 +180,29 @@ pub fn attribute(
                 carried.push((provider, e.slot));
             }
         }
+        UnattributedPolicy::Fixed(shares) => {
+            // Each provider's rest to the named teams by their fixed
+            // shares (validated to sum to 1), on one line per provider.
+            let (names, weights): (Vec<&String>, Vec<Decimal>) =
+                shares.iter().map(|(t, w)| (t, *w)).unzip();
+            for (provider, amount) in std::mem::take(&mut unattributed) {
+                let parts = split_exact(amount, &weights).expect("shares sum to 1");
+                for ((team, p), w) in names.iter().zip(parts).zip(&weights) {
+                    let e = lines
+                        .entry((*team).clone())
+                        .or_default()
+                        .entry((
+                            provider.clone(),
+                            "(all models)".into(),
+                            UNATTRIBUTED_USE_CASE.into(),
+                            false,
+                        ))
+                        .or_insert_with(&mut new_line);
+                    e.exact += p;
+                    spread.push((provider.clone(), e.slot, *w, Decimal::ONE, p));
+                }
+            }
+        }
         UnattributedPolicy::Proportional => {
             // Spread each provider's rest over the billed lines of that
             // provider, in proportion to what they already carry.

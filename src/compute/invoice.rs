@@ -631,6 +631,17 @@ fn bridge(
                             .to_string()
                     }
                     UnattributedPolicy::Team(t) => format!("team `{t}` (policy `team:{t}`)"),
+                    UnattributedPolicy::Fixed(shares) => format!(
+                        "{} (policy `fixed`)",
+                        shares
+                            .iter()
+                            .map(|(t, w)| format!(
+                                "`{t}` {}%",
+                                (*w * Decimal::ONE_HUNDRED).normalize()
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 },
                 other_charges_carried_by: if v[3].is_zero() {
                     "—".to_string()

@@ -104,7 +104,7 @@ proptest! {
         cells in prop::collection::vec(cell_strategy(), 0..40),
         lines in prop::collection::vec(line_strategy(), 0..30),
         anthropic_billed in any::<bool>(),
-        policy in 0..3usize,
+        policy in 0..4usize,
     ) {
         let cat = catalog();
         // Sometimes a provider sends no bill: its usage is estimated.
@@ -118,6 +118,9 @@ proptest! {
             UnattributedPolicy::Report,
             UnattributedPolicy::Proportional,
             UnattributedPolicy::Team("team-0".into()),
+            UnattributedPolicy::Fixed(
+                [("team-0".to_string(), Decimal::new(25, 2)), ("team-1".to_string(), Decimal::new(75, 2))].into(),
+            ),
         ][policy].clone();
         let a = attribute(&cells, &rec, &policy, 2);
 
