@@ -8,6 +8,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
+pub mod journal;
 pub mod reconcile;
 pub mod refine;
 
@@ -16,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use crate::config::Policy;
+use crate::error::Result;
 use crate::load::Inputs;
 use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::{
@@ -50,6 +52,8 @@ pub struct Month<'a> {
     pub as_of: Option<NaiveDate>,
     /// Notes of earlier months carried as adjustment lines.
     pub carried: &'a [PendingNote],
+    /// `journal.csv`'s entries, when the policy has `[gl]`.
+    pub journal: Option<journal::Journal>,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -63,8 +67,13 @@ pub struct Quarantine<'a> {
 }
 
 /// The month of `inputs` under `policy`, as of `as_of` (the close of the
-/// period when `None`).
-pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>) -> Month<'a> {
+/// period when `None`). Fails only on a policy the month shows to be
+/// short of something: with `[gl]`, an invoiced team without a cost centre.
+pub fn compute<'a>(
+    inputs: &'a Inputs,
+    policy: &Policy,
+    as_of: Option<NaiveDate>,
+) -> Result<Month<'a>> {
     let period = inputs.period;
     let catalog = &inputs.catalog;
     let log = &inputs.requests;
@@ -291,7 +300,8 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         exceptions: &exceptions,
         bill_sources: &bill_sources,
     });
-    Month {
+    let journal = journal::post(&view, policy, scale)?;
+    Ok(Month {
         view,
         reconciliation: rec.rows,
         exceptions,
@@ -304,7 +314,8 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         scale,
         as_of,
         carried: &inputs.notes,
-    }
+        journal,
+    })
 }
 /// A bill source that holds nothing of the period: every row of another
 /// month (the wrong file under this month's name), or no row at all.

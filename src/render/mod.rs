@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::compute::invoice::{Invoice, Issuer, ledger_csv};
+use crate::compute::journal::journal_csv;
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
 use crate::error::Result;
@@ -112,8 +113,8 @@ pub fn notes(
     Ok(outputs)
 }
 
-/// The month as data: `invoices.json`, `budgets.json`, the ledgers and
-/// the quarantine files.
+/// The month as data: `invoices.json`, `budgets.json`, the ledgers (the
+/// GL journal when the policy has `[gl]`) and the quarantine files.
 pub fn data_outputs(month: &Month<'_>) -> Outputs {
     let view = &month.view;
     let mut outputs = Outputs::default();
@@ -132,6 +133,9 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
         reconciliation_csv(&month.reconciliation, month.scale),
     );
     outputs.add("exceptions.csv", exceptions_csv(&month.exceptions));
+    if let Some(journal) = &month.journal {
+        outputs.add("journal.csv", journal_csv(journal));
+    }
     add_quarantine(&mut outputs, &month.quarantine);
     outputs
 }

@@ -181,7 +181,7 @@ proptest! {
             records: Vec::new(),
             notes: Vec::new(),
         };
-        let month = compute(&inputs, &policy, None);
+        let month = compute(&inputs, &policy, None).unwrap();
         let m = &month.view;
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         let usage: Decimal = m.invoices.iter().map(|i| d(&i.usage_cost)).sum();
