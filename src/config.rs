@@ -77,6 +77,54 @@ pub struct Policy {
     /// Credits and charges for one team (`[[adjustments]]`).
     #[serde(default)]
     pub adjustments: Vec<toml::Spanned<Adjustment>>,
+    /// The accounts of `journal.csv`; no journal without them.
+    #[serde(default)]
+    pub gl: Option<Gl>,
+}
+
+/// `[gl]`: the general-ledger accounts of `journal.csv`, one balanced
+/// entry per invoice — the team's expense account debited on its cost
+/// centre, the platform's accounts credited by what the lines are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gl {
+    /// Debited with every invoice's total, unless its team names its own
+    /// `gl_account`.
+    pub expense_account: String,
+    /// Credited with the usage cost the invoices recover.
+    pub platform_account: String,
+    /// Credited with markups, platform and fixed fees and outcome charges.
+    pub markup_account: String,
+    /// Credited with shared costs; `platform_account` when left out (a
+    /// shared cost is recovered cost too).
+    #[serde(default)]
+    pub shared_cost_account: Option<String>,
+    /// Credited with adjustments, the credit and debit notes of earlier
+    /// months among them; `markup_account` when left out.
+    #[serde(default)]
+    pub adjustment_account: Option<String>,
+    /// The platform's cost centre on the credit rows; empty when left out.
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// Where `[gl]` opens in the policy, set by [`Policy::parse`]: a team
+    /// only the computed month shows (one in the logs, not in `[teams]`)
+    /// is an error pointing here.
+    #[serde(skip)]
+    pub at: Option<Location>,
+}
+
+impl Gl {
+    pub fn shared_cost_account(&self) -> &str {
+        self.shared_cost_account
+            .as_deref()
+            .unwrap_or(&self.platform_account)
+    }
+
+    pub fn adjustment_account(&self) -> &str {
+        self.adjustment_account
+            .as_deref()
+            .unwrap_or(&self.markup_account)
+    }
 }
 
 /// A decimal of the policy, exact (written as a string).
@@ -706,6 +754,9 @@ pub struct Team {
     #[serde(default, deserialize_with = "exact::option")]
     pub alert_threshold: Option<Decimal>,
     pub budget_basis: Option<BudgetBasis>,
+    /// The account `journal.csv` debits for this team instead of
+    /// `[gl] expense_account`.
+    pub gl_account: Option<String>,
 }
 
 /// A team's terms with the defaults filled in.
@@ -729,7 +780,7 @@ pub struct TeamTerms {
 impl Policy {
     /// Parses and validates a policy; `uri` names it in errors.
     pub fn parse(text: &str, uri: &str) -> Result<Policy> {
-        let policy: Policy = toml::from_str(text).map_err(|e| {
+        let mut policy: Policy = toml::from_str(text).map_err(|e| {
             let at = match e.span() {
                 Some(span) => line_col(text, span.start, uri),
                 None => Location::file(uri),
@@ -738,6 +789,9 @@ impl Policy {
                 .with_hint("see the policy reference in README.md (DESIGN §3.4 keys)")
         })?;
         policy.validate(text, uri)?;
+        if let Some(gl) = &mut policy.gl {
+            gl.at = Some(key_location(text, "[gl]", uri));
+        }
         Ok(policy)
     }
 
@@ -866,6 +920,7 @@ impl Policy {
                 })?;
             }
         }
+        self.validate_gl(text, uri)?;
         if c.markup < Decimal::ZERO || c.fixed_fee < Decimal::ZERO {
             return Err(bad(
                 "markup",
@@ -1022,6 +1077,93 @@ impl Policy {
             )),
             (_, None) => Ok(()),
         }
+    }
+
+    /// `[gl]` and the teams' accounts: every value names an account or a
+    /// cost centre, every team of the policy has a cost centre to debit,
+    /// and no `gl_account` is set that no journal would use.
+    fn validate_gl(&self, text: &str, uri: &str) -> Result<()> {
+        let at = |key: &str| key_location(text, key, uri);
+        let Some(gl) = &self.gl else {
+            if let Some((id, _)) = self.teams.iter().find(|(_, t)| t.gl_account.is_some()) {
+                return Err(Error::policy(
+                    at(&format!("[teams.{id}]")),
+                    format!(
+                        "`teams.{id}.gl_account` is set but the policy has no [gl] table: no journal is written, so it would be ignored"
+                    ),
+                )
+                .with_hint("add a [gl] table with the journal's accounts, or remove `gl_account`"));
+            }
+            return Ok(());
+        };
+        let accounts = [
+            ("expense_account", Some(&gl.expense_account)),
+            ("platform_account", Some(&gl.platform_account)),
+            ("markup_account", Some(&gl.markup_account)),
+            ("shared_cost_account", gl.shared_cost_account.as_ref()),
+            ("adjustment_account", gl.adjustment_account.as_ref()),
+        ];
+        for (key, value) in accounts {
+            if value.is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::policy(at(key), format!("`gl.{key}` is empty"))
+                    .with_hint("give the ledger account's number, such as `\"4900\"`, or leave an optional account out"));
+            }
+        }
+        if gl.cost_center.as_ref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(Error::policy(at("[gl]"), "`gl.cost_center` is empty")
+                .with_hint("give the platform's cost centre, or leave the key out"));
+        }
+        for (id, team) in &self.teams {
+            if team
+                .gl_account
+                .as_ref()
+                .is_some_and(|a| a.trim().is_empty())
+            {
+                return Err(Error::policy(
+                    at(&format!("[teams.{id}]")),
+                    format!("`teams.{id}.gl_account` is empty"),
+                )
+                .with_hint(format!(
+                    "give the account to debit, or leave it out to debit `gl.expense_account` (`{}`)",
+                    gl.expense_account
+                )));
+            }
+        }
+        // Every team without one at once: a policy gaining [gl] lacks
+        // many cost centres, not one.
+        let missing: Vec<&String> = self
+            .teams
+            .iter()
+            .filter(|(_, t)| t.cost_center.as_ref().is_none_or(|c| c.trim().is_empty()))
+            .map(|(id, _)| id)
+            .collect();
+        if let Some((first, rest)) = missing.split_first() {
+            let message = if self.teams[*first].cost_center.is_some() {
+                format!("`teams.{first}.cost_center` is empty")
+            } else {
+                format!("team `{first}` has no `cost_center`")
+            };
+            let also = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} {} none either",
+                    rest.iter()
+                        .map(|id| format!("[teams.{id}]"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if rest.len() == 1 { "has" } else { "have" }
+                )
+            };
+            return Err(Error::policy(
+                at(&format!("[teams.{first}]")),
+                format!("{message}, and [gl] debits every invoice to its team's cost centre"),
+            )
+            .with_hint(format!(
+                "add `cost_center = \"…\"` to [teams.{first}]{also}"
+            )));
+        }
+        Ok(())
     }
 
     /// The terms for a team id, from `[teams.<id>]` or, for a team only
@@ -1231,6 +1373,109 @@ catalog = "catalog.json"
         assert_eq!(
             e.to_string(),
             "p.toml:10:1: the last tier `b` has `up_to_mtokens`; the last tier must be open-ended"
+        );
+    }
+
+    const GL: &str = "\n[gl]\nexpense_account = \"6105\"\nplatform_account = \"4900\"\nmarkup_account = \"4910\"\n";
+
+    #[test]
+    fn gl_defaults_and_where_it_opens() {
+        let text = format!(
+            "{MINIMAL}{GL}\n[teams.support]\ncost_center = \"CC-4100\"\ngl_account = \"6105-20\"\n"
+        );
+        let p = Policy::parse(&text, "p.toml").unwrap();
+        let gl = p.gl.as_ref().unwrap();
+        assert_eq!(gl.shared_cost_account(), "4900");
+        assert_eq!(gl.adjustment_account(), "4910");
+        assert_eq!(gl.at.as_ref().unwrap().to_string(), "p.toml:9:1");
+        assert_eq!(p.teams["support"].gl_account.as_deref(), Some("6105-20"));
+        assert!(Policy::parse(MINIMAL, "p.toml").unwrap().gl.is_none());
+    }
+
+    #[test]
+    fn with_gl_every_team_needs_a_cost_center() {
+        let text = format!(
+            "{MINIMAL}{GL}\n[teams.support]\ncost_center = \"CC-4100\"\n\n[teams.search]\nname = \"Search\"\n"
+        );
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:17:1: team `search` has no `cost_center`, and [gl] debits every invoice to its team's cost centre"
+        );
+        assert_eq!(
+            e.hint(),
+            Some("add `cost_center = \"…\"` to [teams.search]")
+        );
+        let text = format!(
+            "{MINIMAL}{GL}\n[teams.a]\ncost_center = \" \"\n[teams.b]\n[teams.c]\nname = \"C\"\n"
+        );
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:14:1: `teams.a.cost_center` is empty, and [gl] debits every invoice to its team's cost centre"
+        );
+        assert_eq!(
+            e.hint(),
+            Some("add `cost_center = \"…\"` to [teams.a]; [teams.b], [teams.c] have none either")
+        );
+    }
+
+    #[test]
+    fn gl_account_without_gl_would_be_ignored() {
+        let text = format!(
+            "{MINIMAL}\n[teams.support]\ncost_center = \"CC-4100\"\ngl_account = \"6105-20\"\n"
+        );
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:9:1: `teams.support.gl_account` is set but the policy has no [gl] table: no journal is written, so it would be ignored"
+        );
+        assert_eq!(
+            e.hint(),
+            Some("add a [gl] table with the journal's accounts, or remove `gl_account`")
+        );
+    }
+
+    #[test]
+    fn gl_accounts_are_not_empty_and_complete() {
+        let text = format!("{MINIMAL}{GL}adjustment_account = \"\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:13:1: `gl.adjustment_account` is empty"
+        );
+        assert_eq!(
+            e.hint(),
+            Some(
+                "give the ledger account's number, such as `\"4900\"`, or leave an optional account out"
+            )
+        );
+        let text = format!("{MINIMAL}{GL}cost_center = \"\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:9:1: `gl.cost_center` is empty");
+        let text =
+            format!("{MINIMAL}{GL}\n[teams.support]\ncost_center = \"CC\"\ngl_account = \"\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:14:1: `teams.support.gl_account` is empty"
+        );
+        assert_eq!(
+            e.hint(),
+            Some(
+                "give the account to debit, or leave it out to debit `gl.expense_account` (`6105`)"
+            )
+        );
+        let text =
+            format!("{MINIMAL}\n[gl]\nexpense_account = \"6105\"\nplatform_account = \"4900\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:9:1: missing field `markup_account`");
+        let text = format!("{MINIMAL}{GL}revenue_account = \"4910\"\n");
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("p.toml:13:1: unknown field `revenue_account`, expected one of"),
+            "{e}"
         );
     }
 

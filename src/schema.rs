@@ -112,6 +112,20 @@ pub mod ledger {
         "catalog_cost",
         "price_variance",
     ];
+    /// `journal.csv`: one row per account of an invoice's entry, the
+    /// entry id being the invoice number; `debit` or `credit` is empty.
+    pub const JOURNAL: [&str; 10] = [
+        "entry_id",
+        "date",
+        "period",
+        "account",
+        "cost_center",
+        "debit",
+        "credit",
+        "currency",
+        "invoice_number",
+        "memo",
+    ];
     /// `exceptions.csv`: one row per exception.
     pub const EXCEPTIONS: [&str; 7] = [
         "kind", "provider", "day", "model", "team", "source", "detail",

@@ -197,7 +197,7 @@ pub fn amendment(
         })?;
     let inputs = load(ctx, &policy.policy, period, Some(month_as_of))?;
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    let month = compute(&inputs, &policy.policy, Some(month_as_of));
+    let month = compute(&inputs, &policy.policy, Some(month_as_of))?;
     stage.done();
     let now = Issued::from_view(&month.view);
     let found = notes(&original, &previous, &now, number, month.scale);

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
     let policy = read_policy(ctx, &args.month.config)?;
     let inputs = load(ctx, &policy.policy, period, as_of)?;
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    let month = compute(&inputs, &policy.policy, as_of);
+    let month = compute(&inputs, &policy.policy, as_of)?;
     stage.done();
     ctx.progress.finish();
     let explained = explain(&month, &policy.policy, &args.team, args.line)?;

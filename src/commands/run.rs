@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
 
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    let month = compute(&inputs, &policy.policy, as_of);
+    let month = compute(&inputs, &policy.policy, as_of)?;
     stage.done();
 
     let outputs = render(&month, &templates, &ctx.progress)?;

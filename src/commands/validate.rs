@@ -18,7 +18,7 @@ pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     let inputs = load(ctx, &policy.policy, period, as_of)?;
     let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
     let stage = ctx.progress.stage("reconcile, attribute, charge back");
-    let month = compute(&inputs, &policy.policy, as_of);
+    let month = compute(&inputs, &policy.policy, as_of)?;
     stage.done();
     check(&month, &templates, &ctx.progress)?;
     ctx.progress.finish();

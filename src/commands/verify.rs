@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: &VerifyArgs) -> Result<()> {
             let inputs = load(ctx, &policy.policy, period, Some(as_of))?;
             let templates = Templates::load(ctx, policy.policy.output.templates.as_deref())?;
             let stage = ctx.progress.stage("reconcile, attribute, charge back");
-            let month = compute(&inputs, &policy.policy, Some(as_of));
+            let month = compute(&inputs, &policy.policy, Some(as_of))?;
             stage.done();
             let outputs = render(&month, &templates, &ctx.progress)?;
             let now = seal(&policy, &inputs, &month, &outputs);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::compute::invoice::{Issuer, MonthView};
+use crate::compute::invoice::{Issuer, MonthView, USAGE_KIND};
 use crate::load::notes::{Issued, IssuedInvoice, IssuedLine, NoteLine, NoteRecord, NotesFile};
 use crate::money::{Decimal, format_amount};
 
@@ -51,7 +51,7 @@ impl NotesFile {
 type LineKey = (String, String, String, String, bool);
 
 fn key(l: &IssuedLine) -> LineKey {
-    if l.kind == "usage" {
+    if l.kind == USAGE_KIND {
         (
             l.kind.clone(),
             l.provider.clone(),

@@ -23,9 +23,13 @@ pub struct Issuer {
     pub address: Vec<String>,
 }
 
+/// The `kind` of a usage line; every other line's kind is its
+/// [`ChargeKind::as_str`].
+pub const USAGE_KIND: &str = "usage";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct InvoiceLine {
-    /// `usage`, `markup`, `platform_fee` or `fixed_fee`.
+    /// [`USAGE_KIND`] or a [`ChargeKind`]'s name (`markup`, `platform_fee`, …).
     pub kind: String,
     pub description: String,
     pub provider: String,
@@ -333,7 +337,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             .lines
             .iter()
             .map(|l| InvoiceLine {
-                kind: "usage".into(),
+                kind: USAGE_KIND.into(),
                 description: format!(
                     "{} · {}{}",
                     l.model,

@@ -8,6 +8,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod invoice;
+pub mod journal;
 pub mod lineage;
 pub mod pools;
 pub mod reconcile;
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::NaiveDate;
 
 use crate::config::{BudgetBasis, Policy};
+use crate::error::Result;
 use crate::load::Inputs;
 use crate::load::ingest::openai::PageLink;
 use crate::load::ingest::{
@@ -55,6 +57,8 @@ pub struct Month<'a> {
     pub carried: &'a [PendingNote],
     /// Where every invoice line's amount came from.
     pub lineage: Lineage,
+    /// `journal.csv`'s entries, when the policy has `[gl]`.
+    pub journal: Option<journal::Journal>,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -68,8 +72,13 @@ pub struct Quarantine<'a> {
 }
 
 /// The month of `inputs` under `policy`, as of `as_of` (the close of the
-/// period when `None`).
-pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>) -> Month<'a> {
+/// period when `None`). Fails only on a policy the month shows to be
+/// short of something: with `[gl]`, an invoiced team without a cost centre.
+pub fn compute<'a>(
+    inputs: &'a Inputs,
+    policy: &Policy,
+    as_of: Option<NaiveDate>,
+) -> Result<Month<'a>> {
     let period = inputs.period;
     let catalog = &inputs.catalog;
     let log = &inputs.requests;
@@ -322,7 +331,8 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         bill_sources: &bill_sources,
         other_carried_by,
     });
-    Month {
+    let journal = journal::post(&view, policy, scale)?;
+    Ok(Month {
         view,
         reconciliation: rec.rows,
         exceptions,
@@ -336,7 +346,8 @@ pub fn compute<'a>(inputs: &'a Inputs, policy: &Policy, as_of: Option<NaiveDate>
         as_of,
         carried: &inputs.notes,
         lineage,
-    }
+        journal,
+    })
 }
 /// Per provider whose other charges shared-cost pools take: who carries
 /// them, in words.

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 
 use crate::compute::invoice::{Invoice, Issuer, ledger_csv};
+use crate::compute::journal::journal_csv;
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
 use crate::error::Result;
@@ -115,8 +116,8 @@ pub fn notes(
 }
 
 /// The month as data: `invoices.json`, `budgets.json`, the ledgers (with
-/// `allocations.parquet`, the lineage of every usage line) and the
-/// quarantine files.
+/// `allocations.parquet`, the lineage of every usage line, and the GL
+/// journal when the policy has `[gl]`) and the quarantine files.
 pub fn data_outputs(month: &Month<'_>) -> Outputs {
     let view = &month.view;
     let mut outputs = Outputs::default();
@@ -136,6 +137,9 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
     );
     outputs.add("exceptions.csv", exceptions_csv(&month.exceptions));
     outputs.add("allocations.parquet", allocations_parquet(month));
+    if let Some(journal) = &month.journal {
+        outputs.add("journal.csv", journal_csv(journal));
+    }
     add_quarantine(&mut outputs, &month.quarantine);
     outputs
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chargeback::catalog::{Catalog, UsageType};
 use chargeback::compute::attribute::attribute;
 use chargeback::compute::compute;
+use chargeback::compute::journal::{Side, journal_csv};
 use chargeback::compute::reconcile::{Tolerances, reconcile};
 use chargeback::config::UnattributedPolicy;
 use chargeback::config::{BillingFormat, Policy};
@@ -13,6 +14,7 @@ use chargeback::context::Context;
 use chargeback::load::ingest::Bill;
 use chargeback::load::ingest::requests::{RequestLog, RequestStats};
 use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
+use chargeback::load::notes::PendingNote;
 use chargeback::load::store::ObjectRecord;
 use chargeback::load::store::Store;
 use chargeback::load::{Inputs, LoadedBill};
@@ -189,22 +191,8 @@ proptest! {
             "p.toml",
         )
         .unwrap();
-        let record = |url: &str| ObjectRecord { url: url.into(), size: 0, etag: None, version: None, sha256: String::new() };
-        let inputs = Inputs {
-            period: "2025-01".parse().unwrap(),
-            catalog: catalog(),
-            catalog_record: record("catalog.json"),
-            request_sources: Vec::new(),
-            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default(), rows_by_source: Vec::new() },
-            bills: vec![LoadedBill {
-                url: "bill.csv".into(),
-                format: BillingFormat::Focus,
-                bill: Bill { rows_read: lines.len() as u64, lines, ..Bill::default() },
-            }],
-            records: Vec::new(),
-            notes: Vec::new(),
-        };
-        let month = compute(&inputs, &policy, None);
+        let inputs = month_inputs(cells, lines, Vec::new());
+        let month = compute(&inputs, &policy, None).unwrap();
         let m = &month.view;
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         let usage: Decimal = m.invoices.iter().map(|i| d(&i.usage_cost)).sum();
@@ -273,7 +261,7 @@ proptest! {
             records: Vec::new(),
             notes: Vec::new(),
         };
-        let month = compute(&inputs, &policy, None);
+        let month = compute(&inputs, &policy, None).unwrap();
         let lineage = &month.lineage;
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         let mut listed = 0;
@@ -302,6 +290,157 @@ proptest! {
         // Writing them never fails, whatever the month.
         let bytes = chargeback::render::allocations::allocations_parquet(&month);
         prop_assert!(bytes.starts_with(b"PAR1"));
+    }
+}
+
+/// A month in memory: the logs' cells, one FOCUS bill of `lines`, and the
+/// notes of earlier months its invoices carry.
+fn month_inputs(cells: Vec<UsageCell>, lines: Vec<BilledLine>, notes: Vec<PendingNote>) -> Inputs {
+    let record = |url: &str| ObjectRecord {
+        url: url.into(),
+        size: 0,
+        etag: None,
+        version: None,
+        sha256: String::new(),
+    };
+    Inputs {
+        period: "2025-01".parse().unwrap(),
+        catalog: catalog(),
+        catalog_record: record("catalog.json"),
+        request_sources: Vec::new(),
+        requests: RequestLog {
+            cells,
+            quarantine: Vec::new(),
+            stats: RequestStats::default(),
+            rows_by_source: Vec::new(),
+        },
+        bills: vec![LoadedBill {
+            url: "bill.csv".into(),
+            format: BillingFormat::Focus,
+            bill: Bill {
+                rows_read: lines.len() as u64,
+                lines,
+                ..Bill::default()
+            },
+        }],
+        records: Vec::new(),
+        notes,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// With `[gl]`, every entry of `journal.csv` balances, whatever the
+    /// model, the fees and the credit and debit notes carried (negative
+    /// totals among them): the team's rows net to its invoice's total,
+    /// each platform account's to the lines that belong on it, and every
+    /// amount written is positive.
+    #[test]
+    fn every_journal_entry_balances(
+        cells in prop::collection::vec(cell_strategy(), 0..40),
+        lines in prop::collection::vec(line_strategy(), 0..30),
+        model in 0..3usize,
+        fixed_fee in prop::option::of(0i64..100_000),
+        notes in prop::collection::vec((0..6usize, -200_000i64..200_000), 0..6),
+        accounts in 0..3usize,
+    ) {
+        let model = ["pass_through", "cost_plus", "tiered"][model];
+        let fee = fixed_fee.map(|f| format!("fixed_fee = \"{}\"\n", Decimal::new(f, 2))).unwrap_or_default();
+        // Shared costs and adjustments on their own accounts, on the
+        // defaults, or adjustments on the platform's account.
+        let (extra, shared, adjustment) = [
+            ("shared_cost_account = \"4920\"\nadjustment_account = \"4930\"\n", "4920", "4930"),
+            ("", "4900", "4910"),
+            ("adjustment_account = \"4900\"\n", "4900", "4900"),
+        ][accounts];
+        let teams: String = (0..6)
+            .map(|n| {
+                let account = if n == 1 { "gl_account = \"6105-1\"\n" } else { "" };
+                format!("[teams.team-{n}]\ncost_center = \"CC-team-{n}\"\n{account}")
+            })
+            .collect();
+        let policy = Policy::parse(
+            &format!(
+                "[organization]\nname = \"P\"\n[sources]\nrequests = [\"logs/*.csv\"]\ncatalog = \"catalog.json\"\n\
+                 [chargeback]\nmodel = \"{model}\"\nmarkup = \"0.125\"\n{fee}\n\
+                 [gl]\nexpense_account = \"6105\"\nplatform_account = \"4900\"\nmarkup_account = \"4910\"\ncost_center = \"CC-PLAT\"\n{extra}\n{teams}"
+            ),
+            "p.toml",
+        )
+        .unwrap();
+        let notes = notes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (team, cents))| PendingNote {
+                period: "2024-12".into(),
+                team: format!("team-{team}"),
+                note_number: format!("N-{i}"),
+                original_invoice: None,
+                amount: Decimal::new(cents, 2),
+                reason: "re-rated".into(),
+                source: "notes.json".into(),
+            })
+            .collect();
+        let inputs = month_inputs(cells, lines, notes);
+        let month = compute(&inputs, &policy, None).unwrap();
+        let journal = month.journal.as_ref().expect("[gl] writes a journal");
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        // The account each kind of line belongs on, spelled out here
+        // independently of the journal's own mapping.
+        let account_of = |kind: &str| match kind {
+            "usage" => "4900",
+            "markup" | "platform_fee" | "fixed_fee" | "outcome_charge" => "4910",
+            "shared_cost" => shared,
+            "adjustment" => adjustment,
+            other => panic!("no account for kind `{other}`"),
+        };
+        let mut entries = journal.entries.iter();
+        let mut journaled = Decimal::ZERO;
+        for inv in &month.view.invoices {
+            if inv.lines.iter().all(|l| d(&l.amount).is_zero()) {
+                continue;
+            }
+            let e = entries.next().expect("an entry for every invoice with an amount");
+            prop_assert_eq!(&e.invoice_number, &inv.invoice_number);
+            prop_assert_eq!(e.sum(Side::Debit), e.sum(Side::Credit), "{}", inv.invoice_number);
+            let mut team = Decimal::ZERO;
+            let mut platform: BTreeMap<&str, Decimal> = BTreeMap::new();
+            for r in &e.rows {
+                prop_assert!(r.amount > Decimal::ZERO && r.amount.scale() == 2, "{:?}", r);
+                let signed = if r.side == Side::Debit { r.amount } else { -r.amount };
+                if r.cost_center == "CC-PLAT" {
+                    *platform.entry(r.account.as_str()).or_default() -= signed;
+                } else {
+                    prop_assert_eq!(r.cost_center.as_str(), inv.cost_center.as_deref().unwrap());
+                    prop_assert_eq!(r.account.as_str(), if inv.team == "team-1" { "6105-1" } else { "6105" });
+                    team += signed;
+                }
+            }
+            prop_assert_eq!(team, d(&inv.total), "{}", inv.invoice_number);
+            let mut expected: BTreeMap<&str, Decimal> = BTreeMap::new();
+            for l in &inv.lines {
+                *expected.entry(account_of(&l.kind)).or_default() += d(&l.amount);
+            }
+            expected.retain(|_, v| !v.is_zero());
+            prop_assert_eq!(platform, expected, "{}", inv.invoice_number);
+            journaled += team;
+        }
+        prop_assert!(entries.next().is_none(), "no entry without an invoice");
+        prop_assert_eq!(journaled, d(&month.view.charged_total));
+
+        // The file says the same: its debit and credit columns add up alike.
+        let bytes = journal_csv(journal);
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let (mut debits, mut credits) = (Decimal::ZERO, Decimal::ZERO);
+        for r in reader.records() {
+            let r = r.unwrap();
+            let amount = |s: &str| if s.is_empty() { Decimal::ZERO } else { d(s) };
+            debits += amount(&r[5]);
+            credits += amount(&r[6]);
+        }
+        prop_assert_eq!(debits, credits);
+        prop_assert_eq!(debits, journal.entries.iter().map(|e| e.sum(Side::Debit)).sum::<Decimal>());
     }
 }
 

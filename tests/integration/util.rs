@@ -154,7 +154,8 @@ pub(crate) fn close_in_memory(ctx: &chargeback::context::Context, period: &str) 
     let policy = read_policy(ctx, "memory://policy.toml").unwrap_or_else(|e| fail(e));
     let inputs =
         load(ctx, &policy.policy, period.parse().unwrap(), None).unwrap_or_else(|e| fail(e));
-    let month = chargeback::compute::compute(&inputs, &policy.policy, None);
+    let month =
+        chargeback::compute::compute(&inputs, &policy.policy, None).unwrap_or_else(|e| fail(e));
     Closed {
         outputs: chargeback::render::data_outputs(&month),
         view: month.view,
