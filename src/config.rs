@@ -540,6 +540,9 @@ pub struct Reconciliation {
     pub min_coverage: Decimal,
     #[serde(default = "default_max_variance", deserialize_with = "exact::decimal")]
     pub max_price_variance: Decimal,
+    /// A team whose share of failed requests is above it is an exception.
+    #[serde(default, deserialize_with = "exact::option")]
+    pub max_error_rate: Option<Decimal>,
 }
 
 fn default_min_coverage() -> Decimal {
@@ -556,6 +559,7 @@ impl Default for Reconciliation {
             failed_requests: FailedRequests::Bill,
             min_coverage: default_min_coverage(),
             max_price_variance: default_max_variance(),
+            max_error_rate: None,
         }
     }
 }
@@ -812,6 +816,15 @@ impl Policy {
                     r.min_coverage
                 ),
             ));
+        }
+        if let Some(m) = r.max_error_rate
+            && (m < Decimal::ZERO || m > Decimal::ONE)
+        {
+            return Err(bad(
+                "max_error_rate",
+                format!("`max_error_rate` is `{m}`, expected a ratio from 0 to 1"),
+            )
+            .with_hint("`\"0.05\"` is 5% of a team's requests"));
         }
         if r.max_price_variance < Decimal::ZERO {
             return Err(bad(

@@ -81,6 +81,10 @@ pub struct Invoice {
     pub markup_and_fees: String,
     pub tokens: u64,
     pub requests: u64,
+    /// Requests that failed (status `error`), among `requests`.
+    pub failed_requests: u64,
+    /// `failed_requests / requests` in percent (`"2.5%"`), when any failed.
+    pub error_rate: Option<String>,
     pub lines: Vec<InvoiceLine>,
     pub budget: BudgetView,
 }
@@ -293,6 +297,8 @@ pub struct TeamResult<'a> {
     pub usage: &'a TeamUsage,
     pub charges: TeamCharges,
     pub budget: BudgetStatus,
+    /// Requests with status `error` among the team's.
+    pub failed_requests: u64,
 }
 
 pub struct MonthInput<'a> {
@@ -396,6 +402,8 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             markup_and_fees: money(t.charges.total - t.usage.usage_cost),
             tokens: t.usage.tokens,
             requests: t.usage.requests,
+            failed_requests: t.failed_requests,
+            error_rate: error_rate(t.failed_requests, t.usage.requests),
             lines,
             budget: BudgetView {
                 status: b.status.as_str().into(),
@@ -555,6 +563,16 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
 /// 2025-01-01 and 2025-01-15)` for a month that straddles a change).
 fn estimated_note(prices_from: &[NaiveDate]) -> String {
     format!(" (estimated, {})", price_versions(prices_from))
+}
+
+/// The share of requests that failed, in percent to one place; `None`
+/// when none did.
+pub fn error_rate(failed: u64, requests: u64) -> Option<String> {
+    if failed == 0 || requests == 0 {
+        return None;
+    }
+    let r = Decimal::from(failed) * Decimal::ONE_HUNDRED / Decimal::from(requests);
+    Some(format!("{}%", r.round_dp(1).normalize()))
 }
 
 /// `catalog prices of 2025-01-01 and 2025-01-15`, or `no catalog price`.

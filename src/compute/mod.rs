@@ -194,6 +194,10 @@ pub fn compute<'a>(
     for why in pools.iter().filter_map(|p| p.uncarried.clone()) {
         exceptions.push(Exception::new(ExceptionKind::SharedCostUncarried, why));
     }
+    let mut failed: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &log.cells {
+        *failed.entry(c.team.as_str()).or_default() += c.errors;
+    }
     let mut teams = Vec::new();
     let mut critical_budgets = Vec::new();
     for usage in all_usage {
@@ -240,11 +244,32 @@ pub fn compute<'a>(
         if budget.status == BudgetLevel::Critical {
             critical_budgets.push(usage.team.clone());
         }
+        let failed_requests = failed.get(usage.team.as_str()).copied().unwrap_or(0);
+        if let Some(max) = policy.reconciliation.max_error_rate
+            && usage.requests > 0
+            && Decimal::from(failed_requests) > max * Decimal::from(usage.requests)
+        {
+            exceptions.push(Exception {
+                team: usage.team.clone(),
+                ..Exception::new(
+                    ExceptionKind::ErrorRateAboveMaximum,
+                    format!(
+                        "{} of `{}`'s {} failed ({}), above the maximum {}; retries multiply cost",
+                        count(failed_requests, "request", "requests"),
+                        usage.team,
+                        usage.requests,
+                        invoice::error_rate(failed_requests, usage.requests).unwrap_or_default(),
+                        max.normalize()
+                    ),
+                )
+            });
+        }
         teams.push(TeamResult {
             terms,
             usage,
             charges,
             budget,
+            failed_requests,
         });
     }
     for (source, n) in count_by_source(

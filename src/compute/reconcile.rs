@@ -44,6 +44,8 @@ pub enum ExceptionKind {
     TeamWithoutUsage,
     /// A shared-cost pool no invoiced team carries this month.
     SharedCostUncarried,
+    /// A team whose failed requests are above `max_error_rate`.
+    ErrorRateAboveMaximum,
 }
 
 impl ExceptionKind {
@@ -64,6 +66,7 @@ impl ExceptionKind {
             ExceptionKind::TeamNotInPolicy => "team_not_in_policy",
             ExceptionKind::TeamWithoutUsage => "team_without_usage",
             ExceptionKind::SharedCostUncarried => "shared_cost_uncarried",
+            ExceptionKind::ErrorRateAboveMaximum => "error_rate_above_maximum",
         }
     }
 
@@ -85,6 +88,7 @@ impl ExceptionKind {
             ExceptionKind::TeamNotInPolicy => "team not in the policy",
             ExceptionKind::TeamWithoutUsage => "policy team without usage",
             ExceptionKind::SharedCostUncarried => "shared cost on no invoice",
+            ExceptionKind::ErrorRateAboveMaximum => "team's failed requests above the maximum",
         }
     }
 
@@ -104,7 +108,8 @@ impl ExceptionKind {
             ExceptionKind::PriceVariance
             | ExceptionKind::NoCatalogPrice
             | ExceptionKind::UsageWithoutBillLine
-            | ExceptionKind::TeamWithoutUsage => 2,
+            | ExceptionKind::TeamWithoutUsage
+            | ExceptionKind::ErrorRateAboveMaximum => 2,
             ExceptionKind::EstimatedProvider | ExceptionKind::TeamNotInPolicy => 3,
         }
     }

@@ -16,6 +16,7 @@ mod fuzz;
 mod journal;
 mod mini;
 mod pdf;
+mod policy;
 mod properties;
 mod reference;
 mod s3;
