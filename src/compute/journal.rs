@@ -351,6 +351,8 @@ cost_center = "CC-4200"
             markup_and_fees: s(),
             tokens: 0,
             requests: 0,
+            failed_requests: 0,
+            error_rate: None,
             lines: lines
                 .iter()
                 .map(|(kind, amount)| InvoiceLine {
