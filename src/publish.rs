@@ -225,7 +225,7 @@ fn differences(old: Option<&Manifest>, new: &Manifest) -> String {
 }
 
 /// A path from an old manifest is only trusted inside the output folder.
-fn is_relative_inside(p: &str) -> bool {
+pub fn is_relative_inside(p: &str) -> bool {
     !p.starts_with('/') && !p.contains('\\') && p.split('/').all(|s| !s.is_empty() && s != "..")
 }
 

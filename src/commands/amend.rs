@@ -18,7 +18,9 @@ use crate::load::{LoadedPolicy, load, read_policy};
 use crate::money::{Decimal, format_amount};
 use crate::period::Period;
 use crate::progress::Progress;
-use crate::publish::{MANIFEST, Outputs, PublishOptions, is_closed, publish_with};
+use crate::publish::{
+    MANIFEST, Outputs, PublishOptions, is_closed, is_relative_inside, publish_with,
+};
 use crate::render::html::group_digits;
 use crate::render::templates::Templates;
 use crate::seal::{AmendmentRecord, Manifest, seal, sha256_hex};
@@ -248,11 +250,25 @@ fn outputs(month: &Month<'_>, file: &NotesFile, templates: &Templates) -> Result
 /// The manifest of amendment `number` of the month, checked against the
 /// month's record of it.
 fn amendment_manifest(ctx: &Context, out: &str, month: &Manifest, number: u32) -> Result<Manifest> {
-    let record = month
-        .amendments
-        .iter()
-        .find(|a| a.number == number)
-        .expect("amendments are numbered from 1 without gaps");
+    let month_url = join(out, MANIFEST);
+    let Some(record) = month.amendments.iter().find(|a| a.number == number) else {
+        return Err(Error::input(
+            Location::file(&month_url),
+            format!("lists no amendment {number}, but a later one"),
+        )
+        .with_hint(
+            "amendments are numbered from 1 without gaps; restore the month's manifest.json",
+        ));
+    };
+    if !is_relative_inside(&record.manifest) {
+        return Err(Error::input(
+            Location::file(&month_url),
+            format!(
+                "amendment {number}'s manifest is `{}`, outside the month's folder",
+                record.manifest
+            ),
+        ));
+    }
     let url = join(out, &record.manifest);
     let bytes = ctx.store.read(&url)?;
     if sha256_hex(&bytes) != record.sha256 {
