@@ -44,6 +44,9 @@ pub enum ExceptionKind {
     TeamWithoutUsage,
     /// A shared-cost pool no invoiced team carries this month.
     SharedCostUncarried,
+    /// Outcomes counted for a team that has no rate for them: charged
+    /// nothing.
+    OutcomeWithoutRate,
 }
 
 impl ExceptionKind {
@@ -64,6 +67,7 @@ impl ExceptionKind {
             ExceptionKind::TeamNotInPolicy => "team_not_in_policy",
             ExceptionKind::TeamWithoutUsage => "team_without_usage",
             ExceptionKind::SharedCostUncarried => "shared_cost_uncarried",
+            ExceptionKind::OutcomeWithoutRate => "outcome_without_rate",
         }
     }
 
@@ -85,6 +89,7 @@ impl ExceptionKind {
             ExceptionKind::TeamNotInPolicy => "team not in the policy",
             ExceptionKind::TeamWithoutUsage => "policy team without usage",
             ExceptionKind::SharedCostUncarried => "shared cost on no invoice",
+            ExceptionKind::OutcomeWithoutRate => "outcome with no rate",
         }
     }
 
@@ -100,7 +105,8 @@ impl ExceptionKind {
             | ExceptionKind::BilledWithoutLogs
             | ExceptionKind::BilledModelUnknown
             | ExceptionKind::LogsExceedBill
-            | ExceptionKind::SharedCostUncarried => 1,
+            | ExceptionKind::SharedCostUncarried
+            | ExceptionKind::OutcomeWithoutRate => 1,
             ExceptionKind::PriceVariance
             | ExceptionKind::NoCatalogPrice
             | ExceptionKind::UsageWithoutBillLine

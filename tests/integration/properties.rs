@@ -12,7 +12,7 @@ use chargeback::config::UnattributedPolicy;
 use chargeback::config::{BillingFormat, Policy};
 use chargeback::context::Context;
 use chargeback::load::ingest::Bill;
-use chargeback::load::ingest::requests::{RequestLog, RequestStats};
+use chargeback::load::ingest::requests::RequestLog;
 use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
 use chargeback::load::notes::PendingNote;
 use chargeback::load::store::ObjectRecord;
@@ -252,12 +252,14 @@ proptest! {
             catalog: catalog(),
             catalog_record: record("catalog.json"),
             request_sources: Vec::new(),
-            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default(), rows_by_source: Vec::new() },
+            requests: RequestLog { cells, ..RequestLog::default() },
             bills: vec![LoadedBill {
                 url: "bill.csv".into(),
                 format: BillingFormat::Focus,
                 bill: Bill { rows_read: lines.len() as u64, lines, ..Bill::default() },
             }],
+            outcome_sources: Vec::new(),
+            outcomes: Default::default(),
             records: Vec::new(),
             notes: Vec::new(),
         };
@@ -310,9 +312,7 @@ fn month_inputs(cells: Vec<UsageCell>, lines: Vec<BilledLine>, notes: Vec<Pendin
         request_sources: Vec::new(),
         requests: RequestLog {
             cells,
-            quarantine: Vec::new(),
-            stats: RequestStats::default(),
-            rows_by_source: Vec::new(),
+            ..RequestLog::default()
         },
         bills: vec![LoadedBill {
             url: "bill.csv".into(),
@@ -323,6 +323,8 @@ fn month_inputs(cells: Vec<UsageCell>, lines: Vec<BilledLine>, notes: Vec<Pendin
                 ..Bill::default()
             },
         }],
+        outcome_sources: Vec::new(),
+        outcomes: Default::default(),
         records: Vec::new(),
         notes,
     }
