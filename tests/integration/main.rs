@@ -20,5 +20,6 @@ mod properties;
 mod reference;
 mod s3;
 mod scale;
+mod value;
 mod verify;
 mod wild;
