@@ -977,7 +977,7 @@ impl Policy {
         }
         if c.model == ChargebackModel::ValueBased {
             return Err(bad(
-                "model",
+                "[chargeback]",
                 "`chargeback.model` is `value_based`, but outcome and seat rates are per team: a team only the logs name would be charged nothing".into(),
             )
             .with_hint("set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`"));
@@ -1654,6 +1654,76 @@ catalog = "catalog.json"
             e.to_string()
                 .starts_with("p.toml:13:1: unknown field `revenue_account`, expected one of"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn value_based_terms_are_checked_at_their_team() {
+        let parse = |team: &str| {
+            Policy::parse(&format!("{MINIMAL}\n[teams.support]\n{team}"), "p.toml")
+        };
+        let p = parse(
+            "model = \"value_based\"\nseat_rate = \"2.00\"\n[teams.support.outcome_rates]\nresolved_ticket = \"0.50\"\n",
+        )
+        .unwrap();
+        let t = p.terms("support");
+        assert_eq!(t.model, ChargebackModel::ValueBased);
+        assert_eq!(t.outcome_rates["resolved_ticket"].to_string(), "0.50");
+        assert_eq!((t.seats, t.seat_rate.map(|r| r.to_string())), (None, Some("2.00".into())));
+        let err = |team: &str| {
+            let e = parse(team).unwrap_err();
+            (e.to_string(), e.hint().map(String::from))
+        };
+        assert_eq!(
+            err("model = \"value_based\"\n"),
+            (
+                "p.toml:9:1: team `support` is charged `value_based` but has no `outcome_rates` and no `seat_rate`".into(),
+                Some("add [teams.support.outcome_rates] (`resolved_ticket = \"0.50\"`) or `seat_rate = \"2.00\"`".into())
+            )
+        );
+        assert_eq!(
+            err("model = \"cost_plus\"\nseat_rate = \"2.00\"\n"),
+            (
+                "p.toml:9:1: `teams.support.seat_rate` is set but the team is charged `cost_plus`, so it would be ignored".into(),
+                Some("add `model = \"value_based\"` to [teams.support], or remove `seat_rate`".into())
+            )
+        );
+        // The default model is tiered: rates without a model are ignored too.
+        assert_eq!(
+            err("[teams.support.outcome_rates]\nresolved_ticket = \"0.50\"\n").0,
+            "p.toml:9:1: `teams.support.outcome_rates` is set but the team is charged `tiered`, so it would be ignored"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\nseats = 40\n[teams.support.outcome_rates]\nx = \"1\"\n"),
+            (
+                "p.toml:9:1: `teams.support.seats` is set but `seat_rate` is not".into(),
+                Some("add `seat_rate = \"2.00\"` (per seat per month) to [teams.support]".into())
+            )
+        );
+        assert_eq!(
+            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = \"-0.50\"\n").0,
+            "p.toml:9:1: `teams.support.outcome_rates.resolved_ticket` is `-0.50`, expected 0 or more"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\nseat_rate = \"2000000\"\n").0,
+            "p.toml:9:1: `teams.support.seat_rate` is `2000000`, more than 1000000 for one unit"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = 0.5\n").0,
+            "p.toml:12:19: money and rates are strings: write `\"0.5\"`, not `0.5`"
+        );
+        let e = Policy::parse(
+            &format!("{MINIMAL}\n[chargeback]\nmodel = \"value_based\"\n"),
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:9:1: `chargeback.model` is `value_based`, but outcome and seat rates are per team: a team only the logs name would be charged nothing"
+        );
+        assert_eq!(
+            e.hint(),
+            Some("set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`")
         );
     }
 
