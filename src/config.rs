@@ -301,6 +301,13 @@ pub struct OtelOptions {
     /// Span or resource attribute naming the billing scope, if any.
     #[serde(default)]
     pub scope_attribute: Option<String>,
+    /// Span or resource attribute naming the request's business outcome
+    /// (value-based charging).
+    #[serde(default = "default_outcome_attribute")]
+    pub outcome_attribute: String,
+    /// Span or resource attribute counting it (one when absent).
+    #[serde(default = "default_outcome_count_attribute")]
+    pub outcome_count_attribute: String,
     /// `gen_ai.operation.name` values that are billed model calls; spans of
     /// other operations (agents, tools, workflows: their usage repeats
     /// their children's) are skipped. A span without the attribute counts.
@@ -320,6 +327,12 @@ fn default_team_attribute() -> String {
 fn default_use_case_attribute() -> String {
     "use_case".into()
 }
+fn default_outcome_attribute() -> String {
+    "outcome".into()
+}
+fn default_outcome_count_attribute() -> String {
+    "outcome_count".into()
+}
 
 impl Default for OtelOptions {
     fn default() -> Self {
@@ -327,6 +340,8 @@ impl Default for OtelOptions {
             team_attribute: default_team_attribute(),
             use_case_attribute: default_use_case_attribute(),
             scope_attribute: None,
+            outcome_attribute: default_outcome_attribute(),
+            outcome_count_attribute: default_outcome_count_attribute(),
             operations: default_otel_operations(),
         }
     }
@@ -1659,9 +1674,8 @@ catalog = "catalog.json"
 
     #[test]
     fn value_based_terms_are_checked_at_their_team() {
-        let parse = |team: &str| {
-            Policy::parse(&format!("{MINIMAL}\n[teams.support]\n{team}"), "p.toml")
-        };
+        let parse =
+            |team: &str| Policy::parse(&format!("{MINIMAL}\n[teams.support]\n{team}"), "p.toml");
         let p = parse(
             "model = \"value_based\"\nseat_rate = \"2.00\"\n[teams.support.outcome_rates]\nresolved_ticket = \"0.50\"\n",
         )
@@ -1669,7 +1683,10 @@ catalog = "catalog.json"
         let t = p.terms("support");
         assert_eq!(t.model, ChargebackModel::ValueBased);
         assert_eq!(t.outcome_rates["resolved_ticket"].to_string(), "0.50");
-        assert_eq!((t.seats, t.seat_rate.map(|r| r.to_string())), (None, Some("2.00".into())));
+        assert_eq!(
+            (t.seats, t.seat_rate.map(|r| r.to_string())),
+            (None, Some("2.00".into()))
+        );
         let err = |team: &str| {
             let e = parse(team).unwrap_err();
             (e.to_string(), e.hint().map(String::from))
@@ -1709,7 +1726,8 @@ catalog = "catalog.json"
             "p.toml:9:1: `teams.support.seat_rate` is `2000000`, more than 1000000 for one unit"
         );
         assert_eq!(
-            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = 0.5\n").0,
+            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = 0.5\n")
+                .0,
             "p.toml:12:19: money and rates are strings: write `\"0.5\"`, not `0.5`"
         );
         let e = Policy::parse(
@@ -1723,7 +1741,9 @@ catalog = "catalog.json"
         );
         assert_eq!(
             e.hint(),
-            Some("set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`")
+            Some(
+                "set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`"
+            )
         );
     }
 
