@@ -426,7 +426,8 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             })
             .collect();
         for c in &t.charges.charges {
-            // Outcomes and seats have a price each, not a rate on a cost.
+            // Outcomes and seats have a price each, not a rate on a cost:
+            // shown as the policy wrote it (`0.50`).
             let per_unit = matches!(c.kind, ChargeKind::OutcomeCharge | ChargeKind::SeatCharge);
             lines.push(InvoiceLine {
                 kind: c.kind.as_str().into(),
@@ -440,7 +441,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 prices: None,
                 rate: c.rate.map(|r| {
                     if per_unit {
-                        r.normalize().to_string()
+                        r.to_string()
                     } else {
                         rate(r)
                     }
@@ -644,7 +645,7 @@ fn value_view(t: &TeamResult<'_>, scale: u32) -> ValueView {
             OutcomeView {
                 outcome: o.clone(),
                 count,
-                rate: rate.map(|r| r.normalize().to_string()),
+                rate: rate.map(ToString::to_string),
                 amount: rate.map(|r| money(round_line(Decimal::from(count) * r, scale))),
             }
         })
@@ -660,7 +661,7 @@ fn value_view(t: &TeamResult<'_>, scale: u32) -> ValueView {
                 "distinct_users"
             }
             .into(),
-            rate: r.normalize().to_string(),
+            rate: r.to_string(),
             amount: money(t.charges.sum(ChargeKind::SeatCharge)),
         }
     });

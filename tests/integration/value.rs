@@ -178,15 +178,15 @@ fn outcomes_and_seats_are_charged_by_hand() {
     assert_eq!(
         value["outcomes"],
         serde_json::json!([
-            {"outcome": "article_draft", "count": 0, "rate": "0.1", "amount": "0.00"},
+            {"outcome": "article_draft", "count": 0, "rate": "0.10", "amount": "0.00"},
             {"outcome": "escalation", "count": 3, "rate": null, "amount": null},
-            {"outcome": "resolved_ticket", "count": 9, "rate": "0.5", "amount": "4.50"},
+            {"outcome": "resolved_ticket", "count": 9, "rate": "0.50", "amount": "4.50"},
         ])
     );
     assert_eq!(value["outcome_count"], 12);
     assert_eq!(
         value["seats"],
-        serde_json::json!({"seats": 40, "basis": "policy", "rate": "2", "amount": "80.00"})
+        serde_json::json!({"seats": 40, "basis": "policy", "rate": "2.00", "amount": "80.00"})
     );
     // alice and carol: r06's eve was quarantined.
     assert_eq!(value["users"], 2);
@@ -272,7 +272,7 @@ fn outcomes_and_seats_are_charged_by_hand() {
     // ledger.csv: the same lines, with a price per unit as the rate.
     let ledger = t.read("out/2025-01/ledger.csv");
     assert!(ledger.contains(
-        "MC-2025-01-support,support,CC-4100,5,outcome_charge,,,,,,false,0.5,4.50,USD,Outcome resolved_ticket: 9 × 0.50\n"
+        "MC-2025-01-support,support,CC-4100,5,outcome_charge,,,,,,false,0.50,4.50,USD,Outcome resolved_ticket: 9 × 0.50\n"
     ), "{ledger}");
     assert!(ledger.contains(
         "MC-2025-01-support,support,CC-4100,3,usage_offset,,,,,,false,,-6.65,USD,Usage cost not charged: priced by outcomes and seats\n"
