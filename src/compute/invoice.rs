@@ -439,13 +439,9 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 requests: None,
                 estimated: false,
                 prices: None,
-                rate: c.rate.map(|r| {
-                    if per_unit {
-                        r.to_string()
-                    } else {
-                        rate(r)
-                    }
-                }),
+                rate: c
+                    .rate
+                    .map(|r| if per_unit { r.to_string() } else { rate(r) }),
                 amount: money(c.amount),
             });
         }

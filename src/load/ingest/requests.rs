@@ -178,7 +178,7 @@ fn read_requests(
     let stage = ctx.progress.stage("requests: de-duplicate and resolve");
     let mut month = MonthUsage::new(catalog, period, failed);
     let any_bad = month.add_groups(usage.groups);
-    month.add_users(usage.users);
+    month.add_users(usage.users, &usage.user_names);
     month.add_details(usage.details, sources);
     stage.done();
 
@@ -740,11 +740,7 @@ where
 // ---------------------------------------------------------------------------
 
 /// A morsel folded: its plain rows' sums by raw key, and its other rows.
-type MorselUsage = (
-    Vec<(RawKey, Sums)>,
-    Vec<Detail>,
-    Vec<(FateKey, Vec<String>)>,
-);
+type MorselUsage = (Vec<(RawKey, Sums)>, Vec<Detail>, Option<MorselUsers>);
 
 /// Raw provider, model and status: all a group-level verdict depends on.
 type RawVerdictKey<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
@@ -788,7 +784,37 @@ struct FateKey {
 struct Usage {
     groups: HashMap<RawKey, Sums>,
     details: Vec<Detail>,
-    users: HashMap<FateKey, HashSet<String>>,
+    /// Users by fate, as ids of `user_names`: each text is held once
+    /// however many fates and morsels it is seen in.
+    users: HashMap<FateKey, HashSet<u32>>,
+    user_names: UserNames,
+}
+
+/// Distinct texts, each held once, by a small id.
+#[derive(Default)]
+struct UserNames {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl UserNames {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// A morsel's users: its distinct user texts (ids local to the morsel)
+/// by fate, and the column they are read from.
+struct MorselUsers {
+    column: StringChunked,
+    ids: KeyIds,
+    fates: Vec<(FateKey, Vec<u32>)>,
 }
 
 /// Pass 2, one scan: plain rows (row checks passed, id present and no
@@ -816,8 +842,15 @@ fn scan_usage(
             usage.groups.entry(key).or_default().add(&sums);
         }
         usage.details.extend(details);
-        for (fate, names) in users {
-            usage.users.entry(fate).or_default().extend(names);
+        if let Some(m) = users {
+            // Texts are looked up borrowed and copied only when new.
+            let names: Vec<Option<u32>> = (0..m.ids.rows.len() as u32)
+                .map(|u| m.ids.text_ref(&m.column, u).map(|t| usage.user_names.id(t)))
+                .collect();
+            for (fate, locals) in m.fates {
+                let set = usage.users.entry(fate).or_default();
+                set.extend(locals.iter().filter_map(|&u| names[u as usize]));
+            }
         }
         Ok(folded())
     };
@@ -873,6 +906,12 @@ impl KeyIds {
     /// Bits that hold every id.
     fn width(&self) -> u32 {
         u32::BITS - (self.rows.len() as u32).leading_zeros()
+    }
+
+    /// The text of `id`, borrowed from the column.
+    fn text_ref<'c>(&self, ca: &'c StringChunked, id: u32) -> Option<&'c str> {
+        let row = self.rows[id as usize];
+        if row == usize::MAX { None } else { ca.get(row) }
     }
 
     fn text(&self, ca: &StringChunked, id: u32) -> Option<String> {
@@ -1025,15 +1064,16 @@ fn morsel_users(
     (first, last): (i32, i32),
     texts: &[StringChunked],
     keys: &[KeyIds],
-) -> PolarsResult<Vec<(FateKey, Vec<String>)>> {
+) -> PolarsResult<Option<MorselUsers>> {
     let user = df.column(USER)?.str()?;
     if user.null_count() == user.len() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let user_ids = KeyIds::new(user);
+    let column = user.rechunk().into_owned();
+    let ids = KeyIds::new(&column);
     let mut fates: HashMap<(bool, [u32; 4]), HashSet<u32>, BuildHasherDefault<KeyHasher>> =
         HashMap::default();
-    for (i, &u) in user_ids.ids.iter().enumerate() {
+    for (i, &u) in ids.ids.iter().enumerate() {
         if u == 0 || !is_plain[i] {
             continue;
         }
@@ -1043,20 +1083,17 @@ fn morsel_users(
         );
         fates.entry(fate).or_default().insert(u);
     }
-    Ok(fates
+    let fates = fates
         .into_iter()
-        .map(|((in_period, ids), users)| {
+        .map(|((in_period, fate_ids), users)| {
             let text = std::array::from_fn(|j| {
                 let k = FATE_TEXT[j];
-                keys[k].text(&texts[k], ids[j])
+                keys[k].text(&texts[k], fate_ids[j])
             });
-            let names = users
-                .into_iter()
-                .filter_map(|u| user_ids.text(user, u))
-                .collect();
-            (FateKey { in_period, text }, names)
+            (FateKey { in_period, text }, users.into_iter().collect())
         })
-        .collect())
+        .collect();
+    Ok(Some(MorselUsers { column, ids, fates }))
 }
 
 // ---------------------------------------------------------------------------
@@ -1228,8 +1265,10 @@ struct MonthUsage<'a> {
     stats: RequestStats,
     /// (team, outcome) → outcomes of used requests.
     outcomes: BTreeMap<(String, String), u64>,
-    /// Team → the distinct users of its used requests (trimmed).
-    users: BTreeMap<String, HashSet<String>>,
+    /// Team → the distinct users of its used requests, as ids of
+    /// `user_names` (trimmed texts).
+    users: BTreeMap<String, HashSet<u32>>,
+    user_names: UserNames,
 }
 
 impl<'a> MonthUsage<'a> {
@@ -1244,6 +1283,7 @@ impl<'a> MonthUsage<'a> {
             stats: RequestStats::default(),
             outcomes: BTreeMap::new(),
             users: BTreeMap::new(),
+            user_names: UserNames::default(),
         }
     }
 
@@ -1363,8 +1403,14 @@ impl<'a> MonthUsage<'a> {
     /// The users of rows whose fate is known without the rows: those of
     /// usable, used requests count for their team (the rows of a bad
     /// verdict are quarantined by pass 3 and count nothing).
-    fn add_users(&mut self, users: HashMap<FateKey, HashSet<String>>) {
-        for (fate, names) in users {
+    fn add_users(&mut self, users: HashMap<FateKey, HashSet<u32>>, names: &UserNames) {
+        // Raw texts to trimmed ones, each once.
+        let trimmed: Vec<Option<u32>> = names
+            .names
+            .iter()
+            .map(|n| clean(Some(n)).map(|t| self.user_names.id(t)))
+            .collect();
+        for (fate, ids) in users {
             let [p, m, st, team] = &fate.text;
             let Verdict::Usable { error, .. } =
                 self.verdict(p.as_deref(), m.as_deref(), st.as_deref())
@@ -1376,11 +1422,7 @@ impl<'a> MonthUsage<'a> {
             }
             let team = clean(team.as_deref()).unwrap_or(UNTAGGED_TEAM).to_string();
             let set = self.users.entry(team).or_default();
-            for name in names {
-                if let Some(u) = clean(Some(&name)) {
-                    set.insert(u.to_string());
-                }
-            }
+            set.extend(ids.iter().filter_map(|&u| trimmed[u as usize]));
         }
     }
 
@@ -1403,7 +1445,8 @@ impl<'a> MonthUsage<'a> {
         );
         let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64)> = HashMap::new();
         let (first, last) = period_days(self.period);
-        let mut users: HashMap<FateKey, HashSet<String>> = HashMap::new();
+        let mut users: HashMap<FateKey, HashSet<u32>> = HashMap::new();
+        let mut names = UserNames::default();
         let mut verdicts: HashMap<RawVerdictKey<'_>, Verdict> = HashMap::new();
         for r in &rows {
             let source = sources[r.source as usize].url.as_str();
@@ -1461,10 +1504,10 @@ impl<'a> MonthUsage<'a> {
                     in_period: r.day.is_some_and(|d| (first..=last).contains(&d)),
                     text: [&r.provider, &r.model, &r.status, &r.team].map(Clone::clone),
                 };
-                users.entry(fate).or_default().insert(user.to_string());
+                users.entry(fate).or_default().insert(names.id(user));
             }
         }
-        self.add_users(users);
+        self.add_users(users, &names);
         let mut usable: Vec<_> = usable.into_iter().collect();
         usable.sort_unstable();
         for ((p, m, st, day, scope, team, use_case, outcome), (tokens, n, outcomes)) in usable {
