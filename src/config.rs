@@ -238,6 +238,10 @@ pub struct Sources {
     #[serde(default)]
     pub billing: Vec<BillingSpec>,
     pub catalog: String,
+    /// Business outcomes exported by other systems (a ticket system's
+    /// resolved tickets), counted for value-based charging.
+    #[serde(default)]
+    pub outcomes: Vec<OutcomeSpec>,
     /// How LiteLLM `SpendLogs` exports map onto the canonical log.
     #[serde(default)]
     pub litellm: LitellmOptions,
@@ -297,6 +301,13 @@ pub struct OtelOptions {
     /// Span or resource attribute naming the billing scope, if any.
     #[serde(default)]
     pub scope_attribute: Option<String>,
+    /// Span or resource attribute naming the request's business outcome
+    /// (value-based charging).
+    #[serde(default = "default_outcome_attribute")]
+    pub outcome_attribute: String,
+    /// Span or resource attribute counting it (one when absent).
+    #[serde(default = "default_outcome_count_attribute")]
+    pub outcome_count_attribute: String,
     /// `gen_ai.operation.name` values that are billed model calls; spans of
     /// other operations (agents, tools, workflows: their usage repeats
     /// their children's) are skipped. A span without the attribute counts.
@@ -316,6 +327,12 @@ fn default_team_attribute() -> String {
 fn default_use_case_attribute() -> String {
     "use_case".into()
 }
+fn default_outcome_attribute() -> String {
+    "outcome".into()
+}
+fn default_outcome_count_attribute() -> String {
+    "outcome_count".into()
+}
 
 impl Default for OtelOptions {
     fn default() -> Self {
@@ -323,6 +340,8 @@ impl Default for OtelOptions {
             team_attribute: default_team_attribute(),
             use_case_attribute: default_use_case_attribute(),
             scope_attribute: None,
+            outcome_attribute: default_outcome_attribute(),
+            outcome_count_attribute: default_outcome_count_attribute(),
             operations: default_otel_operations(),
         }
     }
@@ -365,6 +384,38 @@ impl SourceSpec {
         match self {
             SourceSpec::Url(_) => None,
             SourceSpec::Table(t) => t.file_format,
+        }
+    }
+}
+
+/// An outcome source: a URL (format from its extension) or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OutcomeSpec {
+    Url(String),
+    Table(OutcomeTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeTable {
+    pub url: String,
+    /// The file's container format when its extension does not say.
+    #[serde(default)]
+    pub file_format: Option<FileFormat>,
+}
+
+impl OutcomeSpec {
+    pub fn url(&self) -> &str {
+        match self {
+            OutcomeSpec::Url(u) => u,
+            OutcomeSpec::Table(t) => &t.url,
+        }
+    }
+    pub fn file_format(&self) -> Option<FileFormat> {
+        match self {
+            OutcomeSpec::Url(_) => None,
+            OutcomeSpec::Table(t) => t.file_format,
         }
     }
 }
@@ -633,6 +684,9 @@ pub enum ChargebackModel {
     PassThrough,
     CostPlus,
     Tiered,
+    /// Charged per business outcome and per seat; the usage cost is shown
+    /// beside the charge, not charged.
+    ValueBased,
 }
 
 impl ChargebackModel {
@@ -641,6 +695,7 @@ impl ChargebackModel {
             ChargebackModel::PassThrough => "pass-through",
             ChargebackModel::CostPlus => "cost-plus",
             ChargebackModel::Tiered => "tiered",
+            ChargebackModel::ValueBased => "value-based",
         }
     }
 }
@@ -761,6 +816,15 @@ pub struct Team {
     /// The account `journal.csv` debits for this team instead of
     /// `[gl] expense_account`.
     pub gl_account: Option<String>,
+    /// `value_based`: the price of one outcome, by outcome name.
+    #[serde(default)]
+    pub outcome_rates: BTreeMap<String, Exact>,
+    /// `value_based`: seats charged a month; the team's distinct users in
+    /// the month's logs when left out.
+    pub seats: Option<u64>,
+    /// `value_based`: the price of one seat for the month.
+    #[serde(default, deserialize_with = "exact::option")]
+    pub seat_rate: Option<Decimal>,
 }
 
 /// A team's terms with the defaults filled in.
@@ -779,6 +843,12 @@ pub struct TeamTerms {
     pub budget: Option<Decimal>,
     pub alert_threshold: Decimal,
     pub budget_basis: BudgetBasis,
+    /// `value_based`: price per outcome, by outcome name.
+    pub outcome_rates: BTreeMap<String, Decimal>,
+    /// `value_based`: the seats stated; `None` counts distinct users.
+    pub seats: Option<u64>,
+    /// `value_based`: price per seat; `None` charges no seats.
+    pub seat_rate: Option<Decimal>,
 }
 
 impl Policy {
@@ -933,6 +1003,22 @@ impl Policy {
                 })?;
             }
         }
+        if c.model == ChargebackModel::ValueBased {
+            return Err(bad(
+                "[chargeback]",
+                "`chargeback.model` is `value_based`, but outcome and seat rates are per team: a team only the logs name would be charged nothing".into(),
+            )
+            .with_hint("set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`"));
+        }
+        for (id, team) in &self.teams {
+            self.check_value_terms(id, team).map_err(|(m, hint)| {
+                let e = bad(&format!("[teams.{id}]"), m);
+                match hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                }
+            })?;
+        }
         self.validate_gl(text, uri)?;
         if c.markup < Decimal::ZERO || c.fixed_fee < Decimal::ZERO {
             return Err(bad(
@@ -982,6 +1068,89 @@ impl Policy {
                     format!("an adjustment for `{}` has no `reason`", adj.team),
                 )
                 .with_hint("the reason is printed on the invoice line"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A team's value-based keys: only under `value_based`, which needs
+    /// something to charge; rates bounded so that a month of counts times
+    /// a rate stays inside a `Decimal`.
+    fn check_value_terms(
+        &self,
+        id: &str,
+        team: &Team,
+    ) -> std::result::Result<(), (String, Option<String>)> {
+        let model = team.model.unwrap_or(self.chargeback.model);
+        let keys: Vec<&str> = [
+            (!team.outcome_rates.is_empty()).then_some("outcome_rates"),
+            team.seats.is_some().then_some("seats"),
+            team.seat_rate.is_some().then_some("seat_rate"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if model != ChargebackModel::ValueBased {
+            if let Some(k) = keys.first() {
+                return Err((
+                    format!(
+                        "`teams.{id}.{k}` is set but the team is charged `{}`, so it would be ignored",
+                        model_name(model)
+                    ),
+                    Some(format!(
+                        "add `model = \"value_based\"` to [teams.{id}], or remove `{k}`"
+                    )),
+                ));
+            }
+            return Ok(());
+        }
+        if team.outcome_rates.is_empty() && team.seat_rate.is_none() {
+            return Err((
+                format!(
+                    "team `{id}` is charged `value_based` but has no `outcome_rates` and no `seat_rate`"
+                ),
+                Some(format!(
+                    "add [teams.{id}.outcome_rates] (`resolved_ticket = \"0.50\"`) or `seat_rate = \"2.00\"`"
+                )),
+            ));
+        }
+        if team.seats.is_some() && team.seat_rate.is_none() {
+            return Err((
+                format!("`teams.{id}.seats` is set but `seat_rate` is not"),
+                Some(format!(
+                    "add `seat_rate = \"2.00\"` (per seat per month) to [teams.{id}]"
+                )),
+            ));
+        }
+        if let Some(seats) = team.seats
+            && seats > MAX_SEATS
+        {
+            return Err((
+                format!("`teams.{id}.seats` is {seats}, more than {MAX_SEATS}"),
+                None,
+            ));
+        }
+        let rates = team
+            .outcome_rates
+            .iter()
+            .map(|(o, r)| (format!("teams.{id}.outcome_rates.{o}"), o.as_str(), r.0))
+            .chain(
+                team.seat_rate
+                    .map(|r| (format!("teams.{id}.seat_rate"), "", r)),
+            );
+        for (key, outcome, rate) in rates {
+            if key.contains(".outcome_rates.") && outcome.trim().is_empty() {
+                return Err((
+                    format!("`teams.{id}.outcome_rates` has an empty outcome name"),
+                    None,
+                ));
+            }
+            check_amount(&key, rate).map_err(|m| (m, None))?;
+            if rate > MAX_UNIT_RATE {
+                return Err((
+                    format!("`{key}` is `{rate}`, more than {MAX_UNIT_RATE} for one unit"),
+                    None,
+                ));
             }
         }
         Ok(())
@@ -1199,7 +1368,31 @@ impl Policy {
             budget: team.budget,
             alert_threshold: team.alert_threshold.unwrap_or(d.alert_threshold),
             budget_basis: team.budget_basis.unwrap_or(d.budget_basis),
+            outcome_rates: team
+                .outcome_rates
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+            seats: team.seats,
+            seat_rate: team.seat_rate,
         }
+    }
+}
+
+/// The most seats a team may state (`seats`).
+const MAX_SEATS: u64 = 10_000_000;
+
+/// The largest price of one outcome or seat: a million. Counts of a month
+/// (at most 2⁶⁴) times it stay inside a `Decimal`.
+const MAX_UNIT_RATE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// A model as the policy spells it.
+fn model_name(m: ChargebackModel) -> &'static str {
+    match m {
+        ChargebackModel::PassThrough => "pass_through",
+        ChargebackModel::CostPlus => "cost_plus",
+        ChargebackModel::Tiered => "tiered",
+        ChargebackModel::ValueBased => "value_based",
     }
 }
 
@@ -1489,6 +1682,81 @@ catalog = "catalog.json"
             e.to_string()
                 .starts_with("p.toml:13:1: unknown field `revenue_account`, expected one of"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn value_based_terms_are_checked_at_their_team() {
+        let parse =
+            |team: &str| Policy::parse(&format!("{MINIMAL}\n[teams.support]\n{team}"), "p.toml");
+        let p = parse(
+            "model = \"value_based\"\nseat_rate = \"2.00\"\n[teams.support.outcome_rates]\nresolved_ticket = \"0.50\"\n",
+        )
+        .unwrap();
+        let t = p.terms("support");
+        assert_eq!(t.model, ChargebackModel::ValueBased);
+        assert_eq!(t.outcome_rates["resolved_ticket"].to_string(), "0.50");
+        assert_eq!(
+            (t.seats, t.seat_rate.map(|r| r.to_string())),
+            (None, Some("2.00".into()))
+        );
+        let err = |team: &str| {
+            let e = parse(team).unwrap_err();
+            (e.to_string(), e.hint().map(String::from))
+        };
+        assert_eq!(
+            err("model = \"value_based\"\n"),
+            (
+                "p.toml:9:1: team `support` is charged `value_based` but has no `outcome_rates` and no `seat_rate`".into(),
+                Some("add [teams.support.outcome_rates] (`resolved_ticket = \"0.50\"`) or `seat_rate = \"2.00\"`".into())
+            )
+        );
+        assert_eq!(
+            err("model = \"cost_plus\"\nseat_rate = \"2.00\"\n"),
+            (
+                "p.toml:9:1: `teams.support.seat_rate` is set but the team is charged `cost_plus`, so it would be ignored".into(),
+                Some("add `model = \"value_based\"` to [teams.support], or remove `seat_rate`".into())
+            )
+        );
+        // The default model is tiered: rates without a model are ignored too.
+        assert_eq!(
+            err("[teams.support.outcome_rates]\nresolved_ticket = \"0.50\"\n").0,
+            "p.toml:9:1: `teams.support.outcome_rates` is set but the team is charged `tiered`, so it would be ignored"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\nseats = 40\n[teams.support.outcome_rates]\nx = \"1\"\n"),
+            (
+                "p.toml:9:1: `teams.support.seats` is set but `seat_rate` is not".into(),
+                Some("add `seat_rate = \"2.00\"` (per seat per month) to [teams.support]".into())
+            )
+        );
+        assert_eq!(
+            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = \"-0.50\"\n").0,
+            "p.toml:9:1: `teams.support.outcome_rates.resolved_ticket` is `-0.50`, expected 0 or more"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\nseat_rate = \"2000000\"\n").0,
+            "p.toml:9:1: `teams.support.seat_rate` is `2000000`, more than 1000000 for one unit"
+        );
+        assert_eq!(
+            err("model = \"value_based\"\n[teams.support.outcome_rates]\nresolved_ticket = 0.5\n")
+                .0,
+            "p.toml:12:19: money and rates are strings: write `\"0.5\"`, not `0.5`"
+        );
+        let e = Policy::parse(
+            &format!("{MINIMAL}\n[chargeback]\nmodel = \"value_based\"\n"),
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:9:1: `chargeback.model` is `value_based`, but outcome and seat rates are per team: a team only the logs name would be charged nothing"
+        );
+        assert_eq!(
+            e.hint(),
+            Some(
+                "set `model = \"value_based\"` in each [teams.<id>] that has `outcome_rates` or `seat_rate`"
+            )
         );
     }
 

@@ -18,6 +18,13 @@ pub mod request {
     pub const OUTPUT_TOKENS: &str = "output_tokens";
     pub const STATUS: &str = "status";
     pub const TOKENS_ESTIMATED: &str = "tokens_estimated";
+    /// Optional: a business outcome the request achieved (value-based
+    /// charging), such as `resolved_ticket`.
+    pub const OUTCOME: &str = "outcome";
+    /// Optional: how many of `outcome`; 1 when the outcome is given alone.
+    pub const OUTCOME_COUNT: &str = "outcome_count";
+    /// Optional: the end user; seats are the distinct users of a team.
+    pub const USER: &str = "user";
 
     /// Columns a request log must have.
     pub const REQUIRED: [&str; 6] = [
@@ -53,10 +60,31 @@ pub mod request {
         STATUS,
     ];
 
+    /// The optional value-based columns, after [`ALL`] in a quarantine
+    /// file when some row set aside holds one (files without them keep
+    /// the columns they always had).
+    pub const VALUE_COLUMNS: [&str; 3] = [OUTCOME, OUTCOME_COUNT, USER];
+
     /// The owner of requests that carry no team tag.
     pub const UNTAGGED_TEAM: &str = "untagged";
     /// The use case of requests that carry none.
     pub const NO_USE_CASE: &str = "general";
+}
+
+/// An outcome source (`[sources] outcomes`): business outcomes counted
+/// by another system, one row per outcome (or per batch of `count`).
+pub mod outcome {
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const TEAM: &str = "team";
+    pub const OUTCOME: &str = "outcome";
+    pub const COUNT: &str = "count";
+    /// Optional: the outcome's id in its system (a ticket number); a
+    /// reference seen twice for one outcome counts once.
+    pub const REFERENCE: &str = "reference";
+
+    pub const REQUIRED: [&str; 4] = [TIMESTAMP, TEAM, OUTCOME, COUNT];
+    /// Every column, in the order `quarantine/outcomes.csv` lists them.
+    pub const ALL: [&str; 5] = [TIMESTAMP, TEAM, OUTCOME, COUNT, REFERENCE];
 }
 
 /// Columns of the quarantine files: where a row came from and why it was

@@ -100,6 +100,9 @@ pub struct ChargeExplained {
     /// rate); a fixed fee: the fee.
     pub exact: Decimal,
     pub tier: Option<TierStep>,
+    /// The rate is a price per outcome or seat, not a fraction of a cost.
+    #[serde(skip)]
+    pub per_unit: bool,
 }
 
 /// Which tier a tiered line used, and why.
@@ -286,6 +289,10 @@ fn explain_charge(
                 "a note of an earlier month (`chargeback amend`), carried once; its number is in the description".to_string()
             }
             ChargeKind::Adjustment => "an [[adjustments]] entry of the policy".to_string(),
+            ChargeKind::OutcomeCharge => "the outcomes counted in the month, from the request logs and the outcome sources; the rate is the price of one".to_string(),
+            ChargeKind::SeatCharge if terms.seats.is_some() => "the `seats` of the policy; the rate is the price of one for the month".to_string(),
+            ChargeKind::SeatCharge => "the team's distinct users in the month's used requests; the rate is the price of one seat".to_string(),
+            ChargeKind::UsageOffset => "the usage cost, taken off: value-based teams pay for outcomes and seats".to_string(),
             _ if c.basis.is_some() => "the usage cost".to_string(),
             _ => "set by the policy".to_string(),
         },
@@ -296,6 +303,7 @@ fn explain_charge(
             _ => c.amount,
         },
         tier: None,
+        per_unit: matches!(c.kind, ChargeKind::OutcomeCharge | ChargeKind::SeatCharge),
     };
     if !tiered {
         return ex;
@@ -438,12 +446,16 @@ fn charge_text(s: &mut String, c: &ChargeExplained) {
     match (c.basis, c.basis_exact, c.rate) {
         (Some(b), Some(full), Some(r)) => {
             let _ = writeln!(s, "  basis       {b} ({})", c.basis_is);
-            let _ = writeln!(
-                s,
-                "  rate        {} ({}%)",
-                r.normalize(),
-                (r * Decimal::ONE_HUNDRED).normalize()
-            );
+            if c.per_unit {
+                let _ = writeln!(s, "  rate        {} each", r.normalize());
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  rate        {} ({}%)",
+                    r.normalize(),
+                    (r * Decimal::ONE_HUNDRED).normalize()
+                );
+            }
             let _ = writeln!(
                 s,
                 "  basis × rate = {full} × {} = {}",

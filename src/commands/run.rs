@@ -158,7 +158,9 @@ pub fn report(month: &Month<'_>, headline: &str) -> String {
         count(m.invoices.len() as u64, "invoice", "invoices"),
         count(m.exception_total as u64, "exception", "exceptions"),
         count(
-            m.inputs.quarantined_requests + m.inputs.quarantined_billing_rows,
+            m.inputs.quarantined_requests
+                + m.inputs.quarantined_billing_rows
+                + m.inputs.quarantined_outcome_rows,
             "row",
             "rows"
         ),

@@ -1,5 +1,8 @@
-//! What each team pays: its chargeback model applied to its usage cost.
-//! Every markup, fee and tier step is its own line, rounded once.
+//! What each team pays: its chargeback model applied to its usage cost
+//! (or, value-based, to its outcomes and seats). Every markup, fee, tier
+//! step, outcome and seat charge is its own line, rounded once.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -19,6 +22,12 @@ pub enum ChargeKind {
     SharedCost,
     /// A charge per business outcome (value-based charging).
     OutcomeCharge,
+    /// A charge per seat for the month (value-based charging).
+    SeatCharge,
+    /// Value-based charging: the usage cost taken back off, so that the
+    /// team pays its outcomes and seats while its usage lines still show
+    /// what the usage cost (and the invoice still totals its lines).
+    UsageOffset,
     /// A credit or debit the policy adds by hand.
     Adjustment,
 }
@@ -32,6 +41,8 @@ impl ChargeKind {
             ChargeKind::FixedFee => "fixed_fee",
             ChargeKind::SharedCost => "shared_cost",
             ChargeKind::OutcomeCharge => "outcome_charge",
+            ChargeKind::SeatCharge => "seat_charge",
+            ChargeKind::UsageOffset => "usage_offset",
             ChargeKind::Adjustment => "adjustment",
         }
     }
@@ -75,6 +86,12 @@ impl TeamCharges {
         self.charges.push(charge);
     }
 
+    /// What the team is charged for its usage: its usage cost less any
+    /// offset (zero under value-based charging).
+    pub fn usage_charged(&self, cost: Decimal) -> Decimal {
+        cost + self.sum(ChargeKind::UsageOffset)
+    }
+
     /// The lines of one kind, summed.
     pub fn sum(&self, kind: ChargeKind) -> Decimal {
         self.charges
@@ -98,7 +115,24 @@ pub fn tier_for(tiers: &[Tier], tokens: u64) -> &Tier {
         .unwrap_or_else(|| tiers.last().expect("validated: tiers are not empty"))
 }
 
-pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
+/// What a value-based team's month is priced by: the outcomes counted
+/// (logs and outcome sources together) and the distinct users seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamOutcomes {
+    /// Outcome name → count in the month.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Distinct non-empty `user` values of the team's used requests.
+    pub users: u64,
+}
+
+/// The charges of a team under its terms; `value` is only read under
+/// `value_based`.
+pub fn charge(
+    usage: &TeamUsage,
+    terms: &TeamTerms,
+    value: &TeamOutcomes,
+    scale: u32,
+) -> TeamCharges {
     let cost = usage.usage_cost;
     let mut charges = Vec::new();
     let mut tier = None;
@@ -163,6 +197,7 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
                 amount: round_line(cost * terms.platform_fee_rate, scale),
             });
         }
+        ChargebackModel::ValueBased => charges.extend(value_lines(cost, terms, value, scale)),
     }
     if !terms.fixed_fee.is_zero() {
         charges.push(Charge {
@@ -174,6 +209,54 @@ pub fn charge(usage: &TeamUsage, terms: &TeamTerms, scale: u32) -> TeamCharges {
         });
     }
     TeamCharges::new(tier, cost, charges)
+}
+
+/// Value-based lines: the usage cost offset (the usage lines stay on the
+/// invoice, for information), then one line per outcome rate in name
+/// order — zero for an outcome not seen — then the seats. An outcome seen
+/// without a rate is charged nothing here; the caller reports it.
+fn value_lines(cost: Decimal, terms: &TeamTerms, value: &TeamOutcomes, scale: u32) -> Vec<Charge> {
+    let mut lines = Vec::new();
+    if !cost.is_zero() {
+        lines.push(Charge {
+            kind: ChargeKind::UsageOffset,
+            description: "Usage cost not charged: priced by outcomes and seats".into(),
+            basis: Some(cost),
+            rate: None,
+            amount: -cost,
+        });
+    }
+    for (outcome, rate) in &terms.outcome_rates {
+        let n = value.outcomes.get(outcome).copied().unwrap_or(0);
+        lines.push(Charge {
+            kind: ChargeKind::OutcomeCharge,
+            description: format!("Outcome {outcome}: {} × {rate}", thousands(n)),
+            basis: Some(Decimal::from(n)),
+            rate: Some(*rate),
+            amount: round_line(Decimal::from(n) * rate, scale),
+        });
+    }
+    if let Some(rate) = terms.seat_rate {
+        let (n, what) = match terms.seats {
+            Some(n) => (n, if n == 1 { "seat" } else { "seats" }),
+            None => (
+                value.users,
+                if value.users == 1 {
+                    "seat (distinct user in the month)"
+                } else {
+                    "seats (distinct users in the month)"
+                },
+            ),
+        };
+        lines.push(Charge {
+            kind: ChargeKind::SeatCharge,
+            description: format!("{} {what} × {rate}", thousands(n)),
+            basis: Some(Decimal::from(n)),
+            rate: Some(rate),
+            amount: round_line(Decimal::from(n) * rate, scale),
+        });
+    }
+    lines
 }
 
 /// Tokens in each band of a graduated table, bands with none left out.
@@ -226,7 +309,14 @@ mod tests {
             budget: None,
             alert_threshold: Decimal::new(8, 1),
             budget_basis: crate::config::BudgetBasis::Total,
+            outcome_rates: BTreeMap::new(),
+            seats: None,
+            seat_rate: None,
         }
+    }
+
+    fn none() -> TeamOutcomes {
+        TeamOutcomes::default()
     }
 
     fn usage(cost: &str, tokens: u64) -> TeamUsage {
@@ -256,6 +346,7 @@ mod tests {
         let c = charge(
             &usage("1234.56", 8_000_000),
             &terms(ChargebackModel::Tiered),
+            &none(),
             2,
         );
         assert_eq!(c.tier.as_deref(), Some("experimental"));
@@ -265,6 +356,7 @@ mod tests {
         let c = charge(
             &usage("5000.00", 50_000_000),
             &terms(ChargebackModel::Tiered),
+            &none(),
             2,
         );
         assert_eq!(
@@ -281,7 +373,7 @@ mod tests {
     fn cost_plus_adds_markup_and_fixed_fee() {
         let mut t = terms(ChargebackModel::CostPlus);
         t.fixed_fee = "250.00".parse().unwrap();
-        let c = charge(&usage("100.05", 1), &t, 2);
+        let c = charge(&usage("100.05", 1), &t, &none(), 2);
         assert_eq!(c.sum(ChargeKind::Markup).to_string(), "20.01");
         assert_eq!(c.total.to_string(), "370.06");
         assert_eq!(c.charges.len(), 2);
@@ -313,7 +405,12 @@ mod tests {
 
     #[test]
     fn pass_through_is_cost() {
-        let c = charge(&usage("42.42", 1), &terms(ChargebackModel::PassThrough), 2);
+        let c = charge(
+            &usage("42.42", 1),
+            &terms(ChargebackModel::PassThrough),
+            &none(),
+            2,
+        );
         assert!(c.charges.is_empty());
         assert_eq!(c.total.to_string(), "42.42");
     }
@@ -323,7 +420,7 @@ mod tests {
         let mut t = terms(ChargebackModel::Tiered);
         t.tier_mode = TierMode::Graduated;
         // 20M tokens: 10M at 50%, 10M at 20% on half the cost each.
-        let c = charge(&usage("200.00", 20_000_000), &t, 2);
+        let c = charge(&usage("200.00", 20_000_000), &t, &none(), 2);
         let markups: Vec<String> = c
             .charges
             .iter()
@@ -332,6 +429,101 @@ mod tests {
             .collect();
         assert_eq!(markups, vec!["50.00", "20.00"]);
         assert_eq!(c.total.to_string(), "300.00");
+    }
+
+    fn value_terms(
+        rates: &[(&str, &str)],
+        seats: Option<u64>,
+        seat_rate: Option<&str>,
+    ) -> TeamTerms {
+        let mut t = terms(ChargebackModel::ValueBased);
+        t.outcome_rates = rates
+            .iter()
+            .map(|(o, r)| (o.to_string(), r.parse().unwrap()))
+            .collect();
+        t.seats = seats;
+        t.seat_rate = seat_rate.map(|r| r.parse().unwrap());
+        t
+    }
+
+    fn lines(c: &TeamCharges) -> Vec<(&str, String, String)> {
+        c.charges
+            .iter()
+            .map(|l| (l.kind.as_str(), l.description.clone(), l.amount.to_string()))
+            .collect()
+    }
+
+    /// 1,234 resolved tickets at 0.50 and 40 seats at 2.00, on 100.05 of
+    /// usage: the team pays 617.00 + 80.00; the usage is offset to zero.
+    #[test]
+    fn value_based_charges_outcomes_and_seats_not_usage() {
+        let t = value_terms(
+            &[("resolved_ticket", "0.50"), ("article_draft", "0.10")],
+            Some(40),
+            Some("2.00"),
+        );
+        let value = TeamOutcomes {
+            outcomes: [("resolved_ticket".to_string(), 1234)].into(),
+            users: 7,
+        };
+        let c = charge(&usage("100.05", 1), &t, &value, 2);
+        assert_eq!(
+            lines(&c),
+            vec![
+                (
+                    "usage_offset",
+                    "Usage cost not charged: priced by outcomes and seats".into(),
+                    "-100.05".into()
+                ),
+                // A rate for an outcome never seen: a line of zero.
+                (
+                    "outcome_charge",
+                    "Outcome article_draft: 0 × 0.10".into(),
+                    "0.00".into()
+                ),
+                (
+                    "outcome_charge",
+                    "Outcome resolved_ticket: 1,234 × 0.50".into(),
+                    "617.00".into()
+                ),
+                ("seat_charge", "40 seats × 2.00".into(), "80.00".into()),
+            ]
+        );
+        assert_eq!(c.total.to_string(), "697.00");
+        assert_eq!(c.usage_charged("100.05".parse().unwrap()), Decimal::ZERO);
+    }
+
+    #[test]
+    fn seats_left_out_are_the_distinct_users() {
+        let t = value_terms(&[], None, Some("2.50"));
+        let value = TeamOutcomes {
+            outcomes: BTreeMap::new(),
+            users: 3,
+        };
+        let mut with_fee = t.clone();
+        with_fee.fixed_fee = "10.00".parse().unwrap();
+        let c = charge(&usage("0", 0), &with_fee, &value, 2);
+        assert_eq!(
+            lines(&c),
+            vec![
+                (
+                    "seat_charge",
+                    "3 seats (distinct users in the month) × 2.50".into(),
+                    "7.50".into()
+                ),
+                ("fixed_fee", "Fixed platform fee".into(), "10.00".into()),
+            ]
+        );
+        assert_eq!(c.total.to_string(), "17.50");
+        // An outcome rate of a fraction of a cent rounds once per line.
+        let t = value_terms(&[("draft", "0.004")], None, None);
+        let value = TeamOutcomes {
+            outcomes: [("draft".to_string(), 3)].into(),
+            users: 0,
+        };
+        let c = charge(&usage("1.00", 1), &t, &value, 2);
+        assert_eq!(c.sum(ChargeKind::OutcomeCharge).to_string(), "0.01");
+        assert_eq!(c.total.to_string(), "0.01");
     }
 
     #[test]

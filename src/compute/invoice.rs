@@ -9,11 +9,11 @@ use serde::Serialize;
 
 use crate::compute::attribute::{Attribution, TeamUsage};
 use crate::compute::budget::BudgetStatus;
-use crate::compute::chargeback::{ChargeKind, TeamCharges};
+use crate::compute::chargeback::{ChargeKind, TeamCharges, TeamOutcomes};
 use crate::compute::reconcile::{Exception, ReconRow, ratio};
-use crate::config::{Organization, TeamTerms, UnattributedPolicy};
+use crate::config::{ChargebackModel, Organization, TeamTerms, UnattributedPolicy};
 use crate::load::ingest::OtherServices;
-use crate::money::{Decimal, format_amount};
+use crate::money::{Decimal, format_amount, round_line};
 use crate::schema;
 use crate::table::csv_bytes;
 
@@ -87,6 +87,53 @@ pub struct Invoice {
     pub error_rate: Option<String>,
     pub lines: Vec<InvoiceLine>,
     pub budget: BudgetView,
+    /// Value-based teams only: what the charge is priced by, beside what
+    /// the usage cost. Left out of `invoices.json` for other models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<ValueView>,
+}
+
+/// A value-based invoice's outcomes and seats, its usage cost beside them,
+/// and the margin between the two.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValueView {
+    /// Every outcome with a rate (zero when none was counted), and every
+    /// outcome counted without one, by name.
+    pub outcomes: Vec<OutcomeView>,
+    /// Σ the outcomes counted.
+    pub outcome_count: u64,
+    /// The seats charged, when the team has a `seat_rate`.
+    pub seats: Option<SeatView>,
+    /// Distinct users of the team's requests in the month.
+    pub users: u64,
+    /// Σ outcome and seat lines: what the team is charged for value.
+    pub value_charges: String,
+    /// The usage cost the platform bore (`usage_cost`, not charged).
+    pub usage_cost: String,
+    /// `value_charges − usage_cost`; negative when usage cost more.
+    pub margin: String,
+    /// `usage_cost / outcome_count`, two places more than the currency's;
+    /// none without outcomes.
+    pub cost_per_outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeView {
+    pub outcome: String,
+    pub count: u64,
+    /// The price of one; none for an outcome counted without a rate.
+    pub rate: Option<String>,
+    /// `count × rate`, rounded once; none without a rate (charged nothing).
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeatView {
+    pub seats: u64,
+    /// `policy` (the team's `seats`) or `distinct_users`.
+    pub basis: String,
+    pub rate: String,
+    pub amount: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +172,23 @@ pub struct InputCounts {
     pub failed_excluded: u64,
     pub billing_rows: u64,
     pub quarantined_billing_rows: u64,
+    /// Outcome sources (`[sources] outcomes`): rows read, counted,
+    /// rejected, repeated references dropped, of other months. Left out
+    /// of `invoices.json` when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outcome_rows: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outcomes_counted: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub quarantined_outcome_rows: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicate_outcome_rows: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outcome_rows_outside_period: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A bill row that was rejected, with its amount as the bill wrote it:
@@ -299,6 +363,8 @@ pub struct TeamResult<'a> {
     pub budget: BudgetStatus,
     /// Requests with status `error` among the team's.
     pub failed_requests: u64,
+    /// The outcomes and users of the month (value-based charging).
+    pub outcomes: TeamOutcomes,
 }
 
 pub struct MonthInput<'a> {
@@ -366,6 +432,9 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             })
             .collect();
         for c in &t.charges.charges {
+            // Outcomes and seats have a price each, not a rate on a cost:
+            // shown as the policy wrote it (`0.50`).
+            let per_unit = matches!(c.kind, ChargeKind::OutcomeCharge | ChargeKind::SeatCharge);
             lines.push(InvoiceLine {
                 kind: c.kind.as_str().into(),
                 description: c.description.clone(),
@@ -376,7 +445,9 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 requests: None,
                 estimated: false,
                 prices: None,
-                rate: c.rate.map(rate),
+                rate: c
+                    .rate
+                    .map(|r| if per_unit { r.to_string() } else { rate(r) }),
                 amount: money(c.amount),
             });
         }
@@ -417,6 +488,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                     .filter(|x| !x.is_zero())
                     .map(|x| ratio(b.projected / x)),
             },
+            value: (t.terms.model == ChargebackModel::ValueBased).then(|| value_view(t, m.scale)),
         });
     }
 
@@ -555,6 +627,64 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
         cost_by_team: chart(by_team, true, m.scale),
         cost_by_model: chart(by_model, true, m.scale),
         daily_cost: chart(by_day, false, m.scale),
+    }
+}
+
+/// The value-based part of an invoice: outcomes by name (the rated ones
+/// with their lines' amounts, the unrated ones counted and charged
+/// nothing), the seats, and the margin over the usage cost.
+fn value_view(t: &TeamResult<'_>, scale: u32) -> ValueView {
+    let money = |d: Decimal| format_amount(d, scale);
+    let names: BTreeSet<&String> = t
+        .terms
+        .outcome_rates
+        .keys()
+        .chain(t.outcomes.outcomes.keys())
+        .collect();
+    let outcomes: Vec<OutcomeView> = names
+        .into_iter()
+        .map(|o| {
+            let count = t.outcomes.outcomes.get(o).copied().unwrap_or(0);
+            let rate = t.terms.outcome_rates.get(o);
+            OutcomeView {
+                outcome: o.clone(),
+                count,
+                rate: rate.map(ToString::to_string),
+                amount: rate.map(|r| money(round_line(Decimal::from(count) * r, scale))),
+            }
+        })
+        .collect();
+    let outcome_count = outcomes.iter().fold(0u64, |a, o| a.saturating_add(o.count));
+    let seats = t.terms.seat_rate.map(|r| {
+        let n = t.terms.seats.unwrap_or(t.outcomes.users);
+        SeatView {
+            seats: n,
+            basis: if t.terms.seats.is_some() {
+                "policy"
+            } else {
+                "distinct_users"
+            }
+            .into(),
+            rate: r.to_string(),
+            amount: money(t.charges.sum(ChargeKind::SeatCharge)),
+        }
+    });
+    let value = t.charges.sum(ChargeKind::OutcomeCharge) + t.charges.sum(ChargeKind::SeatCharge);
+    let cost = t.usage.usage_cost;
+    ValueView {
+        outcomes,
+        outcome_count,
+        seats,
+        users: t.outcomes.users,
+        value_charges: money(value),
+        usage_cost: money(cost),
+        margin: money(value - cost),
+        cost_per_outcome: (outcome_count > 0).then(|| {
+            format_amount(
+                round_line(cost / Decimal::from(outcome_count), scale + 2),
+                scale + 2,
+            )
+        }),
     }
 }
 

@@ -87,7 +87,11 @@ impl Credit {
             ChargeKind::Markup
             | ChargeKind::PlatformFee
             | ChargeKind::FixedFee
-            | ChargeKind::OutcomeCharge => Credit::Markup,
+            | ChargeKind::OutcomeCharge
+            | ChargeKind::SeatCharge => Credit::Markup,
+            // Taken off the usage the platform account is credited with:
+            // value-based teams pay for outcomes and seats, not at cost.
+            ChargeKind::UsageOffset => Credit::Platform,
             ChargeKind::SharedCost => Credit::SharedCost,
             ChargeKind::Adjustment => Credit::Adjustment,
         }
@@ -104,12 +108,14 @@ impl Credit {
 }
 
 /// Every charge kind, to read an invoice line's `kind` back.
-const CHARGE_KINDS: [ChargeKind; 6] = [
+const CHARGE_KINDS: [ChargeKind; 8] = [
     ChargeKind::Markup,
     ChargeKind::PlatformFee,
     ChargeKind::FixedFee,
     ChargeKind::SharedCost,
     ChargeKind::OutcomeCharge,
+    ChargeKind::SeatCharge,
+    ChargeKind::UsageOffset,
     ChargeKind::Adjustment,
 ];
 
@@ -378,6 +384,7 @@ cost_center = "CC-4200"
                 projected: s(),
                 used: None,
             },
+            value: None,
         }
     }
 
@@ -405,7 +412,9 @@ cost_center = "CC-4200"
         lines.extend(
             CHARGE_KINDS
                 .iter()
-                .zip(["20.00", "15.00", "250.00", "7.50", "3.00", "-10.00"])
+                .zip([
+                    "20.00", "15.00", "250.00", "7.50", "3.00", "80.00", "-100.05", "-10.00",
+                ])
                 .map(|(k, a)| (k.as_str(), a)),
         );
         lines
@@ -420,10 +429,11 @@ cost_center = "CC-4200"
         assert_eq!(e.memo, "LLM chargeback 2025-01 · Team support");
         assert_eq!(
             rows(&e),
+            // The usage offset (value-based) nets the platform's row to
+            // zero, which is left out; outcomes and seats are on 4910.
             vec![
-                row("6105-20", "CC-support", "385.55", ""),
-                row("4900", "CC-PLAT", "", "100.05"),
-                row("4910", "CC-PLAT", "", "288.00"),
+                row("6105-20", "CC-support", "365.50", ""),
+                row("4910", "CC-PLAT", "", "368.00"),
                 row("4920", "CC-PLAT", "", "7.50"),
                 row("4930", "CC-PLAT", "10.00", ""),
             ]
@@ -442,9 +452,9 @@ cost_center = "CC-4200"
         assert_eq!(
             rows(&e),
             vec![
-                row("6105", "CC-search", "385.55", ""),
-                row("4900", "CC-PLAT", "", "107.55"),
-                row("4910", "CC-PLAT", "", "278.00"),
+                row("6105", "CC-search", "365.50", ""),
+                row("4900", "CC-PLAT", "", "7.50"),
+                row("4910", "CC-PLAT", "", "358.00"),
             ]
         );
     }
@@ -490,7 +500,7 @@ cost_center = "CC-4200"
     }
 
     #[test]
-    #[should_panic(expected = "invoice line kind `seat_charge` has no [gl] account")]
+    #[should_panic(expected = "invoice line kind `storage_charge` has no [gl] account")]
     fn a_kind_without_an_account_stops_the_run() {
         let p = policy("");
         let gl = p.gl.as_ref().unwrap();
@@ -498,7 +508,7 @@ cost_center = "CC-4200"
             "2025-01",
             gl,
             &p,
-            &invoice("search", &[("seat_charge", "1.00")]),
+            &invoice("search", &[("storage_charge", "1.00")]),
         );
     }
 

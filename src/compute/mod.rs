@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use crate::config::{BudgetBasis, Policy};
+use crate::config::{BudgetBasis, ChargebackModel, Policy, TeamTerms};
 use crate::error::Result;
 use crate::load::Inputs;
 use crate::load::ingest::openai::PageLink;
@@ -32,7 +32,7 @@ use crate::schema;
 use crate::text::count;
 use attribute::{TeamUsage, attribute};
 use budget::{BudgetLevel, budget_status};
-use chargeback::charge;
+use chargeback::{TeamOutcomes, charge};
 use invoice::{InputCounts, MonthInput, MonthView, OtherCharge, RejectedBillRow, TeamResult};
 use lineage::{Lineage, lineage};
 use reconcile::{Exception, ExceptionKind, ReconRow, Tolerances, reconcile};
@@ -69,6 +69,8 @@ pub struct Quarantine<'a> {
     pub duplicates: Vec<&'a QuarantinedRow>,
     /// Bill rows that failed a check, sorted.
     pub billing: Vec<&'a QuarantinedRow>,
+    /// Outcome rows that failed a check or repeated a reference, sorted.
+    pub outcomes: Vec<&'a QuarantinedRow>,
 }
 
 /// The month of `inputs` under `policy`, as of `as_of` (the close of the
@@ -198,6 +200,7 @@ pub fn compute<'a>(
     for c in &log.cells {
         *failed.entry(c.team.as_str()).or_default() += c.errors;
     }
+    let mut value = team_outcomes(log, &inputs.outcomes.counts);
     let mut teams = Vec::new();
     let mut critical_budgets = Vec::new();
     for usage in all_usage {
@@ -214,7 +217,9 @@ pub fn compute<'a>(
                 )
             });
         }
-        let mut charges = charge(usage, &terms, scale);
+        let outcomes = value.remove(&usage.team).unwrap_or_default();
+        exceptions.extend(unpriced_outcomes(&terms, &outcomes));
+        let mut charges = charge(usage, &terms, &outcomes, scale);
         for line in pools.iter().filter_map(|p| p.lines.get(&usage.team)) {
             charges.add(line.clone());
         }
@@ -270,12 +275,29 @@ pub fn compute<'a>(
             charges,
             budget,
             failed_requests,
+            outcomes,
         });
+    }
+    // Outcomes of a team no invoice is issued to: counted, charged to no one.
+    for (team, v) in &value {
+        for (outcome, n) in &v.outcomes {
+            exceptions.push(Exception {
+                team: team.clone(),
+                ..Exception::new(
+                    ExceptionKind::OutcomeWithoutRate,
+                    format!(
+                        "{} `{outcome}` counted for team `{team}`, which has no invoice this month (not in [teams], no usage): charged nothing",
+                        count(*n, "outcome", "outcomes")
+                    ),
+                )
+            });
+        }
     }
     for (source, n) in count_by_source(
         log.quarantine
             .iter()
-            .chain(billing_quarantine.iter().copied()),
+            .chain(billing_quarantine.iter().copied())
+            .chain(&inputs.outcomes.quarantine),
     ) {
         exceptions.push(Exception {
             source: source.clone(),
@@ -334,6 +356,11 @@ pub fn compute<'a>(
         failed_excluded: log.stats.failed_excluded,
         billing_rows,
         quarantined_billing_rows: billing_quarantine.len() as u64,
+        outcome_rows: inputs.outcomes.stats.rows_read,
+        outcomes_counted: inputs.outcomes.stats.used,
+        quarantined_outcome_rows: inputs.outcomes.stats.quarantined,
+        duplicate_outcome_rows: inputs.outcomes.stats.duplicates,
+        outcome_rows_outside_period: inputs.outcomes.stats.outside_period,
     };
     let other_carried_by = pooled_charges(policy, &other);
     let view = invoice::build_month(MonthInput {
@@ -366,6 +393,7 @@ pub fn compute<'a>(
             requests,
             duplicates,
             billing: billing_quarantine,
+            outcomes: inputs.outcomes.quarantine.iter().collect(),
         },
         scale,
         as_of,
@@ -374,6 +402,56 @@ pub fn compute<'a>(
         journal,
     })
 }
+/// Per team, the outcomes of the month — the request logs' and the
+/// outcome sources', added — and the distinct users of its requests.
+fn team_outcomes(
+    log: &crate::load::ingest::requests::RequestLog,
+    sources: &BTreeMap<(String, String), u64>,
+) -> BTreeMap<String, TeamOutcomes> {
+    let mut by_team: BTreeMap<String, TeamOutcomes> = BTreeMap::new();
+    for ((team, outcome), n) in log.outcomes.iter().chain(sources) {
+        let c = by_team
+            .entry(team.clone())
+            .or_default()
+            .outcomes
+            .entry(outcome.clone())
+            .or_default();
+        *c = c.saturating_add(*n);
+    }
+    for (team, users) in &log.users {
+        by_team.entry(team.clone()).or_default().users = *users;
+    }
+    by_team
+}
+
+/// An exception per outcome a team counted but has no rate for: it is
+/// charged nothing, which finance should know.
+fn unpriced_outcomes(terms: &TeamTerms, value: &TeamOutcomes) -> Vec<Exception> {
+    value
+        .outcomes
+        .iter()
+        .filter(|(o, _)| !terms.outcome_rates.contains_key(*o))
+        .map(|(outcome, n)| {
+            let n = count(*n, "outcome", "outcomes");
+            let team = &terms.id;
+            let detail = if terms.model == ChargebackModel::ValueBased {
+                format!(
+                    "team `{team}` counted {n} `{outcome}`, which [teams.{team}.outcome_rates] has no rate for: charged nothing"
+                )
+            } else {
+                format!(
+                    "team `{team}` counted {n} `{outcome}`, but is charged {}, not value-based: charged nothing",
+                    terms.model.label()
+                )
+            };
+            Exception {
+                team: team.clone(),
+                ..Exception::new(ExceptionKind::OutcomeWithoutRate, detail)
+            }
+        })
+        .collect()
+}
+
 /// Per provider whose other charges shared-cost pools take: who carries
 /// them, in words.
 fn pooled_charges(policy: &Policy, other: &[&BilledLine]) -> BTreeMap<String, String> {

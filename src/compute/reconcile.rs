@@ -46,6 +46,9 @@ pub enum ExceptionKind {
     SharedCostUncarried,
     /// A team whose failed requests are above `max_error_rate`.
     ErrorRateAboveMaximum,
+    /// Outcomes counted for a team that has no rate for them: charged
+    /// nothing.
+    OutcomeWithoutRate,
 }
 
 impl ExceptionKind {
@@ -67,6 +70,7 @@ impl ExceptionKind {
             ExceptionKind::TeamWithoutUsage => "team_without_usage",
             ExceptionKind::SharedCostUncarried => "shared_cost_uncarried",
             ExceptionKind::ErrorRateAboveMaximum => "error_rate_above_maximum",
+            ExceptionKind::OutcomeWithoutRate => "outcome_without_rate",
         }
     }
 
@@ -89,6 +93,7 @@ impl ExceptionKind {
             ExceptionKind::TeamWithoutUsage => "policy team without usage",
             ExceptionKind::SharedCostUncarried => "shared cost on no invoice",
             ExceptionKind::ErrorRateAboveMaximum => "team's failed requests above the maximum",
+            ExceptionKind::OutcomeWithoutRate => "outcome with no rate",
         }
     }
 
@@ -104,7 +109,8 @@ impl ExceptionKind {
             | ExceptionKind::BilledWithoutLogs
             | ExceptionKind::BilledModelUnknown
             | ExceptionKind::LogsExceedBill
-            | ExceptionKind::SharedCostUncarried => 1,
+            | ExceptionKind::SharedCostUncarried
+            | ExceptionKind::OutcomeWithoutRate => 1,
             ExceptionKind::PriceVariance
             | ExceptionKind::NoCatalogPrice
             | ExceptionKind::UsageWithoutBillLine

@@ -15,6 +15,7 @@ use crate::config::Policy;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::period::Period;
+use ingest::outcomes::{OutcomeLog, OutcomeSource, load_outcomes};
 use ingest::requests::{RequestLog, RequestSource, load_requests};
 use ingest::{Bill, detect, load_bill};
 use notes::{PendingNote, pending_notes};
@@ -43,8 +44,13 @@ pub struct Inputs {
     pub requests: RequestLog,
     /// The bills in the order the policy lists their sources.
     pub bills: Vec<LoadedBill>,
-    /// What each request log, bill and carried `notes.json` held, sorted
-    /// by URL (request logs first, notes last), for the manifest.
+    /// The outcome objects (`[sources] outcomes`), sorted by URL.
+    pub outcome_sources: Vec<OutcomeSource>,
+    /// Outcomes other systems counted, for value-based charging.
+    pub outcomes: OutcomeLog,
+    /// What each request log, bill, outcome source and carried
+    /// `notes.json` held, sorted by URL within each (request logs first,
+    /// notes last), for the manifest.
     pub records: Vec<ObjectRecord>,
     /// Notes of earlier months this month's invoices carry.
     pub notes: Vec<PendingNote>,
@@ -127,6 +133,26 @@ pub fn load(
     }
     stage.done();
 
+    let mut outcome_sources: Vec<OutcomeSource> = Vec::new();
+    for spec in &policy.sources.outcomes {
+        for url in ctx.store.list(&period.expand(spec.url()))? {
+            outcome_sources.push(OutcomeSource {
+                url,
+                file_format: spec.file_format(),
+            });
+        }
+    }
+    outcome_sources.sort_by(|a, b| a.url.cmp(&b.url));
+    outcome_sources.dedup_by(|a, b| a.url == b.url);
+    let outcomes = if outcome_sources.is_empty() {
+        OutcomeLog::default()
+    } else {
+        let stage = ctx.progress.stage("outcomes");
+        let outcomes = load_outcomes(ctx, &outcome_sources, period)?;
+        stage.done();
+        outcomes
+    };
+
     let stage = ctx.progress.stage("hash inputs for the manifest");
     let mut bill_urls: Vec<&String> = bills.iter().map(|b| &b.url).collect();
     bill_urls.sort();
@@ -135,6 +161,7 @@ pub fn load(
         .iter()
         .map(|s| &s.url)
         .chain(bill_urls)
+        .chain(outcome_sources.iter().map(|s| &s.url))
         .collect();
     let mut records = hash_all(ctx, &urls)?;
     stage.done();
@@ -148,6 +175,8 @@ pub fn load(
         request_sources,
         requests,
         bills,
+        outcome_sources,
+        outcomes,
         records,
         notes,
     })

@@ -161,10 +161,28 @@ fn add_quarantine(outputs: &mut Outputs, q: &Quarantine<'_>) {
             &q.billing,
             &schema::quarantine::BILL_FIELDS[..],
         ),
+        (
+            "quarantine/outcomes.csv",
+            &q.outcomes,
+            &schema::outcome::ALL[..],
+        ),
     ];
     for (path, rows, fields) in files {
-        if !rows.is_empty() {
-            outputs.add(path, quarantine_csv(rows, fields));
+        if rows.is_empty() {
+            continue;
         }
+        // The value-based columns only when a row set aside holds one:
+        // logs without them keep the quarantine columns they always had.
+        let mut fields = fields.to_vec();
+        if fields == schema::request::ALL {
+            let value = schema::request::VALUE_COLUMNS;
+            if rows
+                .iter()
+                .any(|q| value.iter().any(|c| !q.field(c).is_empty()))
+            {
+                fields.extend(value);
+            }
+        }
+        outputs.add(path, quarantine_csv(rows, &fields));
     }
 }

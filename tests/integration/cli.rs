@@ -80,7 +80,7 @@ fn unknown_policy_key_names_key_and_line() {
     ]);
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(out.stderr, @r"
-    error: fixtures/bad/policy-unknown-key.toml:10:1: unknown field `budjet`, expected one of `name`, `cost_center`, `model`, `markup`, `fixed_fee`, `platform_fee_rate`, `tier_mode`, `tiers`, `budget`, `alert_threshold`, `budget_basis`, `gl_account`
+    error: fixtures/bad/policy-unknown-key.toml:10:1: unknown field `budjet`, expected one of `name`, `cost_center`, `model`, `markup`, `fixed_fee`, `platform_fee_rate`, `tier_mode`, `tiers`, `budget`, `alert_threshold`, `budget_basis`, `gl_account`, `outcome_rates`, `seats`, `seat_rate`
     hint: see the policy reference in README.md (DESIGN §3.4 keys)
     ");
 }

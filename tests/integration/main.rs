@@ -21,5 +21,6 @@ mod properties;
 mod reference;
 mod s3;
 mod scale;
+mod value;
 mod verify;
 mod wild;

@@ -12,7 +12,7 @@ use chargeback::config::UnattributedPolicy;
 use chargeback::config::{BillingFormat, Policy};
 use chargeback::context::Context;
 use chargeback::load::ingest::Bill;
-use chargeback::load::ingest::requests::{RequestLog, RequestStats};
+use chargeback::load::ingest::requests::RequestLog;
 use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
 use chargeback::load::notes::PendingNote;
 use chargeback::load::store::ObjectRecord;
@@ -158,12 +158,30 @@ proptest! {
     fn compute_conserves_money_under_every_model(
         cells in prop::collection::vec(cell_strategy(), 0..40),
         lines in prop::collection::vec(line_strategy(), 0..30),
-        model in 0..3usize,
+        model in 0..4usize,
         fixed_fee in prop::option::of(0i64..100_000),
         pool in prop::option::of((0i64..10_000_000, 0..3usize, any::<bool>())),
         adjustment in prop::option::of(-100_000i64..100_000),
+        // Value-based: outcomes by (team, outcome) from the logs and from an
+        // outcome source, distinct users per team, stated seats.
+        logged in prop::collection::btree_map((0..6usize, 0..3usize), 0u64..1_000_000, 0..8),
+        exported in prop::collection::btree_map((0..6usize, 0..3usize), 0u64..1_000_000, 0..8),
+        users in prop::collection::btree_map(0..6usize, 1u64..5_000, 0..6),
+        seats in prop::option::of(0u64..10_000),
     ) {
-        let model = ["pass_through", "cost_plus", "tiered"][model];
+        // `value_based` is per team (never the default): the policy teams
+        // take it, with a rate per outcome and a seat rate, and the teams
+        // only in the logs stay tiered.
+        let value = model == 3;
+        let model = ["pass_through", "cost_plus", "tiered", "tiered"][model];
+        let terms = if value {
+            let seats = seats.map(|n| format!("seats = {n}\n")).unwrap_or_default();
+            format!(
+                "model = \"value_based\"\nseat_rate = \"1.995\"\n{seats}[teams.TEAM.outcome_rates]\nresolved = \"0.505\"\ndraft = \"0.0013\"\n"
+            )
+        } else {
+            String::new()
+        };
         let fee = fixed_fee.map(|f| format!("fixed_fee = \"{}\"\n", Decimal::new(f, 2))).unwrap_or_default();
         // A pool of random cents (sometimes of a tenth of a cent) split every
         // way, and a credit or charge.
@@ -186,12 +204,18 @@ proptest! {
         let policy = Policy::parse(
             &format!(
                 "[organization]\nname = \"P\"\n[sources]\nrequests = [\"logs/*.csv\"]\ncatalog = \"catalog.json\"\n\
-                 [chargeback]\nmodel = \"{model}\"\nmarkup = \"0.125\"\n{fee}\n[teams.team-0]\nname = \"Zero\"\n[teams.team-1]\n{extra}"
+                 [chargeback]\nmodel = \"{model}\"\nmarkup = \"0.125\"\n{fee}\n[teams.team-0]\nname = \"Zero\"\n{}[teams.team-1]\n{}{extra}",
+                terms.replace("TEAM", "team-0"),
+                terms.replace("TEAM", "team-1"),
             ),
             "p.toml",
         )
         .unwrap();
-        let inputs = month_inputs(cells, lines, Vec::new());
+        let mut inputs = month_inputs(cells, lines, Vec::new());
+        let outcome = |(t, o): (usize, usize)| (format!("team-{t}"), ["resolved", "draft", "unrated"][o].to_string());
+        inputs.requests.outcomes = logged.into_iter().map(|(k, n)| (outcome(k), n)).collect();
+        inputs.outcomes.counts = exported.into_iter().map(|(k, n)| (outcome(k), n)).collect();
+        inputs.requests.users = users.into_iter().map(|(t, n)| (format!("team-{t}"), n)).collect();
         let month = compute(&inputs, &policy, None).unwrap();
         let m = &month.view;
         let d = |s: &str| s.parse::<Decimal>().unwrap();
@@ -216,6 +240,31 @@ proptest! {
             let team = m.invoices.iter().find(|i| i.team == "team-1").unwrap();
             prop_assert_eq!(d(&team.adjustments), Decimal::new(a, 2));
         }
+        // A value-based team is charged its outcomes and seats, not its
+        // usage: the offset takes the usage lines back exactly, and the
+        // value view adds up to its lines.
+        for inv in m.invoices.iter().filter(|i| i.chargeback_model == "value-based") {
+            let kind = |k: &str| -> Decimal {
+                inv.lines.iter().filter(|l| l.kind == k).map(|l| d(&l.amount)).sum()
+            };
+            prop_assert_eq!(kind("usage") + kind("usage_offset"), Decimal::ZERO);
+            let v = inv.value.as_ref().unwrap();
+            prop_assert_eq!(d(&v.value_charges), kind("outcome_charge") + kind("seat_charge"));
+            prop_assert_eq!(d(&v.margin), d(&v.value_charges) - d(&inv.usage_cost));
+            prop_assert_eq!(d(&inv.total), d(&v.value_charges) + kind("fixed_fee") + kind("shared_cost") + kind("adjustment"));
+            // Every rate has its line, seen or not.
+            prop_assert_eq!(inv.lines.iter().filter(|l| l.kind == "outcome_charge").count(), 2);
+        }
+        prop_assert_eq!(m.invoices.iter().any(|i| i.value.is_some()), value);
+        // An outcome no rate prices is an exception, never a silent zero.
+        let unpriced = month.exceptions.iter().filter(|e| e.kind.as_str() == "outcome_without_rate").count();
+        let counted: std::collections::BTreeSet<&(String, String)> =
+            inputs.requests.outcomes.keys().chain(inputs.outcomes.counts.keys()).collect();
+        let priced = counted
+            .iter()
+            .filter(|(t, o)| value && (t == "team-0" || t == "team-1") && o != "unrated")
+            .count();
+        prop_assert_eq!(unpriced, counted.len() - priced);
     }
 }
 
@@ -252,12 +301,14 @@ proptest! {
             catalog: catalog(),
             catalog_record: record("catalog.json"),
             request_sources: Vec::new(),
-            requests: RequestLog { cells, quarantine: Vec::new(), stats: RequestStats::default(), rows_by_source: Vec::new() },
+            requests: RequestLog { cells, ..RequestLog::default() },
             bills: vec![LoadedBill {
                 url: "bill.csv".into(),
                 format: BillingFormat::Focus,
                 bill: Bill { rows_read: lines.len() as u64, lines, ..Bill::default() },
             }],
+            outcome_sources: Vec::new(),
+            outcomes: Default::default(),
             records: Vec::new(),
             notes: Vec::new(),
         };
@@ -310,9 +361,7 @@ fn month_inputs(cells: Vec<UsageCell>, lines: Vec<BilledLine>, notes: Vec<Pendin
         request_sources: Vec::new(),
         requests: RequestLog {
             cells,
-            quarantine: Vec::new(),
-            stats: RequestStats::default(),
-            rows_by_source: Vec::new(),
+            ..RequestLog::default()
         },
         bills: vec![LoadedBill {
             url: "bill.csv".into(),
@@ -323,6 +372,8 @@ fn month_inputs(cells: Vec<UsageCell>, lines: Vec<BilledLine>, notes: Vec<Pendin
                 ..Bill::default()
             },
         }],
+        outcome_sources: Vec::new(),
+        outcomes: Default::default(),
         records: Vec::new(),
         notes,
     }

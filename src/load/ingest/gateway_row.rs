@@ -115,6 +115,9 @@ pub(crate) struct CanonicalRow {
     pub cache_write_tokens: Option<String>,
     pub output_tokens: Option<String>,
     pub status: Option<String>,
+    pub outcome: Option<String>,
+    pub outcome_count: Option<String>,
+    pub user: Option<String>,
     /// The line of the file the row comes from, when rows are not lines
     /// one for one (spans skipped, many spans on a line).
     pub line: Option<u64>,
@@ -156,6 +159,9 @@ impl CanonicalRows {
                 column(CACHE_WRITE_TOKENS, |r| &r.cache_write_tokens),
                 column(OUTPUT_TOKENS, |r| &r.output_tokens),
                 column(STATUS, |r| &r.status),
+                column(OUTCOME, |r| &r.outcome),
+                column(OUTCOME_COUNT, |r| &r.outcome_count),
+                column(USER, |r| &r.user),
             ],
         )
         .expect("columns of equal length");

@@ -18,6 +18,9 @@
 //! | `cached_input_tokens`, `cache_write_tokens` | `metadata.usage_object.prompt_tokens_details.{cached_tokens, cache_creation_tokens}`, else `usage_object.{cache_read_input_tokens, cache_creation_input_tokens}`; 0 when the metadata has no usage object (older LiteLLM) |
 //! | `output_tokens` | `completion_tokens` (reasoning included) |
 //! | `status` | `status`, else `metadata.status`: `success` → `ok`, `failure` → `error` |
+//! | `outcome` | the request tag `outcome:<value>`, else `metadata.spend_logs_metadata.outcome` |
+//! | `outcome_count` | the request tag `outcome_count:<n>`, else `metadata.spend_logs_metadata.outcome_count`; none (one outcome) when neither |
+//! | `user` | `end_user` (the request's `user`, as LiteLLM records the customer), else `user` |
 //!
 //! `spend` is ignored: money comes from the provider's bill.
 //!
@@ -226,6 +229,11 @@ fn check_fields(url: &str, fields: &[String]) -> Result<()> {
 }
 
 /// One SpendLogs row in canonical form.
+/// The request tag (and `spend_logs_metadata` key) naming a request's
+/// business outcome, and the one counting it.
+const OUTCOME_TAG: &str = "outcome";
+const OUTCOME_COUNT_TAG: &str = "outcome_count";
+
 fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
     let get = |k: &str| row.get(k).filter(|v| !is_blank(v));
     let metadata = get("metadata").map(as_json);
@@ -327,7 +335,17 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         )
     };
 
+    // Outcomes are tagged like use cases: a request tag first, then the
+    // caller's spend-logs metadata.
+    let tagged = |name: &str| {
+        get("request_tags")
+            .and_then(|v| tag_value(v, name))
+            .or_else(|| meta(&["spend_logs_metadata", name]).and_then(text))
+    };
     CanonicalRow {
+        outcome: tagged(OUTCOME_TAG),
+        outcome_count: tagged(OUTCOME_COUNT_TAG),
+        user: get("end_user").or_else(|| get("user")).and_then(text),
         request_id: get("request_id").and_then(text),
         timestamp: get("startTime").and_then(text),
         provider,
@@ -524,6 +542,42 @@ mod tests {
     }
 
     #[test]
+    fn outcome_from_its_tag_or_metadata_and_the_end_user() {
+        let row = |v: Value| into_row(v);
+        let c = convert(
+            &row(serde_json::json!({
+                "request_tags": ["use_case:tickets", "outcome:resolved_ticket", "outcome_count:3"],
+                "end_user": "cust-1",
+                "user": "default_user_id",
+            })),
+            &opts(),
+        );
+        assert_eq!(
+            (
+                c.outcome.as_deref(),
+                c.outcome_count.as_deref(),
+                c.user.as_deref()
+            ),
+            (Some("resolved_ticket"), Some("3"), Some("cust-1"))
+        );
+        let c = convert(
+            &row(serde_json::json!({
+                "metadata": {"spend_logs_metadata": {"outcome": "article_draft"}},
+                "user": "dev-9",
+            })),
+            &opts(),
+        );
+        assert_eq!(
+            (
+                c.outcome.as_deref(),
+                c.outcome_count.as_deref(),
+                c.user.as_deref()
+            ),
+            (Some("article_draft"), None, Some("dev-9"))
+        );
+    }
+
+    #[test]
     fn team_falls_back_to_the_key_team_alias() {
         let meta = r#"{"user_api_key_team_alias":"search","user_api_key_team_id":"5f1c"}"#;
         let df = csv(&[
@@ -666,6 +720,7 @@ mod tests {
     fn an_empty_export_is_an_empty_log() {
         let df = frame_from_text("memory://e.json", "[]", FileFormat::Json, &opts()).unwrap();
         assert_eq!(df.height(), 0);
-        assert_eq!(df.width(), 12);
+        // The canonical columns the adapter fills, value columns included.
+        assert_eq!(df.width(), 15);
     }
 }

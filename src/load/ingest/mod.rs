@@ -13,6 +13,7 @@ mod gateway_row;
 pub mod litellm;
 pub mod openai;
 pub mod otel;
+pub mod outcomes;
 mod pages;
 pub(crate) mod provider;
 pub mod quarantine;

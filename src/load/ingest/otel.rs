@@ -25,6 +25,8 @@
 //! | `output_tokens` | `gen_ai.usage.output_tokens` (else `gen_ai.usage.completion_tokens`); reasoning included |
 //! | `status` | `error` when the span status is ERROR or it has `error.type`, else `ok` |
 //! | `team`, `use_case`, `billing_scope` | the span attribute named by `[sources.otel] team_attribute` (`team`), `use_case_attribute` (`use_case`), `scope_attribute` (none), else the resource attribute of that name |
+//! | `outcome`, `outcome_count` | the span (else resource) attribute named by `[sources.otel] outcome_attribute` (`outcome`) and `outcome_count_attribute` (`outcome_count`): the conventions have none for business outcomes |
+//! | `user` | `enduser.id`, else `user.id` (its successor in the conventions), span or resource |
 //!
 //! Decisions:
 //! * Only model calls are requests. A span without any `gen_ai.usage.*`
@@ -355,6 +357,9 @@ fn convert(span: &Span, opts: &OtelOptions) -> Option<CanonicalRow> {
         billing_scope: opts.scope_attribute.as_deref().and_then(tagged),
         team: tagged(&opts.team_attribute),
         use_case: tagged(&opts.use_case_attribute),
+        outcome: tagged(&opts.outcome_attribute),
+        outcome_count: tagged(&opts.outcome_count_attribute),
+        user: tagged("enduser.id").or_else(|| tagged("user.id")),
         input_tokens,
         cached_input_tokens: cached.text(),
         cache_write_tokens: written.text(),
@@ -423,6 +428,24 @@ mod tests {
         assert_eq!(values(df, TIMESTAMP), [s("2025-01-05T08:00:00.000000Z")]);
         assert_eq!(values(df, STATUS), [s("ok")]);
         assert_eq!(out.skipped, 0);
+    }
+
+    #[test]
+    fn outcome_and_end_user_come_from_attributes() {
+        let with = FLAT.replace(
+            r#""use_case":"completions"}"#,
+            r#""use_case":"completions","outcome":"resolved_ticket","outcome_count":2,"enduser.id":"u-7"}"#,
+        );
+        let out = spans(&with);
+        assert_eq!(values(&out.frame, OUTCOME), [s("resolved_ticket")]);
+        assert_eq!(values(&out.frame, OUTCOME_COUNT), [s("2")]);
+        assert_eq!(values(&out.frame, USER), [s("u-7")]);
+        // `user.id` (the newer name) on the resource; no outcome at all.
+        let newer = FLAT.replace(r#""team":"copilot""#, r#""team":"copilot","user.id":"u-8""#);
+        let out = spans(&newer);
+        assert_eq!(values(&out.frame, USER), [s("u-8")]);
+        assert_eq!(values(&out.frame, OUTCOME), [None]);
+        assert_eq!(values(&out.frame, OUTCOME_COUNT), [None]);
     }
 
     #[test]

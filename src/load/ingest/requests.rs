@@ -71,13 +71,19 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestLog {
     pub cells: Vec<UsageCell>,
     pub quarantine: Vec<QuarantinedRow>,
     pub stats: RequestStats,
     /// Rows read from each source, in the order of the sources.
     pub rows_by_source: Vec<u64>,
+    /// The `outcome`s of the requests that count as usage of the period:
+    /// (team, outcome) → Σ `outcome_count`.
+    pub outcomes: BTreeMap<(String, String), u64>,
+    /// Per team, the distinct `user`s of the requests that count as usage
+    /// of the period (teams without any left out).
+    pub users: BTreeMap<String, u64>,
 }
 
 /// A request-log object: what it is, and its container format (from its
@@ -94,6 +100,10 @@ pub struct RequestSource {
 /// inside a `u64` (and its catalog cost inside a `Decimal`) for any month
 /// of fewer than 10¹⁰ requests; beyond that they saturate, never wrap.
 pub const MAX_TOKENS: i64 = 1_000_000_000;
+
+/// The most outcomes one request may count: as many as the tokens of one
+/// class, for the same reason.
+pub const MAX_OUTCOME_COUNT: i64 = MAX_TOKENS;
 
 // Working columns of this module only (never written to an output).
 /// A row's place in its source's frame: the order duplicates are judged in.
@@ -161,12 +171,14 @@ fn read_requests(
 
     let stage = ctx.progress.stage("requests: check and sum rows");
     stage.set_total(rows);
-    let usage = scan_usage(all.clone(), plain.clone(), stage.counter()).map_err(polars_err)?;
+    let usage =
+        scan_usage(all.clone(), plain.clone(), period, stage.counter()).map_err(polars_err)?;
     stage.done();
 
     let stage = ctx.progress.stage("requests: de-duplicate and resolve");
     let mut month = MonthUsage::new(catalog, period, failed);
     let any_bad = month.add_groups(usage.groups);
+    month.add_users(usage.users, &usage.user_names);
     month.add_details(usage.details, sources);
     stage.done();
 
@@ -297,6 +309,8 @@ fn normalize(
         raw(TEAM).alias(TEAM),
         raw(USE_CASE).alias(USE_CASE),
         raw(STATUS).alias(STATUS),
+        raw(OUTCOME).alias(OUTCOME),
+        raw(USER).alias(USER),
     ];
     // Row checks that need no text work: a timestamp that is no time, a
     // token count that is missing, no whole number or negative. (Missing
@@ -304,46 +318,7 @@ fn normalize(
     let mut ok = day.is_not_null();
     for c in TOKEN_COLUMNS {
         let required = c == INPUT_TOKENS || c == OUTPUT_TOKENS;
-        let (value, bad) = match schema.get(c) {
-            None => (lit(NULL).cast(DataType::Int64), lit(false)),
-            Some(dt) if dt.is_integer() => {
-                let value = col(c).cast(DataType::Int64);
-                let mut bad = value.clone().lt(lit(0i64));
-                if required {
-                    bad = bad.or(col(c).is_null());
-                }
-                if matches!(dt, DataType::UInt64) {
-                    // Beyond i64: not a count we can hold.
-                    bad = bad.or(col(c).is_not_null().and(value.clone().is_null()));
-                }
-                (value, bad)
-            }
-            // Spark and pandas write counts as doubles: a whole value is a
-            // count, anything else is not.
-            Some(dt) if dt.is_float() => {
-                let value = col(c).cast(DataType::Int64);
-                let whole = col(c).eq(value.clone().cast(dt.clone()));
-                let mut bad = value.clone().lt(lit(0i64)).or(col(c)
-                    .is_not_null()
-                    .and(whole.not().or(value.clone().is_null())));
-                if required {
-                    bad = bad.or(col(c).is_null());
-                }
-                (value, bad)
-            }
-            Some(_) => {
-                let text = text(raw(c));
-                let value = text.clone().cast(DataType::Int64);
-                let mut bad = value
-                    .clone()
-                    .lt(lit(0i64))
-                    .or(text.clone().is_not_null().and(value.clone().is_null()));
-                if required {
-                    bad = bad.or(text.is_null());
-                }
-                (value, bad)
-            }
-        };
+        let (value, bad) = count_column(c, schema.get(c), raw(c), required);
         // Beyond the bound: no request has that many, and sums of such
         // counts could leave a u64.
         let bad = bad.or(value.clone().gt(lit(MAX_TOKENS)));
@@ -362,6 +337,29 @@ fn normalize(
             .alias(raw_token(c)),
         );
     }
+    // An outcome count is checked like a token count (optional, whole,
+    // bounded), and means nothing without the outcome it counts.
+    let (count, bad_count) = count_column(
+        OUTCOME_COUNT,
+        schema.get(OUTCOME_COUNT),
+        raw(OUTCOME_COUNT),
+        false,
+    );
+    let bad_count = bad_count.or(count.clone().gt(lit(MAX_OUTCOME_COUNT)));
+    let orphan = text(raw(OUTCOME))
+        .is_null()
+        .and(count.clone().is_not_null());
+    ok = ok.and(bad_count.or(orphan).fill_null(lit(false)).not());
+    exprs.push(count.alias(OUTCOME_COUNT));
+    exprs.push(
+        match schema.get(OUTCOME_COUNT) {
+            Some(dt) if dt.is_integer() && !matches!(dt, DataType::UInt64) => {
+                lit(NULL).cast(DataType::String)
+            }
+            _ => raw(OUTCOME_COUNT),
+        }
+        .alias(raw_token(OUTCOME_COUNT)),
+    );
     // Whatever is not surely fine is looked at row by row.
     exprs.push(ok.fill_null(lit(false)).alias(PLAIN));
     // Adapters that do not keep one row per line say which line a row
@@ -374,6 +372,53 @@ fn normalize(
             .with_column(col(work::ROW).alias(SEQ))
     };
     Ok((lf.select(exprs), skipped))
+}
+
+/// A count column as an integer, and whether a row's value is no count:
+/// missing when `required`, negative, not whole, or beyond an `i64`.
+/// Integers are cast, not parsed; text is parsed only when the file
+/// wrote text.
+fn count_column(c: &str, dtype: Option<&DataType>, raw: Expr, required: bool) -> (Expr, Expr) {
+    match dtype {
+        None => (lit(NULL).cast(DataType::Int64), lit(false)),
+        Some(dt) if dt.is_integer() => {
+            let value = col(c).cast(DataType::Int64);
+            let mut bad = value.clone().lt(lit(0i64));
+            if required {
+                bad = bad.or(col(c).is_null());
+            }
+            if matches!(dt, DataType::UInt64) {
+                // Beyond i64: not a count we can hold.
+                bad = bad.or(col(c).is_not_null().and(value.clone().is_null()));
+            }
+            (value, bad)
+        }
+        // Spark and pandas write counts as doubles: a whole value is a
+        // count, anything else is not.
+        Some(dt) if dt.is_float() => {
+            let value = col(c).cast(DataType::Int64);
+            let whole = col(c).eq(value.clone().cast(dt.clone()));
+            let mut bad = value.clone().lt(lit(0i64)).or(col(c)
+                .is_not_null()
+                .and(whole.not().or(value.clone().is_null())));
+            if required {
+                bad = bad.or(col(c).is_null());
+            }
+            (value, bad)
+        }
+        Some(_) => {
+            let text = text(raw);
+            let value = text.clone().cast(DataType::Int64);
+            let mut bad = value
+                .clone()
+                .lt(lit(0i64))
+                .or(text.clone().is_not_null().and(value.clone().is_null()));
+            if required {
+                bad = bad.or(text.is_null());
+            }
+            (value, bad)
+        }
+    }
 }
 
 /// Trimmed text, null when empty.
@@ -695,39 +740,100 @@ where
 // ---------------------------------------------------------------------------
 
 /// A morsel folded: its plain rows' sums by raw key, and its other rows.
-type MorselUsage = (Vec<(RawKey, Sums)>, Vec<Detail>);
+type MorselUsage = (Vec<(RawKey, Sums)>, Vec<Detail>, Option<MorselUsers>);
 
 /// Raw provider, model and status: all a group-level verdict depends on.
 type RawVerdictKey<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
 /// The raw text key columns rows are summed by (with the day).
-const KEY_TEXT: [&str; 6] = [PROVIDER, MODEL, BILLING_SCOPE, TEAM, USE_CASE, STATUS];
+const KEY_TEXT: [&str; 7] = [
+    PROVIDER,
+    MODEL,
+    BILLING_SCOPE,
+    TEAM,
+    USE_CASE,
+    STATUS,
+    OUTCOME,
+];
+
+/// Where [`KEY_TEXT`] holds the columns a row's fate depends on besides
+/// its day: provider, model and status (the verdict), and team.
+const FATE_TEXT: [usize; 4] = [0, 1, 5, 3];
 
 /// A group of rows: the day and the key columns as read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct RawKey {
     day: i32,
-    text: [Option<String>; 6],
+    text: [Option<String>; 7],
 }
 
-/// What pass 2 gathers: sums per group of plain rows, every other row.
+/// What decides whether a plain row's `user` counts — the row is in the
+/// period, its provider, model and status are usable (and not excluded)
+/// — and whose user it is: the day reduced to one bit, so that the users
+/// of a month are kept per team and verdict, not per group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FateKey {
+    in_period: bool,
+    /// Raw provider, model, status and team.
+    text: [Option<String>; 4],
+}
+
+/// What pass 2 gathers: sums per group of plain rows, every other row,
+/// and the distinct users of plain rows by their fate.
 #[derive(Default)]
 struct Usage {
     groups: HashMap<RawKey, Sums>,
     details: Vec<Detail>,
+    /// Users by fate, as ids of `user_names`: each text is held once
+    /// however many fates and morsels it is seen in.
+    users: HashMap<FateKey, HashSet<u32>>,
+    user_names: UserNames,
+}
+
+/// Distinct texts, each held once, by a small id.
+#[derive(Default)]
+struct UserNames {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl UserNames {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// A morsel's users: its distinct user texts (ids local to the morsel)
+/// by fate, and the column they are read from.
+struct MorselUsers {
+    column: StringChunked,
+    ids: KeyIds,
+    fates: Vec<(FateKey, Vec<u32>)>,
 }
 
 /// Pass 2, one scan: plain rows (row checks passed, id present and no
 /// candidate) are summed by their raw key values, per morsel in the scan's
 /// threads; every other row is kept whole for [`MonthUsage::add_details`].
-fn scan_usage(all: LazyFrame, plain: Arc<PlainIds>, progress: Counter) -> PolarsResult<Usage> {
+fn scan_usage(
+    all: LazyFrame,
+    plain: Arc<PlainIds>,
+    period: Period,
+    progress: Counter,
+) -> PolarsResult<Usage> {
     let usage = Arc::new(Mutex::new(Usage::default()));
     let sink = usage.clone();
+    let days = period_days(period);
     let fold = move |df: DataFrame| -> PolarsResult<DataFrame> {
         if df.height() == 0 {
             return Ok(folded());
         }
-        let (groups, details) = fold_usage(&df, &plain)?;
+        let (groups, details, users) = fold_usage(&df, &plain, days)?;
         progress.inc(df.height() as u64);
         let mut usage = sink
             .lock()
@@ -736,6 +842,16 @@ fn scan_usage(all: LazyFrame, plain: Arc<PlainIds>, progress: Counter) -> Polars
             usage.groups.entry(key).or_default().add(&sums);
         }
         usage.details.extend(details);
+        if let Some(m) = users {
+            // Texts are looked up borrowed and copied only when new.
+            let names: Vec<Option<u32>> = (0..m.ids.rows.len() as u32)
+                .map(|u| m.ids.text_ref(&m.column, u).map(|t| usage.user_names.id(t)))
+                .collect();
+            for (fate, locals) in m.fates {
+                let set = usage.users.entry(fate).or_default();
+                set.extend(locals.iter().filter_map(|&u| names[u as usize]));
+            }
+        }
         Ok(folded())
     };
     fold_morsels(all, fold, "sum usage")?;
@@ -792,12 +908,24 @@ impl KeyIds {
         u32::BITS - (self.rows.len() as u32).leading_zeros()
     }
 
+    /// The text of `id`, borrowed from the column.
+    fn text_ref<'c>(&self, ca: &'c StringChunked, id: u32) -> Option<&'c str> {
+        let row = self.rows[id as usize];
+        if row == usize::MAX { None } else { ca.get(row) }
+    }
+
     fn text(&self, ca: &StringChunked, id: u32) -> Option<String> {
         let row = self.rows[id as usize];
         (row != usize::MAX)
             .then(|| ca.get(row).map(String::from))
             .flatten()
     }
+}
+
+/// The period's first and last day, as days since the epoch.
+fn period_days(period: Period) -> (i32, i32) {
+    let days = |d: NaiveDate| (d - epoch()).num_days() as i32;
+    (days(period.start()), days(period.last_day()))
 }
 
 /// A column of token counts as they are summed: plain rows hold no
@@ -820,7 +948,7 @@ fn counts(ca: &Int64Chunked) -> Vec<u64> {
 
 /// Pass 2 on one morsel: its plain rows summed by (day, key ids), and its
 /// other rows whole.
-fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
+fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsResult<MorselUsage> {
     let n = df.height();
     let src = df.column(work::SOURCE)?.cast(&DataType::UInt32)?;
     let seq = df.column(SEQ)?.cast(&DataType::UInt64)?;
@@ -848,6 +976,23 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
         .map(|c| -> PolarsResult<Vec<u64>> { Ok(counts(df.column(c)?.i64()?)) })
         .into_iter()
         .collect::<PolarsResult<Vec<_>>>()?;
+    // Outcomes per row: the count, 1 for an outcome given alone; nothing
+    // (an empty vector) in a morsel without outcomes.
+    let outcome_ids = &keys[6].ids;
+    let outcomes: Vec<u64> = if outcome_ids.iter().all(|&id| id == 0) {
+        Vec::new()
+    } else {
+        outcome_ids
+            .iter()
+            .zip(df.column(OUTCOME_COUNT)?.i64()?.iter())
+            .map(|(&id, n)| match (id, n) {
+                (0, _) => 0,
+                (_, None) => 1,
+                (_, Some(n)) => u64::try_from(n).unwrap_or(0),
+            })
+            .collect()
+    };
+    let users = morsel_users(df, &is_plain, &days, period, &texts, &keys)?;
 
     // The key ids packed in one word, beside the day.
     let widths: Vec<u32> = keys.iter().map(KeyIds::width).collect();
@@ -860,7 +1005,7 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
         (days[i], word)
     };
     let mut index: HashMap<(i32, u64), usize, BuildHasherDefault<KeyHasher>> = HashMap::default();
-    let mut index_wide: HashMap<(i32, [u32; 6]), usize, BuildHasherDefault<KeyHasher>> =
+    let mut index_wide: HashMap<(i32, [u32; 7]), usize, BuildHasherDefault<KeyHasher>> =
         HashMap::default();
     let mut sums: Vec<(Sums, usize)> = Vec::new();
     let mut others: Vec<IdxSize> = Vec::new();
@@ -886,6 +1031,9 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
             s.tokens[t] = s.tokens[t].saturating_add(column[i]);
         }
         s.requests += 1;
+        if let Some(n) = outcomes.get(i) {
+            s.outcomes = s.outcomes.saturating_add(*n);
+        }
     }
     let groups = sums
         .into_iter()
@@ -903,7 +1051,49 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds) -> PolarsResult<MorselUsage> {
         let idx = IdxCa::from_vec("".into(), others);
         Detail::from_frame(&df.take(&idx)?)?
     };
-    Ok((groups, details))
+    Ok((groups, details, users))
+}
+
+/// The distinct `user`s of a morsel's plain rows, by fate (in the period
+/// or not, raw provider, model, status and team). A morsel without users
+/// costs one null count.
+fn morsel_users(
+    df: &DataFrame,
+    is_plain: &[bool],
+    days: &[i32],
+    (first, last): (i32, i32),
+    texts: &[StringChunked],
+    keys: &[KeyIds],
+) -> PolarsResult<Option<MorselUsers>> {
+    let user = df.column(USER)?.str()?;
+    if user.null_count() == user.len() {
+        return Ok(None);
+    }
+    let column = user.rechunk().into_owned();
+    let ids = KeyIds::new(&column);
+    let mut fates: HashMap<(bool, [u32; 4]), HashSet<u32>, BuildHasherDefault<KeyHasher>> =
+        HashMap::default();
+    for (i, &u) in ids.ids.iter().enumerate() {
+        if u == 0 || !is_plain[i] {
+            continue;
+        }
+        let fate = (
+            (first..=last).contains(&days[i]),
+            FATE_TEXT.map(|k| keys[k].ids[i]),
+        );
+        fates.entry(fate).or_default().insert(u);
+    }
+    let fates = fates
+        .into_iter()
+        .map(|((in_period, fate_ids), users)| {
+            let text = std::array::from_fn(|j| {
+                let k = FATE_TEXT[j];
+                keys[k].text(&texts[k], fate_ids[j])
+            });
+            (FateKey { in_period, text }, users.into_iter().collect())
+        })
+        .collect();
+    Ok(Some(MorselUsers { column, ids, fates }))
 }
 
 // ---------------------------------------------------------------------------
@@ -982,6 +1172,8 @@ struct Sums {
     tokens: [u64; 4],
     requests: u64,
     errors: u64,
+    /// Σ outcome counts of the rows (their `outcome` is in the key).
+    outcomes: u64,
 }
 
 impl Sums {
@@ -991,6 +1183,7 @@ impl Sums {
         }
         self.requests += other.requests;
         self.errors += other.errors;
+        self.outcomes = self.outcomes.saturating_add(other.outcomes);
     }
 }
 
@@ -1070,6 +1263,12 @@ struct MonthUsage<'a> {
     cells: BTreeMap<CellKey, Sums>,
     quarantine: Vec<QuarantinedRow>,
     stats: RequestStats,
+    /// (team, outcome) → outcomes of used requests.
+    outcomes: BTreeMap<(String, String), u64>,
+    /// Team → the distinct users of its used requests, as ids of
+    /// `user_names` (trimmed texts).
+    users: BTreeMap<String, HashSet<u32>>,
+    user_names: UserNames,
 }
 
 impl<'a> MonthUsage<'a> {
@@ -1082,6 +1281,9 @@ impl<'a> MonthUsage<'a> {
             cells: BTreeMap::new(),
             quarantine: Vec::new(),
             stats: RequestStats::default(),
+            outcomes: BTreeMap::new(),
+            users: BTreeMap::new(),
+            user_names: UserNames::default(),
         }
     }
 
@@ -1109,6 +1311,7 @@ impl<'a> MonthUsage<'a> {
         use_case: Option<&str>,
         tokens: [u64; 4],
         n: u64,
+        (outcome, outcomes): (Option<&str>, u64),
     ) {
         let day = epoch() + chrono::Duration::days(i64::from(day.unwrap_or(0)));
         if !self.period.contains(day) {
@@ -1123,12 +1326,20 @@ impl<'a> MonthUsage<'a> {
         if error {
             self.stats.errors += n;
         }
+        let team = clean(team).unwrap_or(UNTAGGED_TEAM).to_string();
+        if let Some(outcome) = clean(outcome) {
+            let c = self
+                .outcomes
+                .entry((team.clone(), outcome.to_string()))
+                .or_default();
+            *c = c.saturating_add(outcomes);
+        }
         let key = CellKey {
             provider,
             scope: clean(scope).unwrap_or("").to_string(),
             day,
             model,
-            team: clean(team).unwrap_or(UNTAGGED_TEAM).to_string(),
+            team,
             use_case: clean(use_case).unwrap_or(NO_USE_CASE).to_string(),
         };
         let cell = self.cells.entry(key).or_default();
@@ -1165,7 +1376,7 @@ impl<'a> MonthUsage<'a> {
     fn add_groups(&mut self, groups: HashMap<RawKey, Sums>) -> bool {
         let mut any_bad = false;
         for (key, sums) in groups {
-            let [p, m, scope, team, use_case, st] = &key.text;
+            let [p, m, scope, team, use_case, st, outcome] = &key.text;
             match self.verdict(p.as_deref(), m.as_deref(), st.as_deref()) {
                 Verdict::Usable {
                     provider,
@@ -1181,11 +1392,38 @@ impl<'a> MonthUsage<'a> {
                     use_case.as_deref(),
                     sums.tokens,
                     sums.requests,
+                    (outcome.as_deref(), sums.outcomes),
                 ),
                 Verdict::Bad { .. } => any_bad = true,
             }
         }
         any_bad
+    }
+
+    /// The users of rows whose fate is known without the rows: those of
+    /// usable, used requests count for their team (the rows of a bad
+    /// verdict are quarantined by pass 3 and count nothing).
+    fn add_users(&mut self, users: HashMap<FateKey, HashSet<u32>>, names: &UserNames) {
+        // Raw texts to trimmed ones, each once.
+        let trimmed: Vec<Option<u32>> = names
+            .names
+            .iter()
+            .map(|n| clean(Some(n)).map(|t| self.user_names.id(t)))
+            .collect();
+        for (fate, ids) in users {
+            let [p, m, st, team] = &fate.text;
+            let Verdict::Usable { error, .. } =
+                self.verdict(p.as_deref(), m.as_deref(), st.as_deref())
+            else {
+                continue;
+            };
+            if !fate.in_period || (error && self.failed == FailedRequests::Exclude) {
+                continue;
+            }
+            let team = clean(team.as_deref()).unwrap_or(UNTAGGED_TEAM).to_string();
+            let set = self.users.entry(team).or_default();
+            set.extend(ids.iter().filter_map(|&u| trimmed[u as usize]));
+        }
     }
 
     /// Rows that are not plain, one by one in file order: the row checks,
@@ -1203,8 +1441,12 @@ impl<'a> MonthUsage<'a> {
             Option<&'r str>,
             Option<&'r str>,
             Option<&'r str>,
+            Option<&'r str>,
         );
-        let mut usable: HashMap<Key<'_>, ([u64; 4], u64)> = HashMap::new();
+        let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64)> = HashMap::new();
+        let (first, last) = period_days(self.period);
+        let mut users: HashMap<FateKey, HashSet<u32>> = HashMap::new();
+        let mut names = UserNames::default();
         let mut verdicts: HashMap<RawVerdictKey<'_>, Verdict> = HashMap::new();
         for r in &rows {
             let source = sources[r.source as usize].url.as_str();
@@ -1245,6 +1487,7 @@ impl<'a> MonthUsage<'a> {
                 r.scope.as_deref(),
                 r.team.as_deref(),
                 r.use_case.as_deref(),
+                r.outcome.as_deref(),
             );
             let sums = usable.entry(key).or_default();
             for (t, v) in r.values.iter().enumerate() {
@@ -1252,10 +1495,22 @@ impl<'a> MonthUsage<'a> {
                     sums.0[t].saturating_add(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)));
             }
             sums.1 += 1;
+            if clean(r.outcome.as_deref()).is_some() {
+                let n = r.outcome_count.map_or(1, |n| u64::try_from(n).unwrap_or(0));
+                sums.2 = sums.2.saturating_add(n);
+            }
+            if let Some(user) = clean(r.user.as_deref()) {
+                let fate = FateKey {
+                    in_period: r.day.is_some_and(|d| (first..=last).contains(&d)),
+                    text: [&r.provider, &r.model, &r.status, &r.team].map(Clone::clone),
+                };
+                users.entry(fate).or_default().insert(names.id(user));
+            }
         }
+        self.add_users(users, &names);
         let mut usable: Vec<_> = usable.into_iter().collect();
         usable.sort_unstable();
-        for ((p, m, st, day, scope, team, use_case), (tokens, n)) in usable {
+        for ((p, m, st, day, scope, team, use_case, outcome), (tokens, n, outcomes)) in usable {
             if let Some(Verdict::Usable {
                 provider,
                 model,
@@ -1263,7 +1518,16 @@ impl<'a> MonthUsage<'a> {
             }) = verdicts.get(&(p, m, st)).cloned()
             {
                 self.add_usage(
-                    provider, model, error, day, scope, team, use_case, tokens, n,
+                    provider,
+                    model,
+                    error,
+                    day,
+                    scope,
+                    team,
+                    use_case,
+                    tokens,
+                    n,
+                    (outcome, outcomes),
                 );
             }
         }
@@ -1312,6 +1576,13 @@ impl<'a> MonthUsage<'a> {
             quarantine: self.quarantine,
             stats,
             rows_by_source: Vec::new(),
+            outcomes: self.outcomes,
+            users: self
+                .users
+                .into_iter()
+                .filter(|(_, u)| !u.is_empty())
+                .map(|(t, u)| (t, u.len() as u64))
+                .collect(),
         }
     }
 }
@@ -1337,6 +1608,11 @@ struct Detail {
     status: Option<String>,
     values: [Option<i64>; 4],
     texts: [Option<String>; 4],
+    outcome: Option<String>,
+    outcome_count: Option<i64>,
+    /// `outcome_count` as written, for messages.
+    outcome_count_text: Option<String>,
+    user: Option<String>,
 }
 
 impl Detail {
@@ -1368,6 +1644,9 @@ impl Detail {
             .map(|c| text(&raw_token(c)))
             .into_iter()
             .collect::<PolarsResult<Vec<_>>>()?;
+        let (outcome, user) = (text(OUTCOME)?, text(USER)?);
+        let count = df.column(OUTCOME_COUNT)?.i64()?.clone();
+        let count_text = text(&raw_token(OUTCOME_COUNT))?;
         Ok((0..df.height())
             .map(|i| Detail {
                 source: src.get(i).unwrap_or(0),
@@ -1387,6 +1666,11 @@ impl Detail {
                 texts: std::array::from_fn(|t| {
                     trimmed(&texts[t], i).or_else(|| values[t].get(i).map(|v| v.to_string()))
                 }),
+                outcome: owned(&outcome, i),
+                outcome_count: count.get(i),
+                outcome_count_text: trimmed(&count_text, i)
+                    .or_else(|| count.get(i).map(|v| v.to_string())),
+                user: owned(&user, i),
             })
             .collect())
     }
@@ -1415,6 +1699,9 @@ impl Detail {
             out.push((c, s(&self.texts[t])));
         }
         out.push((STATUS, s(&self.status)));
+        out.push((OUTCOME, s(&self.outcome)));
+        out.push((OUTCOME_COUNT, s(&self.outcome_count_text)));
+        out.push((USER, s(&self.user)));
         out
     }
 
@@ -1458,6 +1745,28 @@ impl Detail {
                     }
                     Some(_) => {}
                 }
+            }
+        }
+        if let Some(text) = self.outcome_count_text.as_deref() {
+            let c = OUTCOME_COUNT;
+            match self.outcome_count {
+                None => return Some((c, format!("`{c}` is not a whole number: `{text}`"))),
+                Some(v) if v < 0 => return Some((c, format!("`{c}` is negative: `{text}`"))),
+                Some(v) if v > MAX_OUTCOME_COUNT => {
+                    return Some((
+                        c,
+                        format!(
+                            "`{c}` is `{text}`, more than {MAX_OUTCOME_COUNT}, the most one request may count"
+                        ),
+                    ));
+                }
+                Some(_) if clean(self.outcome.as_deref()).is_none() => {
+                    return Some((
+                        c,
+                        format!("`{c}` is `{text}` but the row has no `{OUTCOME}`"),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         if let Err(status) = status_of(self.status.as_deref()) {
@@ -1562,6 +1871,10 @@ mod tests {
             status: None,
             values: [Some(1), None, None, Some(2)],
             texts: [Some("1".into()), None, None, Some("2".into())],
+            outcome: None,
+            outcome_count: None,
+            outcome_count_text: None,
+            user: None,
         }
     }
 
@@ -1622,5 +1935,46 @@ mod tests {
                 "`status` must be `ok` or `error`, not `pending`".to_string()
             ))
         );
+    }
+
+    #[test]
+    fn outcome_counts_are_checked_like_token_counts() {
+        let with = |outcome: Option<&str>, count: Option<i64>, text: &str| Detail {
+            outcome: outcome.map(String::from),
+            outcome_count: count,
+            outcome_count_text: Some(text.into()),
+            ..detail()
+        };
+        assert_eq!(
+            with(Some("resolved_ticket"), Some(3), "3").failed_check(),
+            None
+        );
+        assert_eq!(
+            with(Some("resolved_ticket"), None, "2.5").failed_check(),
+            Some((
+                OUTCOME_COUNT,
+                "`outcome_count` is not a whole number: `2.5`".to_string()
+            ))
+        );
+        assert_eq!(
+            with(Some("resolved_ticket"), Some(-1), "-1").failed_check(),
+            Some((
+                OUTCOME_COUNT,
+                "`outcome_count` is negative: `-1`".to_string()
+            ))
+        );
+        assert_eq!(
+            with(Some(" "), Some(2), "2").failed_check(),
+            Some((
+                OUTCOME_COUNT,
+                "`outcome_count` is `2` but the row has no `outcome`".to_string()
+            ))
+        );
+        // An outcome alone counts one; no check to fail.
+        let alone = Detail {
+            outcome: Some("resolved_ticket".into()),
+            ..detail()
+        };
+        assert_eq!(alone.failed_check(), None);
     }
 }
