@@ -515,6 +515,7 @@ mod tests {
             quantity: Some(Decimal::from(500)),
             cost: Decimal::new(500, 2),
             currency: "USD".into(),
+            fx: None,
             category: ChargeCategory::Usage,
             correction: false,
             description: None,

@@ -821,6 +821,7 @@ mod tests {
             quantity: Some(Decimal::from(tokens)),
             cost: cost.parse().unwrap(),
             currency: "USD".into(),
+            fx: None,
             category: ChargeCategory::Usage,
             correction: false,
             description: None,
