@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::error::{Error, Location, Result};
+use crate::fx::{FxTable, MAX_FX_RATE, Rate};
 use crate::money::{Decimal, MAX_RATE};
 
 /// Money and rates are TOML strings (`"0.20"`), read as exact decimals; a
@@ -80,6 +82,45 @@ pub struct Policy {
     /// The accounts of `journal.csv`; no journal without them.
     #[serde(default)]
     pub gl: Option<Gl>,
+    /// Exchange rates of bill currencies into the organisation's
+    /// (`[[fx]]`), effective-dated.
+    #[serde(default)]
+    pub fx: Vec<toml::Spanned<FxEntry>>,
+}
+
+/// `[[fx]]`: one unit of `from` is `rate` units of `to`, the
+/// organisation's currency, from `effective_from` until the next rate of
+/// `from`. A bill line in `from` is converted at the rate in force on its
+/// charge day.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxEntry {
+    pub from: String,
+    pub to: String,
+    #[serde(deserialize_with = "exact::decimal")]
+    pub rate: Decimal,
+    #[serde(deserialize_with = "policy_date")]
+    pub effective_from: NaiveDate,
+}
+
+/// A date of the policy: `"2025-01-01"`, or TOML's own `2025-01-01`
+/// (a bare date is as unambiguous as the string, so both are taken).
+fn policy_date<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<NaiveDate, D::Error> {
+    use serde::de::Error as _;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(t) if t.time.is_none() && t.offset.is_none() => t.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+                "expected a date such as `\"2025-01-01\"`, found `{other}`"
+            )));
+        }
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        D::Error::custom(format!(
+            "`{text}` is not a date; expected one such as `\"2025-01-01\"`"
+        ))
+    })
 }
 
 /// `[gl]`: the general-ledger accounts of `journal.csv`, one balanced
@@ -949,13 +990,7 @@ impl Policy {
             )
             .with_hint(format!("add a [teams.{t}] table or choose another team")));
         }
-        if self.organization.currency.len() != 3
-            || !self
-                .organization
-                .currency
-                .chars()
-                .all(|c| c.is_ascii_uppercase())
-        {
+        if !is_currency_code(&self.organization.currency) {
             return Err(bad(
                 "currency",
                 format!(
@@ -1020,6 +1055,7 @@ impl Policy {
             })?;
         }
         self.validate_gl(text, uri)?;
+        self.validate_fx(text, uri)?;
         if c.markup < Decimal::ZERO || c.fixed_fee < Decimal::ZERO {
             return Err(bad(
                 "markup",
@@ -1348,6 +1384,89 @@ impl Policy {
         Ok(())
     }
 
+    /// `[[fx]]`: each entry a rate from a currency code into the
+    /// organisation's currency, above 0 and at most [`MAX_FX_RATE`], and
+    /// one rate per currency and day, so that the rate in force on a day
+    /// is never a choice.
+    fn validate_fx(&self, text: &str, uri: &str) -> Result<()> {
+        let invoiced = &self.organization.currency;
+        let mut seen: BTreeMap<(&str, NaiveDate), Decimal> = BTreeMap::new();
+        for entry in &self.fx {
+            let at = || line_col(text, entry.span().start, uri);
+            let fx = entry.get_ref();
+            for (key, code) in [("from", &fx.from), ("to", &fx.to)] {
+                if !is_currency_code(code) {
+                    return Err(Error::policy(
+                        at(),
+                        format!(
+                            "`fx.{key}` is `{code}`, expected a three-letter ISO 4217 code such as `EUR`"
+                        ),
+                    ));
+                }
+            }
+            if fx.to != *invoiced {
+                return Err(Error::policy(
+                    at(),
+                    format!(
+                        "the rate from `{}` is to `{}`, but invoices are in `{invoiced}`",
+                        fx.from, fx.to
+                    ),
+                )
+                .with_hint(format!(
+                    "`to` is the organisation's currency, which bills are converted into: `to = \"{invoiced}\"`"
+                )));
+            }
+            if fx.from == fx.to {
+                return Err(
+                    Error::policy(at(), format!("a rate from `{}` to itself", fx.from)).with_hint(
+                        "bills in the organisation's currency need no rate; remove the entry",
+                    ),
+                );
+            }
+            if fx.rate <= Decimal::ZERO || fx.rate > MAX_FX_RATE {
+                return Err(Error::policy(
+                    at(),
+                    format!(
+                        "the rate from `{}` of {} is `{}`, expected more than 0 and at most {MAX_FX_RATE}",
+                        fx.from, fx.effective_from, fx.rate
+                    ),
+                )
+                .with_hint(format!(
+                    "the rate is how many `{}` one `{}` is worth, such as `\"1.0842\"`",
+                    fx.to, fx.from
+                )));
+            }
+            if let Some(other) = seen.insert((&fx.from, fx.effective_from), fx.rate) {
+                return Err(Error::policy(
+                    at(),
+                    format!(
+                        "`{}` has two rates from {}: `{other}` and `{}`",
+                        fx.from, fx.effective_from, fx.rate
+                    ),
+                )
+                .with_hint(
+                    "keep one: a bill line is converted at the one rate in force on its day",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[[fx]]` rates into the organisation's currency.
+    pub fn fx_table(&self) -> FxTable {
+        FxTable::new(
+            &self.organization.currency,
+            self.fx.iter().map(|e| {
+                let e = e.get_ref();
+                Rate {
+                    from: e.from.clone(),
+                    rate: e.rate,
+                    effective_from: e.effective_from,
+                }
+            }),
+        )
+    }
+
     /// The terms for a team id, from `[teams.<id>]` or, for a team only
     /// seen in the logs, the defaults with the id as its name.
     pub fn terms(&self, id: &str) -> TeamTerms {
@@ -1394,6 +1513,11 @@ fn model_name(m: ChargebackModel) -> &'static str {
         ChargebackModel::Tiered => "tiered",
         ChargebackModel::ValueBased => "value_based",
     }
+}
+
+/// An ISO 4217 code as the policy must write it: three capital letters.
+fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())
 }
 
 fn check_rate(name: &str, v: Decimal) -> std::result::Result<(), String> {
@@ -1806,6 +1930,98 @@ catalog = "catalog.json"
                 .unwrap_err()
                 .to_string()
                 .contains("expected `report`, `proportional`, `team:<id>` or `{ fixed = { <team> = \"<share>\", … } }`")
+        );
+    }
+
+    #[test]
+    fn fx_rates_are_read_exactly_with_their_dates() {
+        let text = format!(
+            "{MINIMAL}\n[[fx]]\nfrom = \"EUR\"\nto = \"USD\"\nrate = \"1.0842\"\neffective_from = \"2025-01-01\"\n\
+             [[fx]]\nfrom = \"EUR\"\nto = \"USD\"\nrate = \"1.0910\"\neffective_from = 2025-01-15\n"
+        );
+        let p = Policy::parse(&text, "p.toml").unwrap();
+        let t = p.fx_table();
+        let day = |d| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+        assert_eq!(
+            t.rate_on("EUR", day(14)).unwrap().rate.to_string(),
+            "1.0842"
+        );
+        assert_eq!(
+            t.rate_on("EUR", day(15)).unwrap().rate.to_string(),
+            "1.0910"
+        );
+        assert_eq!(t.currency(), "USD");
+    }
+
+    #[test]
+    fn fx_entries_are_checked() {
+        let parse = |entry: &str| {
+            Policy::parse(&format!("{MINIMAL}\n[[fx]]\n{entry}\n"), "p.toml")
+                .unwrap_err()
+                .report()
+        };
+        let entry = |from: &str, to: &str, rate: &str, day: &str| {
+            format!("from = \"{from}\"\nto = \"{to}\"\nrate = {rate}\neffective_from = {day}")
+        };
+        assert_eq!(
+            parse(&entry("EUR", "EUR", "\"0.92\"", "\"2025-01-01\"")),
+            "error: p.toml:9:1: the rate from `EUR` is to `EUR`, but invoices are in `USD`\n\
+             hint: `to` is the organisation's currency, which bills are converted into: `to = \"USD\"`\n"
+        );
+        assert_eq!(
+            parse(&entry("USD", "USD", "\"1\"", "\"2025-01-01\"")),
+            "error: p.toml:9:1: a rate from `USD` to itself\n\
+             hint: bills in the organisation's currency need no rate; remove the entry\n"
+        );
+        assert_eq!(
+            parse(&entry("eur", "USD", "\"1.08\"", "\"2025-01-01\"")),
+            "error: p.toml:9:1: `fx.from` is `eur`, expected a three-letter ISO 4217 code such as `EUR`\n"
+        );
+        assert_eq!(
+            parse(&entry("EUR", "USD", "\"0\"", "\"2025-01-01\"")),
+            "error: p.toml:9:1: the rate from `EUR` of 2025-01-01 is `0`, expected more than 0 and at most 1000000\n\
+             hint: the rate is how many `USD` one `EUR` is worth, such as `\"1.0842\"`\n"
+        );
+        assert!(
+            parse(&entry("EUR", "USD", "\"1e7\"", "\"2025-01-01\""))
+                .contains("is `10000000`, expected more than 0 and at most 1000000"),
+        );
+        assert_eq!(
+            parse(&entry("EUR", "USD", "1.08", "\"2025-01-01\"")),
+            "error: p.toml:12:8: money and rates are strings: write `\"1.08\"`, not `1.08`\n\
+             hint: see the policy reference in README.md (DESIGN §3.4 keys)\n"
+        );
+        assert!(
+            parse(&entry("EUR", "USD", "\"1.08\"", "\"2025-13-01\""))
+                .contains("`2025-13-01` is not a date; expected one such as `\"2025-01-01\"`"),
+        );
+        assert!(
+            parse(&entry("EUR", "USD", "\"1.08\"", "2025-01-01T00:00:00Z"))
+                .contains("expected a date such as `\"2025-01-01\"`, found `2025-01-01T00:00:00Z`"),
+        );
+        assert!(
+            parse("from = \"EUR\"\nto = \"USD\"\nrate = \"1.08\"\n")
+                .contains("missing field `effective_from`")
+        );
+        assert!(
+            parse(&format!(
+                "{}\nday = \"x\"",
+                entry("EUR", "USD", "\"1\"", "\"2025-01-01\"")
+            ))
+            .contains("unknown field `day`")
+        );
+    }
+
+    #[test]
+    fn one_rate_per_currency_and_day() {
+        let text = format!(
+            "{MINIMAL}\n[[fx]]\nfrom = \"EUR\"\nto = \"USD\"\nrate = \"1.08\"\neffective_from = \"2025-01-01\"\n\n\
+             [[fx]]\nfrom = \"EUR\"\nto = \"USD\"\nrate = \"1.09\"\neffective_from = \"2025-01-01\"\n"
+        );
+        assert_eq!(
+            Policy::parse(&text, "p.toml").unwrap_err().report(),
+            "error: p.toml:15:1: `EUR` has two rates from 2025-01-01: `1.08` and `1.09`\n\
+             hint: keep one: a bill line is converted at the one rate in force on its day\n"
         );
     }
 }

@@ -14,6 +14,7 @@ pub mod compute;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod fx;
 pub mod load;
 pub mod money;
 pub mod period;

@@ -125,8 +125,10 @@ pub mod ledger {
         "currency",
         "description",
     ];
-    /// `reconciliation.csv`: one row per provider, day and model.
-    pub const RECONCILIATION: [&str; 12] = [
+    /// `reconciliation.csv`: one row per provider, day and model. The
+    /// four columns of what the bill stated in another currency came after
+    /// the others, and readers by position keep working.
+    pub const RECONCILIATION: [&str; 16] = [
         "provider",
         "day",
         "model",
@@ -139,6 +141,10 @@ pub mod ledger {
         "estimated",
         "catalog_cost",
         "price_variance",
+        "bill_currency",
+        "bill_cost",
+        "fx_rate",
+        "fx_rate_date",
     ];
     /// `journal.csv`: one row per account of an invoice's entry, the
     /// entry id being the invoice number; `debit` or `credit` is empty.
@@ -159,8 +165,9 @@ pub mod ledger {
         "kind", "provider", "day", "model", "team", "source", "detail",
     ];
     /// `allocations.parquet`: one row per part of an invoice usage line
-    /// (or of the unattributed bucket).
-    pub const ALLOCATIONS: [&str; 23] = [
+    /// (or of the unattributed bucket). What the bill stated in another
+    /// currency came last, as in `reconciliation.csv`.
+    pub const ALLOCATIONS: [&str; 27] = [
         allocation::PERIOD,
         allocation::TEAM,
         allocation::INVOICE_LINE,
@@ -184,6 +191,10 @@ pub mod ledger {
         allocation::AMOUNT,
         allocation::ADJUSTMENT,
         allocation::CURRENCY,
+        allocation::BILL_CURRENCY,
+        allocation::BILL_COST,
+        allocation::FX_RATE,
+        allocation::FX_RATE_DATE,
     ];
 
     /// The columns of `allocations.parquet`, by name.
@@ -217,6 +228,15 @@ pub mod ledger {
         /// `amount − exact_share`: what rounding gave or took.
         pub const ADJUSTMENT: &str = "adjustment";
         pub const CURRENCY: &str = "currency";
+        /// The billed line's currencies when some of it was billed in
+        /// another currency (`;`-separated, like the three after it).
+        pub const BILL_CURRENCY: &str = "bill_currency";
+        /// The billed line's cost as the bill states it, per currency.
+        pub const BILL_COST: &str = "bill_cost";
+        /// The `[[fx]]` rate it was converted at, per currency.
+        pub const FX_RATE: &str = "fx_rate";
+        /// That rate's `effective_from`, per currency.
+        pub const FX_RATE_DATE: &str = "fx_rate_date";
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::compute::reconcile::Reconciled;
 use crate::config::UnattributedPolicy;
+use crate::fx::Rate;
 use crate::load::ingest::UsageCell;
 use crate::money::{Decimal, largest_remainder, round_line, split_exact};
 
@@ -29,6 +30,10 @@ pub struct UsageLine {
     /// Estimated lines: the `effective_from` of each catalog price set
     /// the usage was priced with, in date order.
     pub prices_from: Vec<NaiveDate>,
+    /// The exchange rates of the bill lines the amount came from, when
+    /// some were billed in another currency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fx_rates: Vec<Rate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,6 +114,7 @@ struct LineSum {
     /// Its number in the order lines were first seen, for the trace.
     slot: usize,
     prices_from: BTreeSet<NaiveDate>,
+    fx_rates: BTreeSet<Rate>,
 }
 
 /// The use case of lines that carry reassigned unattributed cost.
@@ -131,6 +137,24 @@ pub fn attribute(
             slot: slots - 1,
             ..LineSum::default()
         }
+    };
+    // The rates of the converted lines each cell has a share of, and of
+    // each provider's converted lines that leave something unattributed
+    // (on whichever lines carry it).
+    let mut cell_rates: BTreeMap<usize, BTreeSet<&Rate>> = BTreeMap::new();
+    for s in &rec.shares {
+        let line = &rec.lines[s.line as usize];
+        if !line.converted.is_empty() && !s.share.is_zero() {
+            let rates = line.converted.iter().map(|c| &c.rate);
+            cell_rates.entry(s.cell as usize).or_default().extend(rates);
+        }
+    }
+    let rest_rates = |provider: &str| -> BTreeSet<Rate> {
+        rec.lines
+            .iter()
+            .filter(|l| l.provider == provider && !l.rest().is_zero())
+            .flat_map(|l| l.converted.iter().map(|c| c.rate.clone()))
+            .collect()
     };
     let mut cell_slot = Vec::with_capacity(cells.len());
     for (i, c) in cells.iter().enumerate() {
@@ -156,6 +180,9 @@ pub fn attribute(
         if estimated && let Ok(k) = rec.cell_prices.binary_search_by_key(&i, |p| p.0) {
             e.prices_from.insert(rec.cell_prices[k].1.effective_from);
         }
+        if let Some(rates) = cell_rates.get(&i) {
+            e.fx_rates.extend(rates.iter().map(|&r| r.clone()));
+        }
         cell_slot.push(e.slot);
     }
     let mut carried: Vec<(String, usize)> = Vec::new();
@@ -177,6 +204,7 @@ pub fn attribute(
                     ))
                     .or_insert_with(&mut new_line);
                 e.exact += amount;
+                e.fx_rates.extend(rest_rates(&provider));
                 carried.push((provider, e.slot));
             }
         }
@@ -199,6 +227,7 @@ pub fn attribute(
                         ))
                         .or_insert_with(&mut new_line);
                     e.exact += p;
+                    e.fx_rates.extend(rest_rates(&provider));
                     spread.push((provider.clone(), e.slot, *w, Decimal::ONE, p));
                 }
             }
@@ -222,6 +251,7 @@ pub fn attribute(
                         for (((t, k), p), w) in keys.into_iter().zip(parts).zip(&weights) {
                             let e = lines.get_mut(&t).expect("team").get_mut(&k).expect("line");
                             e.exact += p;
+                            e.fx_rates.extend(rest_rates(&provider));
                             spread.push((provider.clone(), e.slot, *w, total_weight, p));
                         }
                     }
@@ -270,6 +300,7 @@ pub fn attribute(
                 exact: v.exact,
                 amount,
                 prices_from: v.prices_from.iter().copied().collect(),
+                fx_rates: v.fx_rates.iter().cloned().collect(),
             })
             .collect();
         out_teams.insert(

@@ -12,6 +12,7 @@ use crate::compute::budget::BudgetStatus;
 use crate::compute::chargeback::{ChargeKind, TeamCharges, TeamOutcomes};
 use crate::compute::reconcile::{Exception, ReconRow, ratio};
 use crate::config::{ChargebackModel, Organization, TeamTerms, UnattributedPolicy};
+use crate::fx::rates_in_words;
 use crate::load::ingest::OtherServices;
 use crate::money::{Decimal, format_amount, round_line};
 use crate::schema;
@@ -41,6 +42,12 @@ pub struct InvoiceLine {
     /// Estimated lines: the catalog price versions that priced them
     /// (`catalog prices of 2025-01-01 and 2025-01-15`).
     pub prices: Option<String>,
+    /// Lines of bills in another currency: the rates they were converted
+    /// at (`converted from EUR at 1.0842 (rate of 2025-01-01)`). Left out
+    /// of `invoices.json` when none, so months in one currency keep their
+    /// bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fx: Option<String>,
     pub rate: Option<String>,
     pub amount: String,
 }
@@ -427,6 +434,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 requests: Some(l.requests),
                 estimated: l.estimated,
                 prices: l.estimated.then(|| price_versions(&l.prices_from)),
+                fx: rates_in_words(&l.fx_rates).map(|w| format!("converted from {w}")),
                 rate: None,
                 amount: money(l.amount),
             })
@@ -445,6 +453,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 requests: None,
                 estimated: false,
                 prices: None,
+                fx: None,
                 rate: c
                     .rate
                     .map(|r| if per_unit { r.to_string() } else { rate(r) }),

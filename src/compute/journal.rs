@@ -371,6 +371,7 @@ cost_center = "CC-4200"
                     requests: None,
                     estimated: false,
                     prices: None,
+                    fx: None,
                     rate: None,
                     amount: (*amount).into(),
                 })

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::catalog::{PriceSet, UsageType};
 use crate::compute::attribute::{Attribution, LineRef};
 use crate::compute::chargeback::TeamCharges;
-use crate::compute::reconcile::Reconciled;
+use crate::compute::reconcile::{ConvertedCost, Reconciled};
 use crate::load::ingest::UsageCell;
 use crate::money::{Decimal, largest_remainder};
 
@@ -63,6 +63,8 @@ pub struct LineTrace {
     pub weight_basis: WeightBasis,
     /// Σ weights of the usage the line matched.
     pub total_weight: Decimal,
+    /// What of `cost` the bill stated in other currencies, by rate.
+    pub converted: Vec<ConvertedCost>,
 }
 
 impl LineTrace {
@@ -187,6 +189,10 @@ pub struct Part<'a> {
     pub amount: Decimal,
     /// `amount − exact_share`.
     pub adjustment: Decimal,
+    /// What of the billed line's cost the bill stated in other
+    /// currencies, by rate; left out when nothing was converted.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub converted: &'a [ConvertedCost],
 }
 
 /// The month's lineage.
@@ -244,6 +250,7 @@ impl Lineage {
             exact_share: a.exact.normalize(),
             amount: a.amount,
             adjustment: (a.amount - a.exact).normalize(),
+            converted: &[],
         };
         match &a.origin {
             Origin::Billed { line, .. } | Origin::Unattributed { line } => {
@@ -256,6 +263,7 @@ impl Lineage {
                 p.billed_cost = Some(l.cost.normalize());
                 p.covered_cost = Some(l.covered.normalize());
                 p.quantity = l.quantity.map(|q| q.normalize());
+                p.converted = &l.converted;
                 if let Origin::Billed { weight, .. } = &a.origin {
                     p.weight_basis = Some(l.weight_basis.as_str());
                     p.weight = Some(weight.normalize());
@@ -515,6 +523,7 @@ mod tests {
             quantity: Some(Decimal::from(500)),
             cost: Decimal::new(500, 2),
             currency: "USD".into(),
+            fx: None,
             category: ChargeCategory::Usage,
             correction: false,
             description: None,

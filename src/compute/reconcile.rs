@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, PriceSet, UsageType};
 use crate::compute::lineage::{CellShare, LineTrace, WeightBasis};
+use crate::fx::Rate;
 use crate::load::ingest::{BilledLine, UsageCell};
 use crate::money::{Decimal, SPLIT_PLACES, format_amount, split_exact};
 use crate::schema;
@@ -183,12 +184,84 @@ pub struct ReconRow {
     pub estimated: Decimal,
     /// The billed tokens at catalog prices, when every line could be priced.
     pub catalog_cost: Option<Decimal>,
+    /// Lines billed in another currency, by rate; empty when none was.
+    pub converted: Vec<ConvertedCost>,
     #[serde(skip)]
     priced_all: bool,
     /// Lines that state no tokens (a coarse export): the catalog cost of
     /// the logged usage they were matched to, when it could be priced.
     #[serde(skip)]
     logged_catalog_cost: Option<Decimal>,
+}
+
+/// Bill lines converted at one rate, summed: what the bill stated (in
+/// `rate.from`) and what that came to in the invoice currency, each line
+/// rounded once.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvertedCost {
+    pub rate: Rate,
+    pub billed: Decimal,
+    pub invoiced: Decimal,
+}
+
+/// Adds a converted `line` to `list` (kept in currency and date order, one
+/// entry per rate); a line in the invoice currency adds nothing.
+pub fn add_converted(list: &mut Vec<ConvertedCost>, line: &BilledLine) {
+    if let Some(c) = &line.fx {
+        add_cost(
+            list,
+            &ConvertedCost {
+                rate: c.rate.clone(),
+                billed: c.cost,
+                invoiced: line.cost,
+            },
+        );
+    }
+}
+
+fn add_cost(list: &mut Vec<ConvertedCost>, c: &ConvertedCost) {
+    match list.iter_mut().find(|e| e.rate == c.rate) {
+        Some(e) => {
+            e.billed += c.billed;
+            e.invoiced += c.invoiced;
+        }
+        None => {
+            list.push(c.clone());
+            list.sort_by(|a, b| {
+                (&a.rate.from, a.rate.effective_from).cmp(&(&b.rate.from, b.rate.effective_from))
+            });
+        }
+    }
+}
+
+/// The `bill_currency`, `bill_cost`, `fx_rate` and `fx_rate_date` cells
+/// of `billed` invoice-currency units of which `converted` came from other
+/// currencies: empty when nothing was converted, else one value per
+/// currency, `;`-separated in the same order, the invoice currency's own
+/// lines last (with no rate).
+pub fn as_billed_cells(
+    converted: &[ConvertedCost],
+    billed: Decimal,
+    currency: &str,
+) -> [String; 4] {
+    if converted.is_empty() {
+        return Default::default();
+    }
+    let mut cells: [Vec<String>; 4] = Default::default();
+    for c in converted {
+        cells[0].push(c.rate.from.clone());
+        cells[1].push(c.billed.normalize().to_string());
+        cells[2].push(c.rate.rate.to_string());
+        cells[3].push(c.rate.effective_from.to_string());
+    }
+    let own = billed - converted.iter().map(|c| c.invoiced).sum::<Decimal>();
+    if !own.is_zero() {
+        cells[0].push(currency.to_string());
+        cells[1].push(own.normalize().to_string());
+        cells[2].push(String::new());
+        cells[3].push(String::new());
+    }
+    cells.map(|c| c.join(";"))
 }
 
 impl ReconRow {
@@ -244,7 +317,7 @@ pub fn reconcile(
     catalog: &Catalog,
     tol: Tolerances,
 ) -> Reconciled {
-    let (merged, bill_rows) = unscoped(lines, cells);
+    let (merged, bill_rows, converted) = unscoped(lines, cells);
     let lines = merged.as_slice();
     let mut out = Reconciled {
         cell_billed: vec![Decimal::ZERO; cells.len()],
@@ -267,7 +340,7 @@ pub fn reconcile(
         .map(|l| l.provider.as_str())
         .collect();
 
-    for (line, bill_rows) in lines.iter().zip(bill_rows) {
+    for ((line, bill_rows), converted) in lines.iter().zip(bill_rows).zip(converted) {
         out.billed_total += line.cost;
         let model_label = line
             .model
@@ -284,6 +357,9 @@ pub fn reconcile(
                 ..Default::default()
             });
         row.billed_cost += line.cost;
+        for c in &converted {
+            add_cost(&mut row.converted, c);
+        }
         if line.model.is_none() && line.model_raw.is_some() {
             out.exceptions.push(Exception {
                 provider: line.provider.clone(),
@@ -394,6 +470,7 @@ pub fn reconcile(
             covered: attributed,
             weight_basis,
             total_weight: weight_sum,
+            converted,
         });
         let rest = line.cost - attributed;
         row.attributed += attributed;
@@ -583,11 +660,14 @@ pub fn reconcile(
 }
 
 /// The usage lines to match, each with the number of bill rows merged into
-/// it. `billing_scope` is optional in the logs: for a provider whose logs
-/// carry none, the bill's scopes cannot be matched, so its lines are
-/// matched without scope, merged across scopes so that coverage compares
-/// like with like.
-fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<u32>) {
+/// it and what of it was converted from other currencies. `billing_scope`
+/// is optional in the logs: for a provider whose logs carry none, the
+/// bill's scopes cannot be matched, so its lines are matched without
+/// scope, merged across scopes so that coverage compares like with like.
+fn unscoped(
+    lines: &[BilledLine],
+    cells: &[UsageCell],
+) -> (Vec<BilledLine>, Vec<u32>, Vec<Vec<ConvertedCost>>) {
     let scoped: BTreeSet<&str> = cells
         .iter()
         .filter(|c| !c.scope.is_empty())
@@ -595,6 +675,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<
         .collect();
     let mut out: Vec<BilledLine> = Vec::with_capacity(lines.len());
     let mut rows: Vec<u32> = Vec::with_capacity(lines.len());
+    let mut converted: Vec<Vec<ConvertedCost>> = Vec::with_capacity(lines.len());
     // A line's grain: its scope is left out when the logs carry none.
     type Grain = (
         String,
@@ -612,9 +693,12 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<
         let counted = l.usage_type.is_some()
             && l.quantity.is_some()
             && (l.model.is_some() || l.model_raw.is_none());
+        let mut own = Vec::new();
+        add_converted(&mut own, l);
         if keep_scope && !counted {
             out.push(l.clone());
             rows.push(1);
+            converted.push(own);
             continue;
         }
         let scope = if keep_scope {
@@ -633,6 +717,7 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<
         match index.get(&key) {
             Some(&i) => {
                 rows[i] = rows[i].saturating_add(1);
+                add_converted(&mut converted[i], l);
                 let m = &mut out[i];
                 m.cost += l.cost;
                 m.quantity = match (m.quantity, l.quantity) {
@@ -644,10 +729,11 @@ fn unscoped(lines: &[BilledLine], cells: &[UsageCell]) -> (Vec<BilledLine>, Vec<
                 index.insert(key, out.len());
                 out.push(BilledLine { scope, ..l.clone() });
                 rows.push(1);
+                converted.push(own);
             }
         }
     }
-    (out, rows)
+    (out, rows, converted)
 }
 
 /// How much of a line each candidate cell carries: tokens of the line's
@@ -741,13 +827,17 @@ fn signed_ratio(r: Decimal) -> String {
 }
 
 /// `reconciliation.csv`: the bill against the logs, per provider, day and
-/// model; exact figures in full, attributions in minor units.
-pub fn reconciliation_csv(rows: &[ReconRow], scale: u32) -> Vec<u8> {
+/// model; exact figures in full, attributions in minor units; last, what
+/// the bill stated in other currencies and the rates (see
+/// [`as_billed_cells`]), in `currency`.
+pub fn reconciliation_csv(rows: &[ReconRow], scale: u32, currency: &str) -> Vec<u8> {
     let d = |v: Decimal| format_amount(v, scale);
     let full = |v: Decimal| v.normalize().to_string();
     csv_bytes(
         schema::ledger::RECONCILIATION,
         rows.iter().map(|r| {
+            let [bill_currency, bill_cost, fx_rate, fx_rate_date] =
+                as_billed_cells(&r.converted, r.billed_cost, currency);
             [
                 r.provider.clone(),
                 r.day.clone(),
@@ -767,6 +857,10 @@ pub fn reconciliation_csv(rows: &[ReconRow], scale: u32) -> Vec<u8> {
                 r.price_variance()
                     .map(|v| v.round_dp(4).normalize().to_string())
                     .unwrap_or_default(),
+                bill_currency,
+                bill_cost,
+                fx_rate,
+                fx_rate_date,
             ]
         }),
     )
@@ -832,6 +926,7 @@ mod tests {
             quantity: Some(Decimal::from(tokens)),
             cost: cost.parse().unwrap(),
             currency: "USD".into(),
+            fx: None,
             category: ChargeCategory::Usage,
             correction: false,
             description: None,
@@ -1009,6 +1104,59 @@ mod tests {
             (r.lines[0].bill_rows, r.lines[0].source.as_str()),
             (2, "bill.csv:1")
         );
+    }
+
+    #[test]
+    fn converted_lines_show_what_the_bill_stated_and_the_rate() {
+        use crate::fx::{Converted, Rate};
+        let eur = |d: u32, rate: &str| Rate {
+            from: "EUR".into(),
+            rate: rate.parse().unwrap(),
+            effective_from: NaiveDate::from_ymd_opt(2025, 1, d).unwrap(),
+        };
+        let converted = |billed: &str, usd: &str, rate: Rate| BilledLine {
+            fx: Some(Converted {
+                cost: billed.parse().unwrap(),
+                rate,
+            }),
+            ..line("p1", 100, usd)
+        };
+        // Two hourly EUR lines and one in dollars, of one grain: merged.
+        let lines = [
+            converted("10", "10.84", eur(1, "1.0842")),
+            converted("2.5", "2.71", eur(1, "1.0842")),
+            line("p1", 100, "1.00"),
+        ];
+        let r = reconcile(&lines, &[cell("a", "p1", 300)], &catalog(), TOL);
+        assert_eq!(r.rows.len(), 1);
+        let row = &r.rows[0];
+        assert_eq!(row.billed_cost, Decimal::new(1455, 2));
+        let cells = as_billed_cells(&row.converted, row.billed_cost, "USD");
+        assert_eq!(
+            cells,
+            ["EUR;USD", "12.5;1", "1.0842;", "2025-01-01;"].map(String::from)
+        );
+        assert_eq!(r.lines[0].converted, row.converted);
+        // Only converted lines: one value each; none: empty cells.
+        let only = reconcile(&lines[..1], &[cell("a", "p1", 100)], &catalog(), TOL);
+        let row = &only.rows[0];
+        assert_eq!(
+            as_billed_cells(&row.converted, row.billed_cost, "USD"),
+            ["EUR", "10", "1.0842", "2025-01-01"].map(String::from)
+        );
+        let none = reconcile(&lines[2..], &[cell("a", "p1", 100)], &catalog(), TOL);
+        assert_eq!(
+            as_billed_cells(&none.rows[0].converted, Decimal::ONE, "USD"),
+            <[String; 4]>::default()
+        );
+        let csv = String::from_utf8(reconciliation_csv(&only.rows, 2, "USD")).unwrap();
+        let mut csv = csv.lines();
+        assert!(
+            csv.next()
+                .unwrap()
+                .ends_with(",price_variance,bill_currency,bill_cost,fx_rate,fx_rate_date")
+        );
+        assert!(csv.next().unwrap().ends_with(",EUR,10,1.0842,2025-01-01"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 
 use crate::catalog::{Catalog, UsageType};
+use crate::fx::Converted;
 use crate::load::ingest::BilledLine;
 use crate::load::ingest::usage_report::ReportedUsage;
 use crate::money::{Decimal, split_exact};
@@ -83,17 +84,37 @@ pub fn refine(
                 Some(p.cost(*t, *tokens))
             })
             .collect();
-        let Some(parts) = weights.and_then(|w| split_exact(line.cost, &w)) else {
+        let Some((weights, parts)) =
+            weights.and_then(|w| split_exact(line.cost, &w).map(|p| (w, p)))
+        else {
             out.push(line);
             continue;
         };
-        for (((model, t), tokens), cost) in groups.into_iter().zip(parts) {
+        // A converted line's amount as billed is cut alike, so that its
+        // parts still add up to what the bill stated.
+        let billed: Vec<Option<Converted>> = match &line.fx {
+            Some(c) => match split_exact(c.cost, &weights) {
+                Some(costs) => costs
+                    .into_iter()
+                    .map(|cost| {
+                        Some(Converted {
+                            cost,
+                            rate: c.rate.clone(),
+                        })
+                    })
+                    .collect(),
+                None => vec![None; parts.len()],
+            },
+            None => vec![None; parts.len()],
+        };
+        for ((((model, t), tokens), cost), fx) in groups.into_iter().zip(parts).zip(billed) {
             out.push(BilledLine {
                 model: model.clone(),
                 model_raw: line.model_raw.clone().or(model),
                 usage_type: Some(t),
                 quantity: Some(Decimal::from(tokens)),
                 cost,
+                fx,
                 ..line.clone()
             });
         }
@@ -135,6 +156,7 @@ mod tests {
             quantity: None,
             cost: cost.parse().unwrap(),
             currency: "USD".into(),
+            fx: None,
             category: ChargeCategory::Usage,
             correction: false,
             description: None,

@@ -124,10 +124,11 @@ pub fn load(
     )?;
 
     let stage = ctx.progress.stage("bills");
+    let fx = policy.fx_table();
     let mut bills = Vec::new();
     for spec in &policy.sources.billing {
         for url in ctx.store.list(&period.expand(&spec.url))? {
-            let (format, bill) = load_bill(ctx, &url, spec, &catalog, period, currency)?;
+            let (format, bill) = load_bill(ctx, &url, spec, &catalog, period, &fx)?;
             bills.push(LoadedBill { url, format, bill });
         }
     }

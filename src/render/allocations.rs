@@ -12,6 +12,7 @@ use polars::prelude::*;
 use crate::catalog::UsageType;
 use crate::compute::Month;
 use crate::compute::lineage::{Allocation, Lineage};
+use crate::compute::reconcile::as_billed_cells;
 use crate::money::{Decimal, format_amount};
 use crate::schema::ledger::{ALLOCATIONS, allocation as col};
 
@@ -142,6 +143,10 @@ pub fn allocations_frame(
         col::EXACT_SHARE,
         col::AMOUNT,
         col::ADJUSTMENT,
+        col::BILL_CURRENCY,
+        col::BILL_COST,
+        col::FX_RATE,
+        col::FX_RATE_DATE,
     ];
     let mut texts = Texts::new(&names, n);
     let mut invoice_line: Vec<Option<u32>> = Vec::with_capacity(n);
@@ -172,6 +177,16 @@ pub fn allocations_frame(
         texts.decimal(14, Some(p.exact_share));
         texts.text(15, Some(&format_amount(p.amount, scale)));
         texts.decimal(16, Some(p.adjustment));
+        if let Some(billed) = p.billed_cost.filter(|_| !p.converted.is_empty()) {
+            let cells = as_billed_cells(p.converted, billed, currency);
+            for (k, cell) in cells.iter().enumerate() {
+                texts.text(17 + k, Some(cell));
+            }
+        } else {
+            for k in 17..21 {
+                texts.text(k, None);
+            }
+        }
     }
     let mut columns = texts.finish();
     let date = |name: &str, v: Vec<Option<i32>>| {

@@ -133,7 +133,7 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
     outputs.add("ledger.csv", ledger_csv(view));
     outputs.add(
         "reconciliation.csv",
-        reconciliation_csv(&month.reconciliation, month.scale),
+        reconciliation_csv(&month.reconciliation, month.scale, &month.view.currency),
     );
     outputs.add("exceptions.csv", exceptions_csv(&month.exceptions));
     outputs.add("allocations.parquet", allocations_parquet(month));

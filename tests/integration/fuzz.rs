@@ -7,6 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use chargeback::catalog::Catalog;
 use chargeback::config::{FailedRequests, Policy};
 use chargeback::context::Context;
+use chargeback::fx::FxTable;
 use chargeback::load::ingest::requests::{RequestSource, load_requests};
 use chargeback::load::ingest::{detect, load_bill};
 use chargeback::load::store::Store;
@@ -99,7 +100,7 @@ fn ingest(name: &str, bytes: Vec<u8>, bill: bool) -> std::thread::Result<Result<
         let period = "2025-01".parse().unwrap();
         let result = if bill {
             let spec = policy_spec(&url);
-            load_bill(&ctx, &url, &spec, &catalog, period, "USD").map(|_| ())
+            load_bill(&ctx, &url, &spec, &catalog, period, &FxTable::none("USD")).map(|_| ())
         } else {
             detect::request_format(&ctx, &url, None).and_then(|format| {
                 let source = RequestSource {

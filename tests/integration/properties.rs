@@ -87,6 +87,7 @@ fn line_strategy() -> impl Strategy<Value = BilledLine> {
                 quantity: usage_type.and(qty).map(Decimal::from),
                 cost: Decimal::new(mantissa, scale),
                 currency: "USD".into(),
+                fx: None,
                 category: ChargeCategory::Usage,
                 correction: false,
                 description: None,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::bill::{
-    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, in_invoice_currency, record_fields,
 };
 use super::csv_table::CsvTable;
 use super::detect::{Over, Rule};
@@ -27,6 +27,7 @@ use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingFormat;
 use crate::error::Result;
+use crate::fx::FxTable;
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 
@@ -108,7 +109,7 @@ pub(super) fn report_from_text(
     text: &str,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<Bill> {
     let pages: Vec<ReportPage> =
         read_pages(url, text, "Anthropic cost report pages", REPORT_SHAPE)?;
@@ -122,7 +123,7 @@ pub(super) fn report_from_text(
         })
         .enumerate()
         .map(|(i, r)| ((i + 1) as u64, r));
-    Ok(bill_rows(
+    bill_rows(
         url,
         items,
         |&(bucket, day, item)| match day {
@@ -134,17 +135,17 @@ pub(super) fn report_from_text(
                 ),
             )),
             Some(day) if !period.contains(day) => Ok(Some(BillRow::Outside(day))),
-            Some(day) => read_item(item, day, catalog, currency).map(|l| Some(BillRow::Line(l))),
+            Some(day) => read_item(item, day, catalog, fx).map(|l| Some(BillRow::Line(l))),
         },
         |&(_, _, item)| record_fields(item.amount.as_deref().map(RawValue::get), item),
-    ))
+    )
 }
 
 fn read_item(
     item: &CostItem,
     day: NaiveDate,
     catalog: &Catalog,
-    currency: &str,
+    fx: &FxTable,
 ) -> std::result::Result<BilledLine, RowError> {
     let raw = item
         .amount
@@ -169,7 +170,7 @@ fn read_item(
         .currency
         .as_deref()
         .ok_or_else(|| RowError::missing("currency"))?;
-    check_currency("currency", cur, currency)?;
+    let (cost, converted) = in_invoice_currency(fx, "currency", cur, day, cost)?;
     let tokens = item
         .cost_type
         .as_deref()
@@ -211,7 +212,8 @@ fn read_item(
         usage_type,
         quantity: None,
         cost,
-        currency: currency.to_string(),
+        currency: fx.currency().to_string(),
+        fx: converted,
         category: ChargeCategory::Usage,
         correction: false,
         description: item.description.clone().or_else(|| item.cost_type.clone()),
@@ -275,7 +277,7 @@ pub(super) fn cost_csv_from_text(
     text: &str,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<Bill> {
     let table = CsvTable::read(url, text, "an Anthropic console cost CSV", CSV_HEADER)?;
     if !table.has_all(&CSV_REQUIRED) {
@@ -286,7 +288,7 @@ pub(super) fn cost_csv_from_text(
             CSV_HEADER,
         ));
     }
-    Ok(bill_rows(
+    bill_rows(
         url,
         table.rows(),
         |record| {
@@ -299,25 +301,25 @@ pub(super) fn cost_csv_from_text(
                 )),
                 Some((_, Some(day))) if !period.contains(day) => Ok(Some(BillRow::Outside(day))),
                 Some((_, Some(day))) => {
-                    read_csv_row(&v, day, catalog, currency).map(|l| Some(BillRow::Line(l)))
+                    read_csv_row(&v, day, catalog, fx).map(|l| Some(BillRow::Line(l)))
                 }
             }
         },
         |record| record_fields(table.get(record, "cost_usd"), &table.record(record)),
-    ))
+    )
 }
 
 fn read_csv_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
     day: NaiveDate,
     catalog: &Catalog,
-    currency: &str,
+    fx: &FxTable,
 ) -> std::result::Result<BilledLine, RowError> {
     let text = v("cost_usd").ok_or_else(|| RowError::missing("cost_usd"))?;
     let cost = parse_amount(&without_thousands(text))
         .map_err(|e| RowError::new("cost_usd", format!("`cost_usd`: {e}")))?;
     // The console states dollars.
-    check_currency("cost_usd", "USD", currency)?;
+    let (cost, converted) = in_invoice_currency(fx, "cost_usd", "USD", day, cost)?;
     let tokens = v("cost_type")
         .is_none_or(|c| c.eq_ignore_ascii_case("token") || c.eq_ignore_ascii_case("tokens"));
     let usage_type = match (tokens, v("token_type")) {
@@ -356,7 +358,8 @@ fn read_csv_row<'a>(
         usage_type,
         quantity: None,
         cost,
-        currency: currency.to_string(),
+        currency: fx.currency().to_string(),
+        fx: converted,
         category: ChargeCategory::Usage,
         correction: false,
         description: (!description.is_empty()).then_some(description),
@@ -424,7 +427,14 @@ mod tests {
     }
 
     fn load(text: &str) -> Bill {
-        report_from_text("report.json", text, &catalog(), aug(), "USD").unwrap()
+        report_from_text(
+            "report.json",
+            text,
+            &catalog(),
+            aug(),
+            &FxTable::none("USD"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -516,7 +526,7 @@ mod tests {
             item(r#""1""#, "output_tokens"),
             item(r#""1,5""#, "output_tokens"),
             item(r#""1""#, "cache_magic_tokens"),
-            r#"{"amount": "1", "currency": "EUR"}"#,
+            r#"{"amount": "1", "currency": "euros"}"#,
         );
         let bill = load(&text);
         assert_eq!((bill.rows_read, bill.outside_period), (4, 1));
@@ -530,9 +540,15 @@ mod tests {
 
     #[test]
     fn not_a_cost_report_names_what_it_found() {
-        let err = report_from_text("r.json", r#"{"buckets": []}"#, &catalog(), aug(), "USD")
-            .unwrap_err()
-            .to_string();
+        let err = report_from_text(
+            "r.json",
+            r#"{"buckets": []}"#,
+            &catalog(),
+            aug(),
+            &FxTable::none("USD"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("r.json") && err.contains("`data`") && err.contains("`buckets`"),
             "{err}"
@@ -551,7 +567,8 @@ usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost
 
     #[test]
     fn console_csv_resolves_display_names_and_reads_dollars() {
-        let bill = cost_csv_from_text("cost.csv", CSV, &catalog(), aug(), "USD").unwrap();
+        let bill =
+            cost_csv_from_text("cost.csv", CSV, &catalog(), aug(), &FxTable::none("USD")).unwrap();
         assert_eq!((bill.rows_read, bill.outside_period), (6, 1));
         let got: Vec<(&str, Option<&str>, Option<UsageType>, Decimal)> = bill
             .lines
@@ -595,11 +612,29 @@ usage_date_utc,model,workspace,api_key,usage_type,context_window,token_type,cost
     }
 
     #[test]
-    fn console_csv_in_another_currency_is_quarantined() {
-        let bill = cost_csv_from_text("cost.csv", CSV, &catalog(), aug(), "EUR").unwrap();
-        assert!(bill.lines.is_empty());
-        assert_eq!(bill.quarantine.len(), 5);
-        assert!(bill.quarantine[0].reason.contains("`EUR`"));
+    fn console_csv_dollars_are_converted_into_another_invoice_currency() {
+        let err = cost_csv_from_text("cost.csv", CSV, &catalog(), aug(), &FxTable::none("EUR"))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "cost.csv:1:cost_usd: billed in `USD` on 2025-08-05, but no `[[fx]]` rate from `USD` to `EUR` is in force that day; 3 more rows"
+            ),
+            "{err}"
+        );
+        let fx = FxTable::new(
+            "EUR",
+            [crate::fx::Rate {
+                from: "USD".into(),
+                rate: "0.9".parse().unwrap(),
+                effective_from: "2025-08-01".parse().unwrap(),
+            }],
+        );
+        let bill = cost_csv_from_text("cost.csv", CSV, &catalog(), aug(), &fx).unwrap();
+        // 1,234.5678 USD × 0.9 = 1,111.11102 → 1,111.11 EUR; 0.000001 → 0.00.
+        let costs: Vec<String> = bill.lines.iter().map(|l| l.cost.to_string()).collect();
+        assert_eq!(costs, ["0.09", "1111.11", "0.00", "1.80"]);
+        assert!(bill.lines.iter().all(|l| l.currency == "EUR"));
+        assert_eq!(bill.lines[1].fx.as_ref().unwrap().cost, dec("1234.5678"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! rules, and read through the shared row loop and currency check.
 
 use super::bill::{
-    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, in_invoice_currency, record_fields,
 };
 use super::csv_table::CsvTable;
 use super::detect::{Over, Rule};
@@ -12,6 +12,7 @@ use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingFormat;
 use crate::error::Result;
+use crate::fx::FxTable;
 use crate::money::parse_amount;
 use crate::period::Period;
 
@@ -40,12 +41,12 @@ pub(super) const FORMAT: BillFormat<Key> = BillFormat {
     read: ReadBill::Text(read),
 };
 
-fn read(url: &str, text: &str, catalog: &Catalog, period: Period, currency: &str) -> Result<Bill> {
+fn read(url: &str, text: &str, catalog: &Catalog, period: Period, fx: &FxTable) -> Result<Bill> {
     let table = CsvTable::read(url, text, "an example cost CSV", HEADER)?;
     if !table.has_all(&REQUIRED) {
         return Err(table.not_this_shape(url, "not an example cost CSV", &REQUIRED, HEADER));
     }
-    Ok(bill_rows(
+    bill_rows(
         url,
         table.rows(),
         |record| {
@@ -65,7 +66,7 @@ fn read(url: &str, text: &str, catalog: &Catalog, period: Period, currency: &str
             let cost = parse_amount(amount)
                 .map_err(|e| RowError::new("EffectiveCost", format!("`EffectiveCost`: {e}")))?;
             let cur = v("BillingCurrency").ok_or_else(|| RowError::missing("BillingCurrency"))?;
-            check_currency("BillingCurrency", cur, currency)?;
+            let (cost, converted) = in_invoice_currency(fx, "BillingCurrency", cur, day, cost)?;
             let quantity = match v("ConsumedQuantity") {
                 Some(q) => Some(parse_amount(q).map_err(|e| {
                     RowError::new("ConsumedQuantity", format!("`ConsumedQuantity`: {e}"))
@@ -85,7 +86,8 @@ fn read(url: &str, text: &str, catalog: &Catalog, period: Period, currency: &str
                 usage_type: v("x_UsageType").and_then(UsageType::parse),
                 quantity,
                 cost,
-                currency: currency.to_string(),
+                currency: fx.currency().to_string(),
+                fx: converted,
                 category: ChargeCategory::Usage,
                 correction: false,
                 description: None,
@@ -94,7 +96,7 @@ fn read(url: &str, text: &str, catalog: &Catalog, period: Period, currency: &str
             })))
         },
         |record| record_fields(table.get(record, "EffectiveCost"), &table.record(record)),
-    ))
+    )
 }
 
 #[cfg(test)]

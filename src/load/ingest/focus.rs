@@ -12,7 +12,7 @@
 use polars::prelude::*;
 
 use super::bill::{
-    BillFormat, BillRow, ReadBill, RowError, bill_fields, bill_rows, check_currency,
+    BillFormat, BillRow, ReadBill, RowError, bill_fields, bill_rows, in_invoice_currency,
 };
 use super::detect::{Over, Rule};
 use super::provider::LLM_PROVIDERS;
@@ -22,6 +22,7 @@ use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
+use crate::fx::FxTable;
 use crate::money::{Decimal, parse_amount};
 use crate::period::Period;
 use crate::schema::focus::*;
@@ -43,7 +44,7 @@ pub fn load_focus(
     spec: &BillingSpec,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<Bill> {
     let mut lf = scan(ctx, url, spec.file_format)?;
     let schema = lf
@@ -142,7 +143,7 @@ pub fn load_focus(
         let k = wanted.iter().position(|w| *w == c).expect("wanted column");
         cols[k].get(i).map(str::trim).filter(|s| !is_null_text(s))
     };
-    Ok(bill_rows(
+    bill_rows(
         url,
         (0..df.height()).map(|i| ((i + 1) as u64, i)),
         |&i| {
@@ -159,7 +160,7 @@ pub fn load_focus(
             if let Some(day) = invoiced.filter(|d| !period.contains(*d)) {
                 return Ok(Some(BillRow::Outside(day)));
             }
-            let line = read_row(&v, spec, catalog, currency)?;
+            let line = read_row(&v, spec, catalog, fx)?;
             if !is_llm_service(&v, &line, spec, catalog) {
                 return Ok(Some(BillRow::OtherService(line.cost)));
             }
@@ -174,7 +175,7 @@ pub fn load_focus(
                     .map(|&c| (c, cell(i, c))),
             )
         },
-    ))
+    )
 }
 
 /// Whether a FOCUS row is LLM spend: the policy's `exclude_services` never
@@ -203,13 +204,12 @@ fn read_row<'a>(
     v: &dyn Fn(&str) -> Option<&'a str>,
     spec: &BillingSpec,
     catalog: &Catalog,
-    currency: &str,
+    fx: &FxTable,
 ) -> std::result::Result<BilledLine, RowError> {
     let cost_text = v(BILLED_COST).ok_or_else(|| RowError::missing(BILLED_COST))?;
     let cost = parse_amount(cost_text)
         .map_err(|e| RowError::new(BILLED_COST, format!("`{BILLED_COST}`: {e}")))?;
     let cur = v(BILLING_CURRENCY).ok_or_else(|| RowError::missing(BILLING_CURRENCY))?;
-    check_currency(BILLING_CURRENCY, cur, currency)?;
     let start = v(CHARGE_PERIOD_START).ok_or_else(|| RowError::missing(CHARGE_PERIOD_START))?;
     let day = charge_day(start).ok_or_else(|| {
         RowError::new(
@@ -217,6 +217,9 @@ fn read_row<'a>(
             format!("`{CHARGE_PERIOD_START}` is not an ISO 8601 time: `{start}`"),
         )
     })?;
+    // At the rate of the charge day, which a correction shares with the
+    // period it corrects.
+    let (cost, converted) = in_invoice_currency(fx, BILLING_CURRENCY, cur, day, cost)?;
     let cat_text = v(CHARGE_CATEGORY).ok_or_else(|| RowError::missing(CHARGE_CATEGORY))?;
     let category = ChargeCategory::parse(cat_text).ok_or_else(|| {
         RowError::new(
@@ -295,7 +298,8 @@ fn read_row<'a>(
         usage_type,
         quantity,
         cost,
-        currency: currency.to_string(),
+        currency: fx.currency().to_string(),
+        fx: converted,
         category,
         correction,
         description: v(CHARGE_DESCRIPTION).map(str::to_string),

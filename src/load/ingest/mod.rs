@@ -34,6 +34,7 @@ use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec, FileFormat};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
+use crate::fx::{Converted, FxTable};
 use crate::money::Decimal;
 use crate::period::Period;
 
@@ -116,8 +117,13 @@ pub struct BilledLine {
     pub usage_type: Option<UsageType>,
     /// Tokens, when the bill says how many.
     pub quantity: Option<Decimal>,
+    /// In the invoice currency: converted from the bill's when it is
+    /// another (see `fx`).
     pub cost: Decimal,
+    /// The invoice currency.
     pub currency: String,
+    /// What the bill stated and the rate, when it billed another currency.
+    pub fx: Option<Converted>,
     pub category: ChargeCategory,
     /// FOCUS `ChargeClass = Correction`: a fix to an earlier period.
     pub correction: bool,
@@ -292,9 +298,9 @@ pub fn load_bill(
     spec: &BillingSpec,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<(BillingFormat, Bill)> {
-    crate::error::reading(url, || read_bill(ctx, url, spec, catalog, period, currency))
+    crate::error::reading(url, || read_bill(ctx, url, spec, catalog, period, fx))
 }
 
 /// Every bill format, each declared in its adapter. Detection tries their
@@ -315,7 +321,7 @@ fn read_bill(
     spec: &BillingSpec,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<(BillingFormat, Bill)> {
     let container = spec.file_format.or_else(|| FileFormat::from_name(url));
     let mut text = match container {
@@ -333,7 +339,7 @@ fn read_bill(
         .expect("every billing format is in BILL_FORMATS");
     let read = match read {
         ReadBill::Object(read) => {
-            return Ok((format, read(ctx, url, spec, catalog, period, currency)?));
+            return Ok((format, read(ctx, url, spec, catalog, period, fx)?));
         }
         ReadBill::Text(read) => read,
     };
@@ -341,7 +347,7 @@ fn read_bill(
         Some(t) => t,
         None => ctx.store.read_text(url)?,
     };
-    let mut bill = read(url, &text, catalog, period, currency)?;
+    let mut bill = read(url, &text, catalog, period, fx)?;
     if format.is_api_pages() {
         bill.pages = pages::page_links(&text);
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::bill::{
-    BillFormat, BillRow, ReadBill, RowError, bill_rows, check_currency, record_fields,
+    BillFormat, BillRow, ReadBill, RowError, bill_rows, in_invoice_currency, record_fields,
 };
 use super::csv_table::CsvTable;
 use super::detect::{Over, Rule};
@@ -26,6 +26,7 @@ use super::{Bill, BilledLine, ChargeCategory, time};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::BillingFormat;
 use crate::error::Result;
+use crate::fx::FxTable;
 use crate::money::parse_amount;
 use crate::period::Period;
 
@@ -132,7 +133,7 @@ pub(super) fn costs_from_text(
     text: &str,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<Bill> {
     let pages: Vec<CostsPage> = read_pages(url, text, "OpenAI costs pages", COSTS_SHAPE)?;
     // Records are numbered across buckets and pages.
@@ -142,18 +143,18 @@ pub(super) fn costs_from_text(
         .flat_map(|bucket| bucket.results.iter().map(move |r| page_result(bucket, r)))
         .enumerate()
         .map(|(i, r)| ((i + 1) as u64, r));
-    Ok(bill_rows(
+    bill_rows(
         url,
         results,
         |r| {
             let rec = r.record()?;
-            read_cost(&JSON_FIELDS, &rec, catalog, period, currency)
+            read_cost(&JSON_FIELDS, &rec, catalog, period, fx)
         },
         |r| match r.record() {
             Ok(rec) => record_fields(rec.amount, &rec),
             Err(_) => record_fields(r.result.cost_text(), r.result),
         },
-    ))
+    )
 }
 
 /// One result of a costs page, with its bucket's start and its numbers'
@@ -226,7 +227,7 @@ pub(super) fn cost_csv_from_text(
     text: &str,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> Result<Bill> {
     let table = CsvTable::read(url, text, "an OpenAI dashboard cost CSV", CSV_HEADER)?;
     let has_day = table.has("start_time_iso") || table.has("start_time");
@@ -238,19 +239,19 @@ pub(super) fn cost_csv_from_text(
             CSV_HEADER,
         ));
     }
-    Ok(bill_rows(
+    bill_rows(
         url,
         table.rows(),
         |record| match csv_record(&table, record) {
             // An empty bucket: a day with no spend, exported as a blank row.
             None => Ok(None),
-            Some(rec) => read_cost(&CSV_FIELDS, &rec, catalog, period, currency),
+            Some(rec) => read_cost(&CSV_FIELDS, &rec, catalog, period, fx),
         },
         // Only rows with an amount are read, so only they are set aside.
         |record| {
             csv_record(&table, record).map_or_else(Vec::new, |rec| record_fields(rec.amount, &rec))
         },
-    ))
+    )
 }
 
 /// A dashboard CSV row as a cost record; `None` for a row without amount.
@@ -320,13 +321,13 @@ fn read_cost(
     rec: &CostRecord<'_>,
     catalog: &Catalog,
     period: Period,
-    currency: &str,
+    fx: &FxTable,
 ) -> std::result::Result<Option<BillRow>, RowError> {
     let day = rec.day.clone()?;
     if !period.contains(day) {
         return Ok(Some(BillRow::Outside(day)));
     }
-    read_record(fields, rec, day, catalog, currency).map(|line| Some(BillRow::Line(line)))
+    read_record(fields, rec, day, catalog, fx).map(|line| Some(BillRow::Line(line)))
 }
 
 fn read_record(
@@ -334,13 +335,13 @@ fn read_record(
     rec: &CostRecord<'_>,
     day: NaiveDate,
     catalog: &Catalog,
-    currency: &str,
+    fx: &FxTable,
 ) -> std::result::Result<BilledLine, RowError> {
     let amount = rec.amount.ok_or_else(|| RowError::missing(f.amount))?;
     let cost = parse_amount(amount)
         .map_err(|e| RowError::new(f.amount, format!("`{}`: {e}", f.amount)))?;
     let cur = rec.currency.ok_or_else(|| RowError::missing(f.currency))?;
-    check_currency(f.currency, cur, currency)?;
+    let (cost, converted) = in_invoice_currency(fx, f.currency, cur, day, cost)?;
     let (model_raw, usage_type) = match rec.line_item {
         Some(item) => parse_line_item(catalog, item),
         None => (None, None),
@@ -370,7 +371,8 @@ fn read_record(
         usage_type,
         quantity,
         cost,
-        currency: currency.to_string(),
+        currency: fx.currency().to_string(),
+        fx: converted,
         category: ChargeCategory::Usage,
         correction: false,
         description: rec.line_item.map(str::to_string),
@@ -504,7 +506,7 @@ mod tests {
     }
 
     fn load(text: &str) -> Bill {
-        costs_from_text("costs.json", text, &catalog(), jan(), "USD").unwrap()
+        costs_from_text("costs.json", text, &catalog(), jan(), &FxTable::none("USD")).unwrap()
     }
 
     #[test]
@@ -645,7 +647,7 @@ mod tests {
               {{"object": "bucket", "start_time": {JAN3}, "end_time": 0, "results": [{}, {}, {}]}}
             ], "has_more": false, "next_page": null}}"#,
             result("9", "null"),
-            r#"{"object": "organization.costs.result", "amount": {"value": 1, "currency": "eur"}}"#,
+            r#"{"object": "organization.costs.result", "amount": {"value": 1, "currency": "euro"}}"#,
             r#"{"object": "organization.costs.result", "amount": {"value": null, "currency": "usd"}}"#,
             r#"{"object": "organization.usage.completions.result", "input_tokens": 5}"#,
         );
@@ -662,10 +664,9 @@ mod tests {
             q,
             [(2, "amount.currency"), (3, "amount.value"), (4, "object")]
         );
-        assert!(
-            bill.quarantine[0].reason.contains("`eur`"),
-            "{:?}",
-            bill.quarantine[0]
+        assert_eq!(
+            bill.quarantine[0].reason,
+            "`amount.currency` is `euro`, expected a three-letter ISO 4217 code such as `USD`"
         );
     }
 
@@ -676,15 +677,21 @@ mod tests {
             r#"{"rows": [{"cost": 1}]}"#,
             &catalog(),
             jan(),
-            "USD",
+            &FxTable::none("USD"),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("x.json"), "{err}");
         assert!(err.contains("`data`") && err.contains("`rows`"), "{err}");
-        let err = costs_from_text("x.json", "{not json", &catalog(), jan(), "USD")
-            .unwrap_err()
-            .to_string();
+        let err = costs_from_text(
+            "x.json",
+            "{not json",
+            &catalog(),
+            jan(),
+            &FxTable::none("USD"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("not valid JSON"), "{err}");
     }
 
@@ -699,7 +706,8 @@ start_time,end_time,start_time_iso,end_time_iso,amount_value,amount_currency,qua
 
     #[test]
     fn dashboard_csv_skips_empty_buckets_and_reads_exact_amounts() {
-        let bill = cost_csv_from_text("cost.csv", CSV, &catalog(), jan(), "USD").unwrap();
+        let bill =
+            cost_csv_from_text("cost.csv", CSV, &catalog(), jan(), &FxTable::none("USD")).unwrap();
         assert_eq!(bill.rows_read, 5);
         assert_eq!(bill.outside_period, 1);
         assert_eq!(bill.lines.len(), 2);
@@ -730,7 +738,7 @@ start_time,end_time,start_time_iso,end_time_iso,amount_value,amount_currency,qua
             "date,cost\n2025-01-01,1\n",
             &catalog(),
             jan(),
-            "USD",
+            &FxTable::none("USD"),
         )
         .unwrap_err()
         .to_string();

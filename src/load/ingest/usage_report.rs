@@ -125,7 +125,7 @@ pub(super) fn openai_from_text(
         })
         .enumerate()
         .map(|(i, r)| ((i + 1) as u64, r));
-    Ok(bill_rows(
+    bill_rows(
         url,
         results,
         |&(bucket, result)| {
@@ -151,7 +151,7 @@ pub(super) fn openai_from_text(
             ))))
         },
         |&(_, result)| record_fields(None, result),
-    ))
+    )
 }
 
 fn openai_counts(r: &Map<String, Value>) -> Counts {
@@ -195,7 +195,7 @@ pub(super) fn anthropic_from_text(
         .flat_map(|bucket| bucket.results.iter().map(move |r| (bucket, r)))
         .enumerate()
         .map(|(i, r)| ((i + 1) as u64, r));
-    Ok(bill_rows(
+    bill_rows(
         url,
         results,
         |&(bucket, result)| {
@@ -222,7 +222,7 @@ pub(super) fn anthropic_from_text(
             ))))
         },
         |&(_, result)| record_fields(None, result),
-    ))
+    )
 }
 
 fn anthropic_counts(r: &Map<String, Value>) -> Counts {

@@ -66,7 +66,28 @@ fn the_example_is_told_apart_from_focus_and_read_through_the_shared_loop() {
         panic!("the example is read from its text");
     };
     let period = "2025-03".parse().unwrap();
-    let bill = read("memory://example.csv", FIXTURE, &catalog, period, "USD").unwrap();
+    // Without a rate, the EUR row stops the run, naming its cell.
+    let err = read(
+        "memory://example.csv",
+        FIXTURE,
+        &catalog,
+        period,
+        &FxTable::none("USD"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "memory://example.csv:4:BillingCurrency: billed in `EUR` on 2025-03-03, but no `[[fx]]` rate from `EUR` to `USD` is in force that day"
+    );
+    let rates = FxTable::new(
+        "USD",
+        [crate::fx::Rate {
+            from: "EUR".into(),
+            rate: "1.0842".parse().unwrap(),
+            effective_from: "2025-03-01".parse().unwrap(),
+        }],
+    );
+    let bill = read("memory://example.csv", FIXTURE, &catalog, period, &rates).unwrap();
     assert_eq!((bill.rows_read, bill.outside_period), (5, 1));
     let lines: Vec<Line<'_>> = bill
         .lines
@@ -91,8 +112,22 @@ fn the_example_is_told_apart_from_focus_and_read_through_the_shared_loop() {
                 Some(d("100000")),
                 d("1.25")
             ),
+            // 0.02 EUR × 1.0842 = 0.021684 → 0.02 USD.
+            (
+                4,
+                "proj-b",
+                Some(UsageType::Input),
+                Some(d("10")),
+                d("0.02")
+            ),
         ]
     );
+    let converted = bill.lines[2].fx.as_ref().unwrap();
+    assert_eq!(
+        (converted.cost, converted.rate.rate),
+        (d("0.02"), d("1.0842"))
+    );
+    assert!(bill.lines[..2].iter().all(|l| l.fx.is_none()));
     assert!(
         bill.lines
             .iter()
@@ -104,12 +139,5 @@ fn the_example_is_told_apart_from_focus_and_read_through_the_shared_loop() {
         .iter()
         .map(|q| (q.row, q.column.as_str(), q.field(quarantine::COST)))
         .collect();
-    assert_eq!(
-        q,
-        [(4, "BillingCurrency", "0.02"), (5, "EffectiveCost", "0,02")]
-    );
-    assert_eq!(
-        bill.quarantine[0].reason,
-        "billed in `EUR`, but invoices are in `USD`; no exchange rate is configured"
-    );
+    assert_eq!(q, [(5, "EffectiveCost", "0,02")]);
 }
