@@ -71,6 +71,9 @@ impl RowError {
 }
 
 /// What one bill row is, once read.
+// A row lives for one turn of the row loop and is never collected as a
+// `BillRow`: boxing the line would cost an allocation per row for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum BillRow {
     /// A line of the period (its source and row are stamped by the loop).
