@@ -17,6 +17,7 @@ mod journal;
 mod mini;
 mod pdf;
 mod policy;
+mod policy_full;
 mod properties;
 mod reference;
 mod s3;
