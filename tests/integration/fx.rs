@@ -202,3 +202,23 @@ fn a_bill_currency_without_a_rate_on_its_day_stops_the_run() {
     );
     assert!(!t.exists("out"), "nothing is published");
 }
+
+#[test]
+fn explain_shows_each_line_as_billed_and_its_rate() {
+    let t = TestDir::with_fixture("fx");
+    let out = t.run(&[
+        "explain", "--config", POLICY, "--period", "2025-01", "--team", "support", "--line", "1",
+        "-q",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    assert!(
+        out.stdout.contains(
+            "  line costs converted from the bill's currency at the `[[fx]]` rate of the charge day, rounded once:\n\
+             \x20    fixtures/fx/billing/focus-2025-01.csv:1  EUR 18.45 × 1.0842 (rate of 2025-01-01) = 20.00\n\
+             \x20    fixtures/fx/billing/focus-2025-01.csv:2  EUR 5.53 × 1.0842 (rate of 2025-01-01) = 6.00\n\
+             \x20    fixtures/fx/billing/focus-2025-01.csv:3  EUR 2.75 × 1.0910 (rate of 2025-01-15) = 3.00\n"
+        ),
+        "{}",
+        out.stdout
+    );
+}
