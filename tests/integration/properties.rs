@@ -203,7 +203,7 @@ proptest! {
             for l in &mut lines {
                 let (usd, converted) = table.convert("EUR", l.day, l.cost).unwrap();
                 l.cost = usd;
-                l.fx = converted;
+                l.fx = converted.map(Box::new);
             }
         }
         let billed_by_line: Decimal = lines
