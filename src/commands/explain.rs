@@ -523,6 +523,28 @@ fn parts_text(s: &mut String, parts: &[Part<'_>], policy: &str) {
                 ]
             },
         );
+        let converted: Vec<&&Part<'_>> =
+            billed.iter().filter(|p| !p.converted.is_empty()).collect();
+        if !converted.is_empty() {
+            let _ = writeln!(
+                s,
+                "  line costs converted from the bill's currency at the `[[fx]]` rate of the charge day, rounded once:"
+            );
+            for p in converted {
+                for c in p.converted {
+                    let _ = writeln!(
+                        s,
+                        "     {}  {} {} × {} (rate of {}) = {}",
+                        p.source,
+                        c.rate.from,
+                        c.billed.normalize(),
+                        c.rate.rate,
+                        c.rate.effective_from,
+                        c.invoiced
+                    );
+                }
+            }
+        }
     }
     let rests: Vec<&Part<'_>> = of("unattributed").collect();
     if !rests.is_empty() {

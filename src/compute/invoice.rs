@@ -166,6 +166,11 @@ pub struct OtherCharge {
     pub description: String,
     pub amount: String,
     pub source: String,
+    /// A charge billed in another currency: what the bill stated and the
+    /// rate (`converted from EUR 4.12 at 1.0910 (rate of 2025-01-15)`);
+    /// left out when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fx: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -340,6 +340,12 @@ pub fn compute<'a>(
             description: l.description.clone().unwrap_or_default(),
             amount: format_amount(l.cost, scale),
             source: format!("{}:{}", l.source, l.row),
+            fx: l.fx.as_ref().map(|c| {
+                format!(
+                    "converted from {} {} at {} (rate of {})",
+                    c.rate.from, c.cost, c.rate.rate, c.rate.effective_from
+                )
+            }),
         })
         .collect();
     let (duplicates, requests): (Vec<&QuarantinedRow>, Vec<&QuarantinedRow>) = log

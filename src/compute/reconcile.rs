@@ -1115,10 +1115,10 @@ mod tests {
             effective_from: NaiveDate::from_ymd_opt(2025, 1, d).unwrap(),
         };
         let converted = |billed: &str, usd: &str, rate: Rate| BilledLine {
-            fx: Some(Converted {
+            fx: Some(Box::new(Converted {
                 cost: billed.parse().unwrap(),
                 rate,
-            }),
+            })),
             ..line("p1", 100, usd)
         };
         // Two hourly EUR lines and one in dollars, of one grain: merged.

@@ -92,15 +92,15 @@ pub fn refine(
         };
         // A converted line's amount as billed is cut alike, so that its
         // parts still add up to what the bill stated.
-        let billed: Vec<Option<Converted>> = match &line.fx {
+        let billed: Vec<Option<Box<Converted>>> = match &line.fx {
             Some(c) => match split_exact(c.cost, &weights) {
                 Some(costs) => costs
                     .into_iter()
                     .map(|cost| {
-                        Some(Converted {
+                        Some(Box::new(Converted {
                             cost,
                             rate: c.rate.clone(),
-                        })
+                        }))
                     })
                     .collect(),
                 None => vec![None; parts.len()],

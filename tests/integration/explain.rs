@@ -30,7 +30,7 @@ fn run_demo(t: &TestDir, out: &str) {
     assert_eq!(r.code, 0, "{}", r.transcript());
 }
 
-fn read_allocations(t: &TestDir, out: &str) -> DataFrame {
+pub(crate) fn read_allocations(t: &TestDir, out: &str) -> DataFrame {
     let path = t.path().join(out).join("allocations.parquet");
     ParquetReader::new(File::open(path).unwrap())
         .finish()
@@ -38,7 +38,7 @@ fn read_allocations(t: &TestDir, out: &str) -> DataFrame {
 }
 
 /// A text column as optional strings.
-fn texts(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+pub(crate) fn texts(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     let c = df.column(name).unwrap().cast(&DataType::String).unwrap();
     let c = c.str().unwrap();
     (0..c.len()).map(|i| c.get(i).map(str::to_string)).collect()

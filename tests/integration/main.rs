@@ -13,6 +13,7 @@ mod formats_focus;
 mod formats_logs;
 mod formats_mixed;
 mod fuzz;
+mod fx;
 mod journal;
 mod mini;
 mod pdf;

@@ -28,7 +28,7 @@ fn poppler(tool: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-fn pdf_text(pdf: &Path) -> String {
+pub(crate) fn pdf_text(pdf: &Path) -> String {
     poppler("pdftotext", &["-layout", pdf.to_str().unwrap(), "-"])
 }
 
@@ -76,7 +76,7 @@ fn attachments(pdf: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// `pdftotext -layout` keeps words but not the gaps between columns.
-fn squash(text: &str) -> String {
+pub(crate) fn squash(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

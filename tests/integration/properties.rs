@@ -11,6 +11,7 @@ use chargeback::compute::reconcile::{Tolerances, reconcile};
 use chargeback::config::UnattributedPolicy;
 use chargeback::config::{BillingFormat, Policy};
 use chargeback::context::Context;
+use chargeback::fx::{FxTable, Rate};
 use chargeback::load::ingest::Bill;
 use chargeback::load::ingest::requests::RequestLog;
 use chargeback::load::ingest::{BilledLine, ChargeCategory, UsageCell};
@@ -169,6 +170,7 @@ proptest! {
         exported in prop::collection::btree_map((0..6usize, 0..3usize), 0u64..1_000_000, 0..8),
         users in prop::collection::btree_map(0..6usize, 1u64..5_000, 0..6),
         seats in prop::option::of(0u64..10_000),
+        fx in prop::option::of((1i64..1_000_000, 3u32..10)),
     ) {
         // `value_based` is per team (never the default): the policy teams
         // take it, with a rate per outcome and a seat rate, and the teams
@@ -212,6 +214,22 @@ proptest! {
             "p.toml",
         )
         .unwrap();
+        // Sometimes the bill is in euros, at a random rate (up to 1,000):
+        // each line converted by the loader's own conversion, once.
+        let rate = fx.map(|(mantissa, scale)| Decimal::new(mantissa, scale));
+        let mut lines = lines;
+        if let Some(rate) = rate {
+            let table = FxTable::new("USD", [Rate { from: "EUR".into(), rate, effective_from: day(1) }]);
+            for l in &mut lines {
+                let (usd, converted) = table.convert("EUR", l.day, l.cost).unwrap();
+                l.cost = usd;
+                l.fx = converted.map(Box::new);
+            }
+        }
+        let billed_by_line: Decimal = lines
+            .iter()
+            .map(|l| l.fx.as_ref().map_or(l.cost, |c| round_line(c.cost * c.rate.rate, 2)))
+            .sum();
         let mut inputs = month_inputs(cells, lines, Vec::new());
         let outcome = |(t, o): (usize, usize)| (format!("team-{t}"), ["resolved", "draft", "unrated"][o].to_string());
         inputs.requests.outcomes = logged.into_iter().map(|(k, n)| (outcome(k), n)).collect();
@@ -220,6 +238,20 @@ proptest! {
         let month = compute(&inputs, &policy, None).unwrap();
         let m = &month.view;
         let d = |s: &str| s.parse::<Decimal>().unwrap();
+        // The bill is what its lines came to, each converted and rounded once.
+        if rate.is_some() {
+            prop_assert_eq!(d(&m.billed_total), billed_by_line);
+        }
+        for l in m.invoices.iter().flat_map(|i| &i.lines) {
+            match (&l.fx, rate) {
+                (Some(fx), Some(r)) => {
+                    prop_assert!(!l.estimated, "{:?}", l);
+                    prop_assert_eq!(fx, &format!("converted from EUR at {r} (rate of 2025-01-01)"));
+                }
+                (Some(fx), None) => prop_assert!(false, "a rate in a month of dollars: {}", fx),
+                (None, _) => {}
+            }
+        }
         let usage: Decimal = m.invoices.iter().map(|i| d(&i.usage_cost)).sum();
         prop_assert_eq!(usage + d(&m.unattributed), d(&m.billed_total) + d(&m.estimated_total));
         prop_assert_eq!(d(&m.usage_total), usage + d(&m.unattributed));

@@ -87,7 +87,7 @@ fn read(url: &str, text: &str, catalog: &Catalog, period: Period, fx: &FxTable) 
                 quantity,
                 cost,
                 currency: fx.currency().to_string(),
-                fx: converted,
+                fx: converted.map(Box::new),
                 category: ChargeCategory::Usage,
                 correction: false,
                 description: None,

@@ -299,7 +299,7 @@ fn read_row<'a>(
         quantity,
         cost,
         currency: fx.currency().to_string(),
-        fx: converted,
+        fx: converted.map(Box::new),
         category,
         correction,
         description: v(CHARGE_DESCRIPTION).map(str::to_string),

@@ -122,8 +122,9 @@ pub struct BilledLine {
     pub cost: Decimal,
     /// The invoice currency.
     pub currency: String,
-    /// What the bill stated and the rate, when it billed another currency.
-    pub fx: Option<Converted>,
+    /// What the bill stated and the rate, when it billed another currency
+    /// (boxed: most lines have none, and a month holds many lines).
+    pub fx: Option<Box<Converted>>,
     pub category: ChargeCategory,
     /// FOCUS `ChargeClass = Correction`: a fix to an earlier period.
     pub correction: bool,

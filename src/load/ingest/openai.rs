@@ -372,7 +372,7 @@ fn read_record(
         quantity,
         cost,
         currency: fx.currency().to_string(),
-        fx: converted,
+        fx: converted.map(Box::new),
         category: ChargeCategory::Usage,
         correction: false,
         description: rec.line_item.map(str::to_string),
