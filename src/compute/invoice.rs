@@ -92,6 +92,9 @@ pub struct Invoice {
     pub failed_requests: u64,
     /// `failed_requests / requests` in percent (`"2.5%"`), when any failed.
     pub error_rate: Option<String>,
+    /// What the failed requests cost, of `usage_cost` (exact share,
+    /// rounded for print: informational, not a line), when any failed.
+    pub failed_cost: Option<String>,
     pub lines: Vec<InvoiceLine>,
     pub budget: BudgetView,
     /// Value-based teams only: what the charge is priced by, beside what
@@ -375,6 +378,8 @@ pub struct TeamResult<'a> {
     pub budget: BudgetStatus,
     /// Requests with status `error` among the team's.
     pub failed_requests: u64,
+    /// The exact part of the team's usage cost those requests carry.
+    pub failed_cost: Decimal,
     /// The outcomes and users of the month (value-based charging).
     pub outcomes: TeamOutcomes,
 }
@@ -489,6 +494,7 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
             requests: t.usage.requests,
             failed_requests: t.failed_requests,
             error_rate: error_rate(t.failed_requests, t.usage.requests),
+            failed_cost: (t.failed_requests > 0).then(|| money(t.failed_cost)),
             lines,
             budget: BudgetView {
                 status: b.status.as_str().into(),

@@ -358,6 +358,7 @@ cost_center = "CC-4200"
             tokens: 0,
             requests: 0,
             failed_requests: 0,
+            failed_cost: None,
             error_rate: None,
             lines: lines
                 .iter()

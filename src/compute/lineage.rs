@@ -502,6 +502,7 @@ mod tests {
             tokens: [input, 0, 0, 0],
             requests: 1,
             errors: 0,
+            error_tokens: [0; 4],
         }
     }
 

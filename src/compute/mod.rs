@@ -196,9 +196,11 @@ pub fn compute<'a>(
     for why in pools.iter().filter_map(|p| p.uncarried.clone()) {
         exceptions.push(Exception::new(ExceptionKind::SharedCostUncarried, why));
     }
-    let mut failed: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &log.cells {
-        *failed.entry(c.team.as_str()).or_default() += c.errors;
+    let mut failed: BTreeMap<&str, (u64, Decimal)> = BTreeMap::new();
+    for (c, cost) in log.cells.iter().zip(&rec.cell_failed) {
+        let e = failed.entry(c.team.as_str()).or_default();
+        e.0 += c.errors;
+        e.1 += *cost;
     }
     let mut value = team_outcomes(log, &inputs.outcomes.counts);
     let mut teams = Vec::new();
@@ -249,7 +251,8 @@ pub fn compute<'a>(
         if budget.status == BudgetLevel::Critical {
             critical_budgets.push(usage.team.clone());
         }
-        let failed_requests = failed.get(usage.team.as_str()).copied().unwrap_or(0);
+        let (failed_requests, failed_cost) =
+            failed.get(usage.team.as_str()).copied().unwrap_or_default();
         if let Some(max) = policy.reconciliation.max_error_rate
             && usage.requests > 0
             && Decimal::from(failed_requests) > max * Decimal::from(usage.requests)
@@ -275,6 +278,7 @@ pub fn compute<'a>(
             charges,
             budget,
             failed_requests,
+            failed_cost,
             outcomes,
         });
     }

@@ -285,6 +285,9 @@ pub struct Reconciled {
     pub cell_billed: Vec<Decimal>,
     /// Exact catalog-priced cost of cells whose provider sent no bill.
     pub cell_estimated: Vec<Decimal>,
+    /// Of each cell's cost (billed or estimated), the exact part its failed
+    /// requests carry.
+    pub cell_failed: Vec<Decimal>,
     /// Exact unattributed billed cost per provider.
     pub unattributed: BTreeMap<String, Decimal>,
     /// Σ billed usage lines, exact.
@@ -322,6 +325,7 @@ pub fn reconcile(
     let mut out = Reconciled {
         cell_billed: vec![Decimal::ZERO; cells.len()],
         cell_estimated: vec![Decimal::ZERO; cells.len()],
+        cell_failed: vec![Decimal::ZERO; cells.len()],
         ..Default::default()
     };
     let mut by_day: HashMap<(&str, NaiveDate), Vec<usize>> = HashMap::new();
@@ -439,6 +443,7 @@ pub fn reconcile(
             Some(parts) => {
                 for (k, &i) in candidates.iter().enumerate() {
                     out.cell_billed[i] += parts[k];
+                    out.cell_failed[i] += failed_part(line, &cells[i], parts[k], catalog);
                     if !(parts[k].is_zero() && weights[k].is_zero()) {
                         out.shares.push(CellShare {
                             line: trace,
@@ -511,6 +516,10 @@ pub fn reconcile(
                     .map(|&t| p.cost(t, c.tokens_of(t)))
                     .sum();
                 out.cell_estimated[i] = cost;
+                out.cell_failed[i] = UsageType::ALL
+                    .iter()
+                    .map(|&t| p.cost(t, c.error_tokens[t as usize]))
+                    .sum();
                 out.estimated_total += cost;
                 row.estimated += cost;
                 out.cell_prices.push((i, p.clone()));
@@ -740,6 +749,45 @@ fn unscoped(
 /// class when the line names one model and class (catalog cost would be
 /// proportional), catalog cost otherwise (tokens when some cell has no
 /// price); and which of the two it is.
+/// The part of a cell's share of a line that its failed requests carry,
+/// weighed as the line was split: by the tokens of the line's class, or,
+/// for a line of every class, by catalog cost (tokens when unpriced).
+fn failed_part(line: &BilledLine, c: &UsageCell, share: Decimal, catalog: &Catalog) -> Decimal {
+    if c.errors == 0 || share.is_zero() {
+        return Decimal::ZERO;
+    }
+    let classes: Vec<UsageType> = match line.usage_type {
+        Some(t) => vec![t],
+        None => UsageType::ALL.to_vec(),
+    };
+    let (failed, all) = match (
+        line.usage_type,
+        catalog.prices_on(&c.provider, &c.model, c.day),
+    ) {
+        (None, Some(p)) => classes
+            .iter()
+            .fold((Decimal::ZERO, Decimal::ZERO), |(f, a), &t| {
+                (
+                    f + p.cost(t, c.error_tokens[t as usize]),
+                    a + p.cost(t, c.tokens_of(t)),
+                )
+            }),
+        _ => classes
+            .iter()
+            .fold((Decimal::ZERO, Decimal::ZERO), |(f, a), &t| {
+                (
+                    f + Decimal::from(c.error_tokens[t as usize]),
+                    a + Decimal::from(c.tokens_of(t)),
+                )
+            }),
+    };
+    if all.is_zero() {
+        Decimal::ZERO
+    } else {
+        share * failed / all
+    }
+}
+
 fn line_weights(
     line: &BilledLine,
     candidates: &[usize],
@@ -912,6 +960,7 @@ mod tests {
             tokens: [input, 0, 0, 0],
             requests: 1,
             errors: 0,
+            error_tokens: [0; 4],
         }
     }
 

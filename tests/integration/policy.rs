@@ -118,6 +118,9 @@ reference = "INC-1234"
     assert_eq!(support["budget"]["spent"], "6.65");
     assert_eq!(support["failed_requests"], 1);
     assert_eq!(support["error_rate"], "50%");
+    // Its failed request is the triage one: 1,000,000 of the 2,000,000
+    // gpt-4o-mini input tokens billed 0.30 on 4 January.
+    assert_eq!(support["failed_cost"], "0.15");
 
     // Each pool's cents add up: the even pool's extra cent goes to the
     // first team by id.

@@ -174,6 +174,9 @@ fn every_item_of_the_policy_by_hand() {
     assert_eq!(inv("support")["total"], "781.27");
     assert_eq!(inv("search")["budget"]["spent"], "7.06");
     assert_eq!(inv("support")["error_rate"], "25%");
+    // The failed request: 200,000 of the 2,000,000 input tokens billed
+    // 10.00 and 20,000 of the 200,000 output tokens billed 3.00 on 3 January.
+    assert_eq!(inv("support")["failed_cost"], "1.30");
     // A line of converted bills says the rate.
     let fx: Vec<String> = inv("search")["lines"]
         .as_array()

@@ -61,6 +61,7 @@ fn cell_strategy() -> impl Strategy<Value = UsageCell> {
             tokens,
             requests: 1 + tokens[0] % 7,
             errors: 0,
+            error_tokens: [0; 4],
         })
 }
 

@@ -54,6 +54,8 @@ pub struct UsageCell {
     pub requests: u64,
     /// Requests with status `error` among `requests`.
     pub errors: u64,
+    /// The tokens of those failed requests, per class (part of `tokens`).
+    pub error_tokens: [u64; 4],
 }
 
 impl UsageCell {

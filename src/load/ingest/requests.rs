@@ -1172,6 +1172,7 @@ struct Sums {
     tokens: [u64; 4],
     requests: u64,
     errors: u64,
+    error_tokens: [u64; 4],
     /// Σ outcome counts of the rows (their `outcome` is in the key).
     outcomes: u64,
 }
@@ -1349,6 +1350,9 @@ impl<'a> MonthUsage<'a> {
         cell.requests += n;
         if error {
             cell.errors += n;
+            for (t, n) in tokens.into_iter().enumerate() {
+                cell.error_tokens[t] = cell.error_tokens[t].saturating_add(n);
+            }
         }
     }
 
@@ -1563,6 +1567,7 @@ impl<'a> MonthUsage<'a> {
                 tokens: s.tokens,
                 requests: s.requests,
                 errors: s.errors,
+                error_tokens: s.error_tokens,
             })
             .collect();
         let mut stats = self.stats;
