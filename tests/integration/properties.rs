@@ -50,18 +50,25 @@ fn cell_strategy() -> impl Strategy<Value = UsageCell> {
         0..6usize,
         0..2usize,
         prop::array::uniform4(0u64..5_000_000),
+        0u64..4,
     )
-        .prop_map(|(m, scope, d, team, uc, tokens)| UsageCell {
-            provider: MODELS[m].0.into(),
-            scope: ["s1", "s2"][scope].into(),
-            day: day(d),
-            model: MODELS[m].1.into(),
-            team: format!("team-{team}"),
-            use_case: ["chat", "batch"][uc].into(),
-            tokens,
-            requests: 1 + tokens[0] % 7,
-            errors: 0,
-            error_tokens: [0; 4],
+        .prop_map(|(m, scope, d, team, uc, tokens, failed)| {
+            // Some of the cell's requests failed, with their share of its
+            // tokens (a quarter each).
+            let requests = 1 + tokens[0] % 7;
+            let errors = failed.min(requests);
+            UsageCell {
+                provider: MODELS[m].0.into(),
+                scope: ["s1", "s2"][scope].into(),
+                day: day(d),
+                model: MODELS[m].1.into(),
+                team: format!("team-{team}"),
+                use_case: ["chat", "batch"][uc].into(),
+                tokens,
+                requests,
+                errors,
+                error_tokens: tokens.map(|t| t / 4 * errors.min(4)),
+            }
         })
 }
 
@@ -260,6 +267,14 @@ proptest! {
             let lines: Decimal = inv.lines.iter().map(|l| d(&l.amount)).sum();
             prop_assert_eq!(lines, d(&inv.total), "{}", inv.team);
             prop_assert_eq!(d(&inv.usage_cost) + d(&inv.markup_and_fees), d(&inv.total));
+        }
+        // What failed requests cost is a part of the team's usage: never
+        // negative, never more than it (a cent of rounding aside).
+        for inv in &m.invoices {
+            if let Some(f) = &inv.failed_cost {
+                prop_assert!(d(f) >= Decimal::ZERO, "{}: {}", inv.team, f);
+                prop_assert!(d(f) <= d(&inv.usage_cost) + Decimal::new(1, 2), "{}: {} of {}", inv.team, f, inv.usage_cost);
+            }
         }
         let charged: Decimal = m.invoices.iter().map(|i| d(&i.total)).sum();
         prop_assert_eq!(charged, d(&m.charged_total));
