@@ -38,6 +38,18 @@ pub enum Command {
     /// changed or is gone, or each output that would differ (and, for
     /// invoices.json, the first team and field).
     Verify(VerifyArgs),
+    /// Show where an invoice line's amount came from; write nothing
+    ///
+    /// Loads and computes the month exactly as `run` does and prints, for
+    /// line N of the team's invoice (every line without `--line`): a usage
+    /// line's billed lines (source `file:row`, day, usage type, line cost,
+    /// the team's weight of the line's total weight, its exact share) or
+    /// catalog prices, the exact sum, the rounded amount and what rounding
+    /// changed; a markup or fee line's basis, rate and tier. Long lists are
+    /// cut short on a terminal; `--json` is always complete, and
+    /// allocations.parquet holds the same parts for every line. Exits 2 for
+    /// a team without an invoice or a line it does not have.
+    Explain(ExplainArgs),
     /// Re-rate a closed month with its inputs as they are now and issue a
     /// credit or debit note per team whose total changed
     ///
@@ -54,18 +66,6 @@ pub enum Command {
     /// Build or update the price catalog (model-catalog.json)
     #[command(subcommand)]
     Catalog(CatalogCommand),
-    /// Show where an invoice line's amount came from; write nothing
-    ///
-    /// Loads and computes the month exactly as `run` does and prints, for
-    /// line N of the team's invoice (every line without `--line`): a usage
-    /// line's billed lines (source `file:row`, day, usage type, line cost,
-    /// the team's weight of the line's total weight, its exact share) or
-    /// catalog prices, the exact sum, the rounded amount and what rounding
-    /// changed; a markup or fee line's basis, rate and tier. Long lists are
-    /// cut short on a terminal; `--json` is always complete, and
-    /// allocations.parquet holds the same parts for every line. Exits 2 for
-    /// a team without an invoice or a line it does not have.
-    Explain(ExplainArgs),
 }
 
 #[derive(Debug, Args)]
