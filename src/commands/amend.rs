@@ -15,7 +15,7 @@ use crate::error::{Error, Location, Result};
 use crate::load::notes::{Issued, NotesFile};
 use crate::load::store::join;
 use crate::load::{LoadedPolicy, load, read_policy};
-use crate::money::{Decimal, format_amount};
+use crate::money::{Decimal, format_amount, minor_units};
 use crate::period::Period;
 use crate::progress::Progress;
 use crate::publish::{
@@ -339,11 +339,7 @@ fn report(file: &NotesFile, folder: &str) -> String {
             .sum()
     };
     let (credits, debits) = (sum("credit"), sum("debit"));
-    let scale = file
-        .notes
-        .first()
-        .and_then(|n| n.amount.split_once('.'))
-        .map_or(0, |(_, f)| f.len() as u32);
+    let scale = minor_units(cur);
     s.push_str(&format!(
         "  {}: credits {} {cur}, debits {} {cur}, net {} {cur}; each is carried onto the team's next invoice\n",
         count(file.notes.len() as u64, "note", "notes"),

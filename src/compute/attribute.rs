@@ -122,6 +122,26 @@ pub const UNATTRIBUTED_USE_CASE: &str = "unattributed billed usage";
 
 type LineKey = (String, String, String, bool);
 
+/// The line of `team` that carries `provider`'s reassigned unattributed
+/// cost (policies `team:<id>` and `fixed`).
+fn unattributed_line<'m>(
+    lines: &'m mut BTreeMap<String, BTreeMap<LineKey, LineSum>>,
+    team: &str,
+    provider: &str,
+    new_line: &mut impl FnMut() -> LineSum,
+) -> &'m mut LineSum {
+    lines
+        .entry(team.to_string())
+        .or_default()
+        .entry((
+            provider.to_string(),
+            "(all models)".into(),
+            UNATTRIBUTED_USE_CASE.into(),
+            false,
+        ))
+        .or_insert_with(new_line)
+}
+
 pub fn attribute(
     cells: &[UsageCell],
     rec: &Reconciled,
@@ -193,16 +213,7 @@ pub fn attribute(
         UnattributedPolicy::Report => {}
         UnattributedPolicy::Team(team) => {
             for (provider, amount) in std::mem::take(&mut unattributed) {
-                let e = lines
-                    .entry(team.clone())
-                    .or_default()
-                    .entry((
-                        provider.clone(),
-                        "(all models)".into(),
-                        UNATTRIBUTED_USE_CASE.into(),
-                        false,
-                    ))
-                    .or_insert_with(&mut new_line);
+                let e = unattributed_line(&mut lines, team, &provider, &mut new_line);
                 e.exact += amount;
                 e.fx_rates.extend(rest_rates(&provider));
                 carried.push((provider, e.slot));
@@ -216,16 +227,7 @@ pub fn attribute(
             for (provider, amount) in std::mem::take(&mut unattributed) {
                 let parts = split_exact(amount, &weights).expect("shares sum to 1");
                 for ((team, p), w) in names.iter().zip(parts).zip(&weights) {
-                    let e = lines
-                        .entry((*team).clone())
-                        .or_default()
-                        .entry((
-                            provider.clone(),
-                            "(all models)".into(),
-                            UNATTRIBUTED_USE_CASE.into(),
-                            false,
-                        ))
-                        .or_insert_with(&mut new_line);
+                    let e = unattributed_line(&mut lines, team, &provider, &mut new_line);
                     e.exact += p;
                     e.fx_rates.extend(rest_rates(&provider));
                     spread.push((provider.clone(), e.slot, *w, Decimal::ONE, p));
