@@ -17,7 +17,9 @@ use super::bill::{
 use super::detect::{Over, Rule};
 use super::provider::LLM_PROVIDERS;
 pub use super::provider::provider_of;
-use super::{Bill, BilledLine, ChargeCategory, column_list, first_line, is_null_text, scan, time};
+use super::{
+    Bill, BilledLine, ChargeCategory, first_line, is_null_text, missing_columns, scan, time,
+};
 use crate::catalog::{Catalog, UsageType};
 use crate::config::{BillingFormat, BillingSpec};
 use crate::context::Context;
@@ -50,21 +52,8 @@ pub fn load_focus(
     let schema = lf
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
-    let missing: Vec<String> = REQUIRED
-        .iter()
-        .filter(|c| !schema.contains(c))
-        .map(|c| format!("`{c}`"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::input(
-            Location::file(url),
-            format!(
-                "not a FOCUS export: missing {}; found {}",
-                missing.join(", "),
-                column_list(&schema)
-            ),
-        )
-        .with_hint(format!(
+    if let Some(e) = missing_columns(url, "a FOCUS export", &schema, &REQUIRED) {
+        return Err(e.with_hint(format!(
             "a FOCUS 1.x export has {}",
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
         )));

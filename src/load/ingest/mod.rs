@@ -292,6 +292,31 @@ pub(crate) fn column_list(schema: &Schema) -> String {
         .join(", ")
 }
 
+/// `not a <what>: missing `a`, `b`; found …` for a file whose columns lack
+/// some of `required`; its hint is the caller's.
+pub(crate) fn missing_columns(
+    url: &str,
+    what: &str,
+    schema: &Schema,
+    required: &[&str],
+) -> Option<Error> {
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|c| !schema.contains(c))
+        .map(|c| format!("`{c}`"))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        Error::input(
+            Location::file(url),
+            format!(
+                "not {what}: missing {}; found {}",
+                missing.join(", "),
+                column_list(schema)
+            ),
+        )
+    })
+}
+
 /// One bill file, read through the adapter of its format (detected from
 /// the file unless the policy says it). API pages and CSV exports are
 /// parsed from their text, which is fetched once, detection included.

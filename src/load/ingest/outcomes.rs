@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{QuarantineKind, QuarantinedRow, column_list, first_line, scan, time};
+use super::{QuarantineKind, QuarantinedRow, first_line, missing_columns, scan, time};
 use crate::config::FileFormat;
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
@@ -88,20 +88,8 @@ fn read_rows(ctx: &Context, s: &OutcomeSource) -> Result<Vec<OutcomeRow>> {
         )
     };
     let schema = lf.collect_schema().map_err(fail)?;
-    let missing: Vec<String> = REQUIRED
-        .iter()
-        .filter(|c| !schema.contains(c))
-        .map(|c| format!("`{c}`"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::input(
-            Location::file(url),
-            format!(
-                "not an outcome export: missing {}; found {}",
-                missing.join(", "),
-                column_list(&schema)
-            ),
-        )
+    if let Some(e) = missing_columns(url, "an outcome export", &schema, &REQUIRED) {
+        return Err(e
         .with_hint(format!(
             "an outcome source needs {} (and may have `{REFERENCE}`); see value-based charging in README.md",
             REQUIRED.map(|c| format!("`{c}`")).join(", ")

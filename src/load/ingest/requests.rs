@@ -38,7 +38,8 @@ use serde::Serialize;
 
 use super::gateway_row::SOURCE_LINE;
 use super::{
-    QuarantineKind, QuarantinedRow, UsageCell, column_list, first_line, litellm, otel, scan, time,
+    QuarantineKind, QuarantinedRow, UsageCell, first_line, litellm, missing_columns, otel, scan,
+    time,
 };
 use crate::catalog::Catalog;
 use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
@@ -224,25 +225,8 @@ fn normalize(
     let schema = lf
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
-    let missing: Vec<&str> = REQUIRED
-        .iter()
-        .copied()
-        .filter(|c| !schema.contains(c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::input(
-            Location::file(url),
-            format!(
-                "not a canonical request log: missing {}; found {}",
-                missing
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                column_list(&schema)
-            ),
-        )
-        .with_hint(format!(
+    if let Some(e) = missing_columns(url, "a canonical request log", &schema, &REQUIRED) {
+        return Err(e.with_hint(format!(
             "a request log needs {}; see the request log schema in README.md",
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
         )));
