@@ -63,9 +63,38 @@ pub enum Command {
     /// carries each note once, as an adjustment line. Nothing changed:
     /// nothing is written.
     Amend(AmendArgs),
+    /// Recompute a month under a what-if scenario and compare each team's
+    /// cost with the month as run
+    ///
+    /// Loads the month once and computes it twice with the same stages as
+    /// `run`: as it is, and with the scenario's changes — traffic moved to
+    /// another model (priced from the catalog, token counts kept), caching
+    /// at a hit rate, other chargeback terms, a hypothetical team's planned
+    /// tokens. Writes compare.json (per team `current_cost`,
+    /// `calculated_monthly_cost`, `comparison_delta`, `user_selections`),
+    /// compare.html, and a DRAFT invoice per hypothetical team, under
+    /// `<month>/compare/<scenario>/` or `--out`. Publishes nothing of the
+    /// month itself. Examples: fixtures/scenarios/.
+    Compare(CompareArgs),
     /// Build or update the price catalog (model-catalog.json)
     #[command(subcommand)]
     Catalog(CatalogCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub month: MonthArgs,
+
+    /// The scenario file (TOML: [[move]], [[cache]], [[plan]],
+    /// [chargeback], [teams.<id>])
+    #[arg(long, short = 's', value_name = "FILE")]
+    pub scenario: String,
+
+    /// Where to write compare.json, compare.html and drafts; default
+    /// `compare/<scenario name>/` under the month's [output] url
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<String>,
 }
 
 #[derive(Debug, Args)]

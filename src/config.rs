@@ -15,7 +15,7 @@ use crate::money::{Decimal, MAX_RATE};
 
 /// Money and rates are TOML strings (`"0.20"`), read as exact decimals; a
 /// TOML float is refused, because it has already lost exactness.
-mod exact {
+pub(crate) mod exact {
     use std::fmt;
 
     use serde::de::{self, Deserializer, Visitor};
@@ -48,7 +48,7 @@ mod exact {
         }
     }
 
-    pub(super) fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    pub(crate) fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         d.deserialize_any(Exact)
     }
 

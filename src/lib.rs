@@ -21,6 +21,7 @@ pub mod period;
 pub mod progress;
 pub mod publish;
 pub mod render;
+pub mod scenario;
 pub mod schema;
 pub mod seal;
 pub mod table;
@@ -65,6 +66,7 @@ where
         Command::Validate(args) => commands::validate::run(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Amend(args) => commands::amend::run(&ctx, args),
+        Command::Compare(args) => commands::compare::run(&ctx, args),
         Command::Catalog(cli::CatalogCommand::ImportLitellm(args)) => {
             commands::catalog::import_litellm(&ctx, args)
         }

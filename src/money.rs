@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 pub use rust_decimal::Decimal;
-use rust_decimal::RoundingStrategy;
+pub use rust_decimal::RoundingStrategy;
 
 /// The largest amount, in currency units, that an input may state (a bill
 /// row, a fee, a budget): a quadrillion. Sums of such amounts over any

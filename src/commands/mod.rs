@@ -3,6 +3,7 @@
 
 pub mod amend;
 pub mod catalog;
+pub mod compare;
 pub mod explain;
 pub mod run;
 pub mod validate;

@@ -62,6 +62,9 @@ pub struct Attribution {
     /// Rounded unattributed cost per provider (the `report` bucket).
     pub unattributed: BTreeMap<String, Decimal>,
     pub unattributed_total: Decimal,
+    /// The unattributed cost before rounding: the last party of the
+    /// largest-remainder rounding of the month.
+    pub unattributed_exact: Decimal,
     /// Σ billed usage lines, rounded once.
     pub billed_total: Decimal,
     /// Σ catalog-priced usage, rounded once.
@@ -178,7 +181,7 @@ pub fn attribute(
     };
     let mut cell_slot = Vec::with_capacity(cells.len());
     for (i, c) in cells.iter().enumerate() {
-        let estimated = rec.estimated_providers.contains(&c.provider);
+        let estimated = rec.is_estimated(i, c);
         let amount = if estimated {
             rec.cell_estimated[i]
         } else {
@@ -344,6 +347,7 @@ pub fn attribute(
         teams: out_teams,
         unattributed,
         unattributed_total,
+        unattributed_exact,
         billed_total,
         estimated_total,
         attributed_total,

@@ -277,7 +277,7 @@ pub fn graduated_bands(tiers: &[Tier], tokens: u64) -> Vec<(&Tier, u64)> {
 }
 
 /// `12345678` → `12,345,678`, for counts in descriptions.
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -325,6 +325,10 @@ pub struct MonthView {
 pub struct InvoiceView<'a> {
     pub month: MonthHeader<'a>,
     pub invoice: &'a Invoice,
+    /// A what-if's draft for a hypothetical team, not an invoice (left
+    /// out of the data otherwise, so an invoice's attached data is as it was).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub draft: bool,
 }
 
 /// The keys of the month an invoice shows.
@@ -348,6 +352,7 @@ impl MonthView {
                 due_date: &self.due_date,
             },
             invoice,
+            draft: false,
         }
     }
 }

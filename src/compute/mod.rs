@@ -7,12 +7,14 @@ pub mod amend;
 pub mod attribute;
 pub mod budget;
 pub mod chargeback;
+pub mod compare;
 pub mod invoice;
 pub mod journal;
 pub mod lineage;
 pub mod pools;
 pub mod reconcile;
 pub mod refine;
+pub mod whatif;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +61,10 @@ pub struct Month<'a> {
     pub lineage: Lineage,
     /// `journal.csv`'s entries, when the policy has `[gl]`.
     pub journal: Option<journal::Journal>,
+    /// The summary's what-if panel data (a month as run, not a scenario).
+    pub panel: Option<whatif::Panel>,
+    /// A scenario's month: what each of its changes did, per team.
+    pub applied: whatif::Applied,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -80,6 +86,17 @@ pub fn compute<'a>(
     inputs: &'a Inputs,
     policy: &Policy,
     as_of: Option<NaiveDate>,
+) -> Result<Month<'a>> {
+    compute_with(inputs, policy, as_of, None)
+}
+
+/// [`compute`], with a scenario's usage changes applied to the reconciled
+/// cells before attribution (`compare`): the same stages, other usage.
+pub fn compute_with<'a>(
+    inputs: &'a Inputs,
+    policy: &Policy,
+    as_of: Option<NaiveDate>,
+    changes: Option<&whatif::Changes>,
 ) -> Result<Month<'a>> {
     let period = inputs.period;
     let catalog = &inputs.catalog;
@@ -156,9 +173,26 @@ pub fn compute<'a>(
         max_price_variance: policy.reconciliation.max_price_variance,
     };
     let mut rec = reconcile(&lines, &log.cells, catalog, tol);
-    let attribution = attribute(&log.cells, &rec, &policy.reconciliation.unattributed, scale);
+    let (cells, applied) = match changes {
+        Some(c) => {
+            let currency = &policy.organization.currency;
+            let (cells, applied) =
+                whatif::apply(c, &log.cells, &mut rec, catalog, period, scale, currency)?;
+            (std::borrow::Cow::Owned(cells), applied)
+        }
+        None => (
+            std::borrow::Cow::Borrowed(log.cells.as_slice()),
+            whatif::Applied::default(),
+        ),
+    };
+    let cells: &[crate::load::ingest::UsageCell] = &cells;
+    let attribution = attribute(cells, &rec, &policy.reconciliation.unattributed, scale);
     let traced = std::mem::take(&mut rec.lines);
-    let mut lineage = lineage(&log.cells, &rec, &attribution, traced, scale);
+    let mut lineage = if changes.is_some() {
+        Lineage::default()
+    } else {
+        lineage(cells, &rec, &attribution, traced, scale)
+    };
     let mut exceptions: Vec<Exception> = rec.exceptions.clone();
     exceptions.extend(bill_exceptions);
 
@@ -197,7 +231,7 @@ pub fn compute<'a>(
         exceptions.push(Exception::new(ExceptionKind::SharedCostUncarried, why));
     }
     let mut failed: BTreeMap<&str, (u64, Decimal)> = BTreeMap::new();
-    for (c, cost) in log.cells.iter().zip(&rec.cell_failed) {
+    for (c, cost) in cells.iter().zip(&rec.cell_failed) {
         let e = failed.entry(c.team.as_str()).or_default();
         e.0 += c.errors;
         e.1 += *cost;
@@ -317,6 +351,18 @@ pub fn compute<'a>(
     exceptions.extend(similar_team_ids(policy, &attribution.teams));
     exceptions.sort();
 
+    let panel = changes.is_none().then(|| {
+        whatif::panel(&whatif::PanelInput {
+            policy,
+            catalog,
+            cells,
+            rec: &rec,
+            attribution: &attribution,
+            teams: &teams,
+            pools: &pools,
+            scale,
+        })
+    });
     let other_total: Decimal = other.iter().map(|l| l.cost).sum();
     let mut other_by_provider: BTreeMap<String, Decimal> = BTreeMap::new();
     for l in &other {
@@ -410,6 +456,8 @@ pub fn compute<'a>(
         carried: &inputs.notes,
         lineage,
         journal,
+        panel,
+        applied,
     })
 }
 /// Per team, the outcomes of the month — the request logs' and the

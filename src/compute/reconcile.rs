@@ -305,6 +305,17 @@ pub struct Reconciled {
     pub shares: Vec<CellShare>,
     /// Lineage: the price set each estimated cell was priced with, by cell.
     pub cell_prices: Vec<(usize, PriceSet)>,
+    /// What-if only: cells priced from the catalog whatever their
+    /// provider (moved or planned usage); empty in a month as run.
+    pub cell_repriced: Vec<bool>,
+}
+
+impl Reconciled {
+    /// Whether cell `i`'s cost is a catalog price, not a bill's share.
+    pub fn is_estimated(&self, i: usize, cell: &UsageCell) -> bool {
+        self.estimated_providers.contains(&cell.provider)
+            || self.cell_repriced.get(i).copied().unwrap_or(false)
+    }
 }
 
 /// Tolerances from the policy.

@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use super::templates::Templates;
 use crate::compute::amend::NoteView;
+use crate::compute::compare::Comparison;
 use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
-pub const TEMPLATE_NAMES: [&str; 4] = [
+pub const TEMPLATE_NAMES: [&str; 5] = [
     "invoice.html.hbs",
+    "compare.html.hbs",
     "summary.html.hbs",
     "note.html.hbs",
     "style.css.hbs",
@@ -65,6 +67,10 @@ impl HtmlRenderer {
         self.render("summary.html", month)
     }
 
+    pub fn compare(&self, comparison: &Comparison) -> Result<String> {
+        self.render("compare.html", comparison)
+    }
+
     pub fn note(&self, view: &NoteView) -> Result<String> {
         self.render("note.html", view)
     }
@@ -89,7 +95,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs",
                 )
         })
     }

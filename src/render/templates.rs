@@ -11,7 +11,11 @@ use crate::error::Result;
 use crate::load::store::{Store, join, utf8_text};
 
 /// The built-in templates, by the name an override takes.
-const BUILTIN: [(&str, &str); 9] = [
+const BUILTIN: [(&str, &str); 10] = [
+    (
+        "compare.html.hbs",
+        include_str!("../../templates/compare.html.hbs"),
+    ),
     (
         "invoice.html.hbs",
         include_str!("../../templates/invoice.html.hbs"),

@@ -6,6 +6,7 @@ mod util;
 mod amend;
 mod catalog;
 mod cli;
+mod compare;
 mod demo;
 mod explain;
 mod formats_bills;
