@@ -1,6 +1,9 @@
 //! HTML invoices and the finance summary, through Handlebars in strict
 //! mode: a template that names a missing field is an error, and every value
-//! is HTML-escaped (templates never use triple braces).
+//! is HTML-escaped. Templates use triple braces once: the summary's
+//! what-if blob, JSON whose every `<` is written `\u003c` by its producer
+//! so it cannot close its script element. `style.css.hbs` and `whatif.js`
+//! are partials, inlined into the pages so each is one self-contained file.
 
 use handlebars::{
     Context as HbContext, Handlebars, Helper, HelperResult, Output, RenderContext,
@@ -14,11 +17,12 @@ use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
-pub const TEMPLATE_NAMES: [&str; 4] = [
+pub const TEMPLATE_NAMES: [&str; 5] = [
     "invoice.html.hbs",
     "summary.html.hbs",
     "note.html.hbs",
     "style.css.hbs",
+    "whatif.js",
 ];
 
 pub struct HtmlRenderer {
@@ -69,7 +73,10 @@ impl HtmlRenderer {
         self.render("note.html", view)
     }
 
-    fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
+    /// Template `name` (`summary.html`: without `.hbs`) rendered from any
+    /// data; the tests render the summary from a month's `invoices.json`
+    /// with a what-if blob of their own.
+    pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
         self.hb.render(name, data).map_err(|e| {
             let at = Location {
                 uri: e
@@ -89,7 +96,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
                 )
         })
     }
