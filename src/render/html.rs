@@ -1,6 +1,9 @@
 //! HTML invoices and the finance summary, through Handlebars in strict
 //! mode: a template that names a missing field is an error, and every value
-//! is HTML-escaped (templates never use triple braces).
+//! is HTML-escaped. Templates use triple braces once: the summary's
+//! what-if blob, JSON whose every `<` is written `\u003c` by its producer
+//! so it cannot close its script element. `style.css.hbs` and `whatif.js`
+//! are partials, inlined into the pages so each is one self-contained file.
 
 use handlebars::{
     Context as HbContext, Handlebars, Helper, HelperResult, Output, RenderContext,
@@ -15,13 +18,31 @@ use crate::compute::invoice::{InvoiceView, MonthView};
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
-pub const TEMPLATE_NAMES: [&str; 5] = [
+pub const TEMPLATE_NAMES: [&str; 6] = [
     "invoice.html.hbs",
     "compare.html.hbs",
     "summary.html.hbs",
     "note.html.hbs",
     "style.css.hbs",
+    "whatif.js",
 ];
+
+/// The summary's data: invoices.json's keys, and the panel's.
+#[derive(Serialize)]
+struct SummaryData<'a> {
+    #[serde(flatten)]
+    month: &'a MonthView,
+    whatif_json: Option<&'a str>,
+}
+
+/// The what-if panel's data as JSON to inline in a script element: every
+/// `<` written `\u003c`, so no value can close the element or open a
+/// comment.
+pub fn whatif_json(panel: &crate::compute::whatif::Panel) -> String {
+    serde_json::to_string(panel)
+        .expect("the panel serialises")
+        .replace('<', "\\u003c")
+}
 
 pub struct HtmlRenderer {
     hb: Handlebars<'static>,
@@ -63,8 +84,16 @@ impl HtmlRenderer {
         self.render("invoice.html", view)
     }
 
-    pub fn summary(&self, month: &MonthView) -> Result<String> {
-        self.render("summary.html", month)
+    /// `summary.html`: the month's view and, when given, the what-if
+    /// panel's data as JSON ready to inline (see [`whatif_json`]).
+    pub fn summary(&self, month: &MonthView, whatif_json: Option<&str>) -> Result<String> {
+        self.render(
+            "summary.html",
+            &SummaryData {
+                month,
+                whatif_json,
+            },
+        )
     }
 
     pub fn compare(&self, comparison: &Comparison) -> Result<String> {
@@ -75,7 +104,10 @@ impl HtmlRenderer {
         self.render("note.html", view)
     }
 
-    fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
+    /// Template `name` (`summary.html`: without `.hbs`) rendered from any
+    /// data; the tests render the summary from a month's `invoices.json`
+    /// with a what-if blob of their own.
+    pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String> {
         self.hb.render(name, data).map_err(|e| {
             let at = Location {
                 uri: e
@@ -95,7 +127,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs",
                 )
         })
     }

@@ -45,8 +45,9 @@ pub fn render(month: &Month<'_>, templates: &Templates, progress: &Progress) -> 
         done.inc(1);
         Ok((page, doc))
     };
+    let panel = month.panel.as_ref().map(html::whatif_json);
     let summary = || -> Result<(Vec<u8>, Vec<u8>)> {
-        let page = html.summary(view)?.into_bytes();
+        let page = html.summary(view, panel.as_deref())?.into_bytes();
         let doc = pdf.summary(view)?;
         done.inc(1);
         Ok((page, doc))
@@ -81,7 +82,7 @@ pub fn check(month: &Month<'_>, templates: &Templates, progress: &Progress) -> R
     for inv in &view.invoices {
         html.invoice(&view.invoice_view(inv))?;
     }
-    html.summary(view)?;
+    html.summary(view, month.panel.as_ref().map(html::whatif_json).as_deref())?;
     // The first of the longest, so the check does not depend on sorting.
     let longest = view.invoices.iter().rev().max_by_key(|inv| inv.lines.len());
     if let Some(inv) = longest {

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::load::store::{Store, join, utf8_text};
 
 /// The built-in templates, by the name an override takes.
-const BUILTIN: [(&str, &str); 10] = [
+const BUILTIN: [(&str, &str); 11] = [
     (
         "compare.html.hbs",
         include_str!("../../templates/compare.html.hbs"),
@@ -28,6 +28,7 @@ const BUILTIN: [(&str, &str); 10] = [
         "style.css.hbs",
         include_str!("../../templates/style.css.hbs"),
     ),
+    ("whatif.js", include_str!("../../templates/whatif.js")),
     (
         "note.html.hbs",
         include_str!("../../templates/note.html.hbs"),

@@ -1,6 +1,7 @@
 //! The one integration-test binary: runs the real `chargeback` binary in
 //! temporary folders, and checks invariants through the library API.
 
+mod browser;
 mod util;
 
 mod amend;
@@ -17,6 +18,7 @@ mod fuzz;
 mod fx;
 mod journal;
 mod mini;
+mod panel;
 mod pdf;
 mod policy;
 mod policy_full;
