@@ -87,13 +87,7 @@ impl HtmlRenderer {
     /// `summary.html`: the month's view and, when given, the what-if
     /// panel's data as JSON ready to inline (see [`whatif_json`]).
     pub fn summary(&self, month: &MonthView, whatif_json: Option<&str>) -> Result<String> {
-        self.render(
-            "summary.html",
-            &SummaryData {
-                month,
-                whatif_json,
-            },
-        )
+        self.render("summary.html", &SummaryData { month, whatif_json })
     }
 
     pub fn compare(&self, comparison: &Comparison) -> Result<String> {

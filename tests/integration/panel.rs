@@ -413,11 +413,153 @@ fn the_page_works_from_a_file_and_requests_nothing() {
     assert_eq!(b.errors(), Vec::<String>::new());
 }
 
-/// `CHARGEBACK_WRITE_SCREENSHOT=1` writes the README's image of the panel.
+/// The demo month run, its summary (with the panel the run renders) in
+/// `t/out/2025-01/summary.html`.
+fn demo_month(t: &TestDir) -> PathBuf {
+    t.copy_fixture("demo");
+    let out = t.run(&[
+        "run",
+        "-c",
+        "fixtures/demo/chargeback.toml",
+        "-p",
+        "2025-01",
+        "-q",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    t.path().join("out/2025-01/summary.html")
+}
+
+/// The scenario file `compare` reads for the panel's choice.
+fn scenario_of(c: &Choice) -> String {
+    let mut s = String::new();
+    if let Some((from, to)) = c.moved {
+        let (fp, fm) = from.split_once('/').unwrap();
+        let (tp, tm) = to.split_once('/').unwrap();
+        s.push_str(&format!(
+            "[[move]]\nteam = \"{}\"\nfrom = \"{fm}\"\nfrom_provider = \"{fp}\"\nto = \"{tm}\"\nto_provider = \"{tp}\"\n",
+            c.team
+        ));
+    }
+    if c.cache_pct > 0 {
+        let rate = rust_decimal::Decimal::new(i64::from(c.cache_pct), 2);
+        s.push_str(&format!(
+            "[[cache]]\nteam = \"{}\"\nhit_rate = \"{rate}\"\n",
+            c.team
+        ));
+    }
+    if c.terms != "current" {
+        s.push_str(&format!("[teams.{}]\nmodel = \"{}\"\n", c.team, c.terms));
+    }
+    s
+}
+
+/// The panel and `compare` agree, on the demo month as run: the same
+/// choice made in the browser and written as a scenario gives the same
+/// usage cost, monthly cost, delta and delta percent.
+#[test]
+fn the_panel_and_compare_give_the_same_numbers_on_the_demo_month() {
+    let t = TestDir::new();
+    let page = demo_month(&t);
+    let mut b = Browser::launch();
+    b.open(&page);
+    let cases = [
+        (
+            "support",
+            Some(("openai/gpt-4o", "openai/gpt-4o-mini")),
+            "current",
+            0,
+        ),
+        (
+            "support",
+            Some(("openai/gpt-4o", "anthropic/claude-3-5-haiku")),
+            "tiered",
+            30,
+        ),
+        ("search", None, "cost_plus", 50),
+        (
+            "legal",
+            Some(("anthropic/claude-3-5-sonnet", "mistral/mistral-large")),
+            "pass_through",
+            10,
+        ),
+        (
+            "data-science",
+            Some(("openai/gpt-4o", "openai/gpt-4o-mini")),
+            "current",
+            100,
+        ),
+        (
+            "marketing",
+            Some(("mistral/mistral-large", "openai/gpt-4o-mini")),
+            "cost_plus",
+            0,
+        ),
+        (
+            "finance-ops",
+            Some(("openai/gpt-4o-mini", "anthropic/claude-3-5-haiku")),
+            "current",
+            25,
+        ),
+        ("copilot", None, "current", 0),
+    ];
+    for (n, (team, moved, terms, cache_pct)) in cases.into_iter().enumerate() {
+        let c = Choice {
+            team,
+            moved,
+            terms,
+            cache_pct,
+        };
+        choose(&mut b, &c);
+        let shown = values(&mut b);
+        let file = format!("s{n}.toml");
+        t.write(&file, &scenario_of(&c));
+        let out = t.run(&[
+            "compare",
+            "-c",
+            "fixtures/demo/chargeback.toml",
+            "-p",
+            "2025-01",
+            "-s",
+            &file,
+            "-o",
+            &format!("cmp{n}/"),
+            "-q",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.transcript());
+        let v: Value = serde_json::from_str(&t.read(&format!("cmp{n}/compare.json"))).unwrap();
+        let row = v["teams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["team"] == team)
+            .unwrap();
+        let from_compare = [
+            row["current_cost"].as_str().unwrap().to_string(),
+            row["calculated_usage_cost"].as_str().unwrap().to_string(),
+            row["calculated_monthly_cost"].as_str().unwrap().to_string(),
+            row["comparison_delta"]["amount"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            row["comparison_delta"]["percent"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        ];
+        assert_eq!(
+            shown, from_compare,
+            "case {n}: {team} {moved:?} {terms} {cache_pct}%"
+        );
+    }
+    assert_eq!(b.errors(), Vec::<String>::new());
+}
+
+/// `CHARGEBACK_WRITE_SCREENSHOT=1` writes the README's image of the panel:
+/// the demo month, support moved from gpt-4o to gpt-4o-mini.
 #[test]
 fn a_screenshot_of_the_panel() {
     let t = TestDir::new();
-    let page = panel_page(&t, &hand_blob());
+    let page = demo_month(&t);
     let mut b = Browser::launch();
     b.open(&page);
     choose(
@@ -426,8 +568,13 @@ fn a_screenshot_of_the_panel() {
             team: "support",
             moved: Some(("openai/gpt-4o", "openai/gpt-4o-mini")),
             terms: "current",
-            cache_pct: 30,
+            cache_pct: 0,
         },
+    );
+    assert_eq!(
+        values(&mut b),
+        ["338.19", "38.54", "296.25", "-41.94", "-12.4"].map(String::from),
+        "README › What-if shows these numbers"
     );
     let png = b.screenshot("#whatif-panel", 24);
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -450,8 +597,11 @@ fn without_whatif_json_the_summary_renders_without_the_panel() {
     // The script is inlined from templates/whatif.js, as written.
     let js = std::fs::read_to_string(repo_root().join("templates/whatif.js")).unwrap();
     assert!(with.contains(&js));
-    // A run's summary (with no what-if data yet) still has none either.
-    assert!(!t.read("out/2025-01/summary.html").contains("whatif-data"));
+    // A run's summary has the month's own.
+    assert!(
+        t.read("out/2025-01/summary.html")
+            .contains(r#"<script type="application/json" id="whatif-data">{"version":1,"#)
+    );
 }
 
 #[test]
