@@ -20,11 +20,11 @@ use crate::money::{Decimal, parse_amount};
 
 pub const TEMPLATE_NAMES: [&str; 6] = [
     "invoice.html.hbs",
-    "compare.html.hbs",
     "summary.html.hbs",
     "note.html.hbs",
     "style.css.hbs",
     "whatif.js",
+    "compare.html.hbs",
 ];
 
 /// The summary's data: invoices.json's keys, and the panel's.

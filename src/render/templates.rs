@@ -13,10 +13,6 @@ use crate::load::store::{Store, join, utf8_text};
 /// The built-in templates, by the name an override takes.
 const BUILTIN: [(&str, &str); 11] = [
     (
-        "compare.html.hbs",
-        include_str!("../../templates/compare.html.hbs"),
-    ),
-    (
         "invoice.html.hbs",
         include_str!("../../templates/invoice.html.hbs"),
     ),
@@ -32,6 +28,10 @@ const BUILTIN: [(&str, &str); 11] = [
     (
         "note.html.hbs",
         include_str!("../../templates/note.html.hbs"),
+    ),
+    (
+        "compare.html.hbs",
+        include_str!("../../templates/compare.html.hbs"),
     ),
     ("invoice.typ", include_str!("../../templates/invoice.typ")),
     ("note.typ", include_str!("../../templates/note.typ")),
