@@ -35,6 +35,8 @@ pub struct TeamComparison {
     pub hypothetical: bool,
     pub current_model: Option<String>,
     pub calculated_model: Option<String>,
+    /// `tiered → cost-plus`, or the one model when it did not change.
+    pub model_change: String,
     pub current_usage_cost: String,
     pub calculated_usage_cost: String,
     /// The invoice total as run.
@@ -213,6 +215,13 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
             team: id.to_string(),
             team_name: name,
             hypothetical: b.is_none(),
+            model_change: match (b, w) {
+                (Some(b), Some(w)) if b.chargeback_model != w.chargeback_model => {
+                    format!("{} → {}", b.chargeback_model, w.chargeback_model)
+                }
+                (_, Some(i)) | (Some(i), None) => i.chargeback_model.clone(),
+                (None, None) => String::new(),
+            },
             current_model: b.map(|i| i.chargeback_model.clone()),
             calculated_model: w.map(|i| i.chargeback_model.clone()),
             current_usage_cost: b.map_or_else(|| zero.clone(), |i| i.usage_cost.clone()),
