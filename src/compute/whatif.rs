@@ -566,10 +566,17 @@ pub fn team_moves(
 ) -> BTreeMap<String, (Split, Vec<From>)> {
     let mut targets: Vec<&ModelEntry> = catalog.models.iter().collect();
     targets.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
-    // team → from key → (label, cell indices)
-    let mut groups: BTreeMap<&str, BTreeMap<String, (String, Vec<usize>)>> = BTreeMap::new();
+    // Names resolve once per (provider, model), not once per cell.
+    let mut resolved: std::collections::HashMap<(&str, &str), Option<&ModelEntry>> =
+        std::collections::HashMap::new();
+    // team → from key → (label, cell indices, its catalog entry)
+    type Group<'c> = (String, Vec<usize>, Option<&'c ModelEntry>);
+    let mut groups: BTreeMap<&str, BTreeMap<String, Group<'_>>> = BTreeMap::new();
     for (i, c) in cells.iter().enumerate() {
-        let (k, label) = match catalog.resolve(&c.provider, &c.model) {
+        let entry = *resolved
+            .entry((c.provider.as_str(), c.model.as_str()))
+            .or_insert_with(|| catalog.resolve(&c.provider, &c.model));
+        let (k, label) = match entry {
             Some(e) => (
                 key(&e.provider, &e.model),
                 format!("{} {}", e.provider, e.model),
@@ -583,7 +590,7 @@ pub fn team_moves(
             .entry(c.team.as_str())
             .or_default()
             .entry(k)
-            .or_insert_with(|| (label, Vec::new()))
+            .or_insert_with(|| (label, Vec::new(), entry))
             .1
             .push(i);
     }
@@ -592,13 +599,15 @@ pub fn team_moves(
     for (team, froms) in groups {
         let mut cache = Split::default();
         let mut list = Vec::new();
-        for (from_key, (label, idx)) in froms {
+        for (from_key, (label, idx, entry)) in froms {
             // The cells' own cost, and their caching saving at their model.
             let mut own = Delta::default();
+            // Their tokens per day: a target's price is a price per day,
+            // and the cost of a sum is the sum of the costs, exactly.
+            let mut by_day: BTreeMap<NaiveDate, [u64; 4]> = BTreeMap::new();
             for &i in &idx {
                 let c = &cells[i];
-                let unit = catalog
-                    .resolve(&c.provider, &c.model)
+                let unit = entry
                     .and_then(|e| price_on(e, c.day))
                     .map_or(Decimal::ZERO, |p| {
                         cache_unit(p, c.tokens_of(UsageType::Input))
@@ -609,6 +618,10 @@ pub fn team_moves(
                 } else {
                     own.moved_estimated += rec.cell_estimated[i];
                     own.cache_from_estimated += unit;
+                }
+                let day = by_day.entry(c.day).or_default();
+                for (sum, t) in day.iter_mut().zip(c.tokens) {
+                    *sum = sum.saturating_add(t);
                 }
             }
             cache.billed += own.cache_from_billed;
@@ -624,13 +637,12 @@ pub fn team_moves(
                     cache_to: Decimal::ZERO,
                     ..own.clone()
                 };
-                for &i in &idx {
-                    let c = &cells[i];
-                    let Some(p) = price_on(t, c.day) else {
+                for (day, tokens) in &by_day {
+                    let Some(p) = price_on(t, *day) else {
                         continue 'target;
                     };
-                    d.new += cost_of(p, &c.tokens);
-                    d.cache_to += cache_unit(p, c.tokens_of(UsageType::Input));
+                    d.new += cost_of(p, tokens);
+                    d.cache_to += cache_unit(p, tokens[UsageType::Input as usize]);
                 }
                 to.insert(k, d);
             }
