@@ -171,16 +171,22 @@ fn add_quarantine(outputs: &mut Outputs, q: &Quarantine<'_>) {
         if rows.is_empty() {
             continue;
         }
-        // The value-based columns only when a row set aside holds one:
-        // logs without them keep the quarantine columns they always had.
+        // The value-based and insight columns only when a row set aside
+        // holds one: logs without them keep the quarantine columns they
+        // always had.
         let mut fields = fields.to_vec();
         if fields == schema::request::ALL {
-            let value = schema::request::VALUE_COLUMNS;
-            if rows
-                .iter()
-                .any(|q| value.iter().any(|c| !q.field(c).is_empty()))
-            {
-                fields.extend(value);
+            let optional: [&[&str]; 2] = [
+                &schema::request::VALUE_COLUMNS,
+                &schema::request::INSIGHT_COLUMNS,
+            ];
+            for columns in optional {
+                if rows
+                    .iter()
+                    .any(|q| columns.iter().any(|c| !q.field(c).is_empty()))
+                {
+                    fields.extend(columns);
+                }
             }
         }
         outputs.add(path, quarantine_csv(rows, &fields));

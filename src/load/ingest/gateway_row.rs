@@ -118,6 +118,8 @@ pub(crate) struct CanonicalRow {
     pub outcome: Option<String>,
     pub outcome_count: Option<String>,
     pub user: Option<String>,
+    pub tokens_estimated: Option<String>,
+    pub conversation_id: Option<String>,
     /// The line of the file the row comes from, when rows are not lines
     /// one for one (spans skipped, many spans on a line).
     pub line: Option<u64>,
@@ -162,6 +164,8 @@ impl CanonicalRows {
                 column(OUTCOME, |r| &r.outcome),
                 column(OUTCOME_COUNT, |r| &r.outcome_count),
                 column(USER, |r| &r.user),
+                column(TOKENS_ESTIMATED, |r| &r.tokens_estimated),
+                column(CONVERSATION_ID, |r| &r.conversation_id),
             ],
         )
         .expect("columns of equal length");

@@ -56,6 +56,9 @@ pub struct UsageCell {
     pub errors: u64,
     /// The tokens of those failed requests, per class (part of `tokens`).
     pub error_tokens: [u64; 4],
+    /// Of `tokens` (all classes), those of requests whose counts were
+    /// estimated (`tokens_estimated`), not reported by the provider.
+    pub estimated_tokens: u64,
 }
 
 impl UsageCell {
@@ -65,6 +68,30 @@ impl UsageCell {
 
     pub fn total_tokens(&self) -> u64 {
         self.tokens.iter().fold(0, |a, t| a.saturating_add(*t))
+    }
+}
+
+/// One request of a conversation (`conversation_id`) that counts as usage
+/// of the period: what the context-growth insight reads, in time order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Turn {
+    /// The request's time, in microseconds since the epoch (UTC).
+    pub micros: i64,
+    pub request_id: String,
+    pub provider: String,
+    /// Canonical catalog name.
+    pub model: String,
+    pub day: NaiveDate,
+    /// Tokens per class, indexed like [`UsageType::ALL`].
+    pub tokens: [u64; 4],
+    /// Status `error`.
+    pub error: bool,
+}
+
+impl Turn {
+    /// Input tokens of every class: uncached, cached and cache writes.
+    pub fn input_tokens(&self) -> u64 {
+        self.tokens[..3].iter().fold(0, |a, t| a.saturating_add(*t))
     }
 }
 
