@@ -7,6 +7,7 @@ pub mod amend;
 pub mod attribute;
 pub mod budget;
 pub mod chargeback;
+pub mod insights;
 pub mod invoice;
 pub mod journal;
 pub mod lineage;
@@ -59,6 +60,8 @@ pub struct Month<'a> {
     pub lineage: Lineage,
     /// `journal.csv`'s entries, when the policy has `[gl]`.
     pub journal: Option<journal::Journal>,
+    /// `insights.json`, and the summary's Insights section.
+    pub insights: insights::Insights,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -394,6 +397,17 @@ pub fn compute<'a>(
         other_carried_by,
     });
     let journal = journal::post(&view, policy, scale)?;
+    let insights = insights::insights(&insights::InsightsInput {
+        period: &view.period,
+        cells: &log.cells,
+        reconciled: &rec,
+        catalog,
+        view: &view,
+        usage: &attribution.teams,
+        outcomes: [&log.outcomes, &inputs.outcomes.counts],
+        conversations: &log.conversations,
+        scale,
+    });
     Ok(Month {
         view,
         reconciliation: rec.rows,
@@ -410,6 +424,7 @@ pub fn compute<'a>(
         carried: &inputs.notes,
         lineage,
         journal,
+        insights,
     })
 }
 /// Per team, the outcomes of the month — the request logs' and the

@@ -135,8 +135,8 @@ fn fields(b: &[u8]) -> Option<Fields<'_>> {
 pub fn utc_micros(text: &str) -> Option<i64> {
     let t = fields(text.trim().as_bytes())?;
     let days = (calendar_date(t.date)? - epoch()).num_days();
-    let seconds = days * 86_400 + i64::from(t.hour * 3600 + t.minute * 60 + t.second)
-        - t.offset_min * 60;
+    let seconds =
+        days * 86_400 + i64::from(t.hour * 3600 + t.minute * 60 + t.second) - t.offset_min * 60;
     Some(seconds * 1_000_000 + i64::from(t.micros))
 }
 
@@ -227,10 +227,18 @@ mod tests {
             at("2025-01-05T10:00:00.5+0530").as_deref(),
             Some("2025-01-05T04:30:00.500000Z")
         );
-        assert_eq!(at("2025-01-05").as_deref(), Some("2025-01-05T00:00:00.000000Z"));
+        assert_eq!(
+            at("2025-01-05").as_deref(),
+            Some("2025-01-05T00:00:00.000000Z")
+        );
         assert_eq!(utc_micros("1970-01-01T00:00:01Z"), Some(1_000_000));
         assert_eq!(utc_micros("1969-12-31T23:59:59Z"), Some(-1_000_000));
-        for bad in ["", "yesterday", "2025-02-30T00:00:00Z", "2025-01-05T10:00:00."] {
+        for bad in [
+            "",
+            "yesterday",
+            "2025-02-30T00:00:00Z",
+            "2025-01-05T10:00:00.",
+        ] {
             assert_eq!(utc_micros(bad), None, "{bad}");
         }
     }
