@@ -8,9 +8,10 @@ use handlebars::{
 };
 use serde::Serialize;
 
+use super::SummaryView;
 use super::templates::Templates;
 use crate::compute::amend::NoteView;
-use crate::compute::invoice::{InvoiceView, MonthView};
+use crate::compute::invoice::InvoiceView;
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
@@ -61,8 +62,8 @@ impl HtmlRenderer {
         self.render("invoice.html", view)
     }
 
-    pub fn summary(&self, month: &MonthView) -> Result<String> {
-        self.render("summary.html", month)
+    pub fn summary(&self, view: &SummaryView) -> Result<String> {
+        self.render("summary.html", view)
     }
 
     pub fn note(&self, view: &NoteView) -> Result<String> {
@@ -89,7 +90,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json and `insights` (insights.json) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs",
                 )
         })
     }

@@ -11,8 +11,10 @@ pub mod templates;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
+use serde::Serialize;
 
-use crate::compute::invoice::{Invoice, Issuer, ledger_csv};
+use crate::compute::insights::Insights;
+use crate::compute::invoice::{Invoice, Issuer, MonthView, ledger_csv};
 use crate::compute::journal::journal_csv;
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
@@ -26,6 +28,25 @@ use allocations::allocations_parquet;
 use html::HtmlRenderer;
 use pdf::PdfRenderer;
 use templates::Templates;
+
+/// What the finance summary renders: the keys of `invoices.json` at the
+/// top, as they always were, and the month's insights (`insights.json`)
+/// under `insights`. `invoices.json` itself holds no insights.
+#[derive(Debug, Serialize)]
+pub struct SummaryView<'a> {
+    #[serde(flatten)]
+    pub month: &'a MonthView,
+    pub insights: &'a Insights,
+}
+
+impl<'a> SummaryView<'a> {
+    pub fn of(month: &'a Month<'_>) -> SummaryView<'a> {
+        SummaryView {
+            month: &month.view,
+            insights: &month.insights,
+        }
+    }
+}
 
 /// Every output of `month`: invoices and the summary as HTML and PDF, then
 /// the data and ledgers of [`data_outputs`].
@@ -46,8 +67,8 @@ pub fn render(month: &Month<'_>, templates: &Templates, progress: &Progress) -> 
         Ok((page, doc))
     };
     let summary = || -> Result<(Vec<u8>, Vec<u8>)> {
-        let page = html.summary(view)?.into_bytes();
-        let doc = pdf.summary(view)?;
+        let page = html.summary(&SummaryView::of(month))?.into_bytes();
+        let doc = pdf.summary(&SummaryView::of(month))?;
         done.inc(1);
         Ok((page, doc))
     };
@@ -81,13 +102,13 @@ pub fn check(month: &Month<'_>, templates: &Templates, progress: &Progress) -> R
     for inv in &view.invoices {
         html.invoice(&view.invoice_view(inv))?;
     }
-    html.summary(view)?;
+    html.summary(&SummaryView::of(month))?;
     // The first of the longest, so the check does not depend on sorting.
     let longest = view.invoices.iter().rev().max_by_key(|inv| inv.lines.len());
     if let Some(inv) = longest {
         pdf.check_invoice(&view.invoice_view(inv))?;
     }
-    pdf.check_summary(view)?;
+    pdf.check_summary(&SummaryView::of(month))?;
     stage.done();
     Ok(())
 }
@@ -115,9 +136,10 @@ pub fn notes(
     Ok(outputs)
 }
 
-/// The month as data: `invoices.json`, `budgets.json`, the ledgers (with
-/// `allocations.parquet`, the lineage of every usage line, and the GL
-/// journal when the policy has `[gl]`) and the quarantine files.
+/// The month as data: `invoices.json`, `budgets.json`, `insights.json`,
+/// the ledgers (with `allocations.parquet`, the lineage of every usage
+/// line, and the GL journal when the policy has `[gl]`) and the quarantine
+/// files.
 pub fn data_outputs(month: &Month<'_>) -> Outputs {
     let view = &month.view;
     let mut outputs = Outputs::default();
@@ -130,6 +152,7 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
             .map(|i| (i.team.clone(), &i.budget))
             .collect::<BTreeMap<_, _>>(),
     );
+    outputs.add_json("insights.json", &month.insights);
     outputs.add("ledger.csv", ledger_csv(view));
     outputs.add(
         "reconciliation.csv",
