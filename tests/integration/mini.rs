@@ -291,7 +291,7 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
     assert_eq!(
         out.stderr,
         "error: branding/invoice.html.hbs:2:4: template error: the template uses `invoice.po_number`, which the invoice data does not have\n\
-         hint: the fields a template may use are the keys of its data: invoices.json for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs\n"
+         hint: the fields a template may use are the keys of its data: invoices.json and `insights` (insights.json) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs\n"
     );
     assert!(
         !t.exists("out"),
