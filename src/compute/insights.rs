@@ -202,7 +202,7 @@ pub struct ModelSprawl {
     /// Per team and catalog tier: now, at the cheapest model of the tier,
     /// and the saving; by team, then tier.
     pub tiers: Vec<TierMove>,
-    /// Σ `tiers[].saving`.
+    /// Σ `tiers[].saving`, as printed.
     pub saving: String,
     /// Traffic no tier comparison could be made for, and why.
     pub not_comparable: Vec<NotComparable>,
@@ -238,7 +238,7 @@ pub struct TierMove {
     /// The cheapest model of the tier for this traffic, as `provider/model`.
     pub cheapest: String,
     pub cheapest_cost: String,
-    /// `catalog_cost − cheapest_cost`, never below zero.
+    /// `catalog_cost − cheapest_cost` as printed, never below zero.
     pub saving: String,
 }
 
@@ -278,7 +278,13 @@ pub fn insights(input: &InsightsInput<'_>) -> Insights {
         currency: input.view.currency.clone(),
         cost_per_outcome: outcome_costs(input, &name),
         failed_requests: failed_requests(input),
-        estimated_tokens: estimated_tokens(input.cells, &cell_cost, &teams, input.scale),
+        estimated_tokens: estimated_tokens(
+            input.cells,
+            &cell_cost,
+            input.catalog,
+            &teams,
+            input.scale,
+        ),
         context_growth: context_growth(
             input.conversations,
             input.catalog,
@@ -394,20 +400,34 @@ fn failed_requests(input: &InsightsInput<'_>) -> FailedRequests {
     }
 }
 
-/// The cost of a cell's estimated tokens: its cost × estimated / all its
-/// tokens.
-fn estimated_cost(c: &UsageCell, cost: Decimal) -> Decimal {
-    let all = c.total_tokens();
-    if all == 0 || c.estimated_tokens == 0 {
+/// The part of a cell's cost its estimated tokens carry: the cost × their
+/// catalog cost / the catalog cost of all its tokens (prices of the cell's
+/// model and day, so a token class weighs what it is priced at), or × their
+/// share of the tokens when the catalog has no price that day.
+fn estimated_cost(c: &UsageCell, cost: Decimal, catalog: &Catalog) -> Decimal {
+    if c.total_estimated() == 0 {
         return Decimal::ZERO;
     }
-    cost * Decimal::from(c.estimated_tokens.min(all)) / Decimal::from(all)
+    let (part, all) = match catalog.prices_on(&c.provider, &c.model, c.day) {
+        Some(p) if !cost_at(p, &c.tokens).is_zero() => {
+            (cost_at(p, &c.estimated_tokens), cost_at(p, &c.tokens))
+        }
+        _ => (
+            Decimal::from(c.total_estimated()),
+            Decimal::from(c.total_tokens()),
+        ),
+    };
+    if all.is_zero() {
+        return Decimal::ZERO;
+    }
+    (cost * part / all).min(cost)
 }
 
 /// `teams`: (id, name) in invoice order.
 fn estimated_tokens(
     cells: &[UsageCell],
     cell_cost: &[Decimal],
+    catalog: &Catalog,
     teams: &[(&str, &str)],
     scale: u32,
 ) -> EstimatedTokens {
@@ -416,8 +436,8 @@ fn estimated_tokens(
     for (c, cost) in cells.iter().zip(cell_cost) {
         let e = per.entry(c.team.as_str()).or_default();
         e.0 = e.0.saturating_add(c.total_tokens());
-        e.1 = e.1.saturating_add(c.estimated_tokens);
-        e.2 += estimated_cost(c, *cost);
+        e.1 = e.1.saturating_add(c.total_estimated());
+        e.2 += estimated_cost(c, *cost, catalog);
     }
     let (tokens, estimated, cost) = per
         .values()
@@ -439,7 +459,7 @@ fn estimated_tokens(
         })
         .collect();
     EstimatedTokens {
-        method: "Tokens of requests marked `tokens_estimated` (counted by a tokenizer, not reported by the provider) divided by all tokens, per team and in all; the cost they carry is, per usage cell (provider, scope, day, model, team and use case), the cell's exact cost times its estimated tokens divided by all its tokens, summed and rounded once.".into(),
+        method: "Tokens of requests marked `tokens_estimated` (counted by a tokenizer, not reported by the provider) divided by all tokens, per team and in all; the cost they carry is, per usage cell (provider, scope, day, model, team and use case), the cell's exact cost times the catalog cost of its estimated tokens divided by the catalog cost of all its tokens (their share of the tokens where the catalog has no price that day), summed and rounded once.".into(),
         empty: (estimated == 0)
             .then(|| "no request's token counts are marked estimated (`tokens_estimated`)".into()),
         tokens,
@@ -741,6 +761,9 @@ fn model_sprawl(
         let Some((best, provider, model)) = cheapest else {
             continue;
         };
+        // The difference of the two amounts as printed, so that the three
+        // columns add up for a reader; within a cent of the exact one.
+        let (now, best) = (round_line(now, scale), round_line(best, scale));
         let saving = (now - best).max(Decimal::ZERO);
         saving_total += saving;
         tiers.push(TierMove {
@@ -758,7 +781,7 @@ fn model_sprawl(
     }
     ModelSprawl {
         method: "Per model as the logs name it (provider and catalog model): the teams that used it, their requests and tokens, the cost the month gave that usage (billed, or estimated where no bill was), and the same tokens at the catalog prices of each day.".into(),
-        saving_method: "Per team and catalog tier: the team's tokens of that tier at the catalog prices of its own models on each day, against the same tokens, class for class (so the cached and cache-write shares are kept), at the catalog model of that tier, under any provider, that prices them lowest on those days, the saving being the difference and never below zero.".into(),
+        saving_method: "Per team and catalog tier: the team's tokens of that tier at the catalog prices of its own models on each day, against the same tokens, class for class (so the cached and cache-write shares are kept), at the catalog model of that tier, under any provider, that prices them lowest on those days, the saving being the difference of the two rounded amounts and never below zero.".into(),
         empty: models.is_empty().then(|| "no usage this month".into()),
         models: models.into_iter().map(|(_, m)| m).collect(),
         tiers,
@@ -816,7 +839,7 @@ mod tests {
             requests: 10,
             errors: 0,
             error_tokens: [0; 4],
-            estimated_tokens: 0,
+            estimated_tokens: [0; 4],
         }
     }
 
@@ -963,23 +986,31 @@ mod tests {
     }
 
     #[test]
-    fn estimated_tokens_carry_their_share_of_each_cell() {
+    fn estimated_tokens_carry_their_catalog_share_of_each_cell() {
+        // gpt-4o: 1M in (2.50) and 0.1M out (1.00) at catalog prices; the
+        // cell was billed 3.60. The estimated 0.5M in and 0.05M out are
+        // 1.75 of 3.50 at catalog prices: 3.60 × 1.75 / 3.50 = 1.80.
         let mut a = cell("a", "openai", "gpt-4o", [1_000_000, 0, 0, 100_000]);
-        a.estimated_tokens = 550_000;
+        a.estimated_tokens = [500_000, 0, 0, 50_000];
         let b = cell("b", "openai", "gpt-4o", [1_000_000, 0, 0, 0]);
-        let mut a2 = cell("a", "openai", "gpt-4o-mini", [300, 0, 0, 0]);
-        a2.estimated_tokens = 300;
+        // Only the output of this one was estimated: 0.60 of 0.645.
+        let mut a2 = cell("a", "openai", "gpt-4o-mini", [300_000, 0, 0, 1_000_000]);
+        a2.estimated_tokens = [0, 0, 0, 1_000_000];
+        // No price on its day: the share of the tokens, a half of 0.40.
+        let mut late = cell("a", "openai", "o-late", [1_000, 0, 0, 1_000]);
+        late.estimated_tokens = [1_000, 0, 0, 0];
         let e = estimated_tokens(
-            &[a, b, a2],
-            &[d("3.60"), d("2.50"), d("0.0001")],
+            &[a, b, a2, late],
+            &[d("3.60"), d("2.50"), d("0.645"), d("0.40")],
+            &catalog(),
             &[("a", "Team A"), ("b", "Team B")],
             2,
         );
-        // 3.60 × 550,000 / 1,100,000 = 1.80, and all of 0.0001.
         assert_eq!(e.empty, None);
-        assert_eq!((e.tokens, e.estimated_tokens), (2_100_300, 550_300));
-        assert_eq!(e.share.as_deref(), Some("26.2%"));
-        assert_eq!(e.cost, "1.80");
+        assert_eq!((e.tokens, e.estimated_tokens), (3_402_000, 1_551_000));
+        assert_eq!(e.share.as_deref(), Some("45.6%"));
+        // 1.80 + 0.60 + 0.20
+        assert_eq!(e.cost, "2.60");
         assert_eq!(e.teams.len(), 1, "teams without estimated tokens left out");
         let t = &e.teams[0];
         assert_eq!(
@@ -989,9 +1020,9 @@ mod tests {
                 t.share.as_deref(),
                 t.cost.as_str()
             ),
-            ("Team A", 1_100_300, Some("50%"), "1.80")
+            ("Team A", 2_402_000, Some("64.6%"), "2.60")
         );
-        let none = estimated_tokens(&[], &[], &[], 2);
+        let none = estimated_tokens(&[], &[], &catalog(), &[], 2);
         assert!(none.empty.is_some());
         assert_eq!((none.share, none.cost.as_str()), (None, "0.00"));
     }

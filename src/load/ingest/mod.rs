@@ -56,9 +56,9 @@ pub struct UsageCell {
     pub errors: u64,
     /// The tokens of those failed requests, per class (part of `tokens`).
     pub error_tokens: [u64; 4],
-    /// Of `tokens` (all classes), those of requests whose counts were
+    /// Of `tokens`, per class, those of requests whose counts were
     /// estimated (`tokens_estimated`), not reported by the provider.
-    pub estimated_tokens: u64,
+    pub estimated_tokens: [u64; 4],
 }
 
 impl UsageCell {
@@ -68,6 +68,13 @@ impl UsageCell {
 
     pub fn total_tokens(&self) -> u64 {
         self.tokens.iter().fold(0, |a, t| a.saturating_add(*t))
+    }
+
+    /// Estimated tokens of every class.
+    pub fn total_estimated(&self) -> u64 {
+        self.estimated_tokens
+            .iter()
+            .fold(0, |a, t| a.saturating_add(*t))
     }
 }
 

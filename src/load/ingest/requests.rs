@@ -1124,8 +1124,9 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
             s.outcomes = s.outcomes.saturating_add(*n);
         }
         if estimated.get(i) == Some(&true) {
-            let all = tokens.iter().fold(0u64, |a, c| a.saturating_add(c[i]));
-            s.estimated = s.estimated.saturating_add(all);
+            for (t, column) in tokens.iter().enumerate() {
+                s.estimated[t] = s.estimated[t].saturating_add(column[i]);
+            }
         }
     }
     let groups = sums
@@ -1313,8 +1314,8 @@ struct Sums {
     error_tokens: [u64; 4],
     /// Σ outcome counts of the rows (their `outcome` is in the key).
     outcomes: u64,
-    /// Tokens (all classes) of the rows whose counts were estimated.
-    estimated: u64,
+    /// Tokens per class of the rows whose counts were estimated.
+    estimated: [u64; 4],
 }
 
 impl Sums {
@@ -1325,7 +1326,9 @@ impl Sums {
         self.requests += other.requests;
         self.errors += other.errors;
         self.outcomes = self.outcomes.saturating_add(other.outcomes);
-        self.estimated = self.estimated.saturating_add(other.estimated);
+        for t in 0..4 {
+            self.estimated[t] = self.estimated[t].saturating_add(other.estimated[t]);
+        }
     }
 }
 
@@ -1457,7 +1460,7 @@ impl<'a> MonthUsage<'a> {
         tokens: [u64; 4],
         n: u64,
         (outcome, outcomes): (Option<&str>, u64),
-        estimated: u64,
+        estimated: [u64; 4],
     ) {
         let day = epoch() + chrono::Duration::days(i64::from(day.unwrap_or(0)));
         if !self.period.contains(day) {
@@ -1493,7 +1496,9 @@ impl<'a> MonthUsage<'a> {
             cell.tokens[t] = cell.tokens[t].saturating_add(n);
         }
         cell.requests += n;
-        cell.estimated = cell.estimated.saturating_add(estimated);
+        for (t, n) in estimated.into_iter().enumerate() {
+            cell.estimated[t] = cell.estimated[t].saturating_add(n);
+        }
         if error {
             cell.errors += n;
             for (t, n) in tokens.into_iter().enumerate() {
@@ -1630,7 +1635,7 @@ impl<'a> MonthUsage<'a> {
             Option<&'r str>,
         );
         // Tokens, requests, outcomes and estimated tokens.
-        let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64, u64)> = HashMap::new();
+        let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64, [u64; 4])> = HashMap::new();
         let mut turns = Vec::new();
         let (first, last) = period_days(self.period);
         let mut users: HashMap<FateKey, HashSet<u32>> = HashMap::new();
@@ -1684,8 +1689,9 @@ impl<'a> MonthUsage<'a> {
             }
             sums.1 += 1;
             if r.estimated == Some(true) {
-                let all = tokens.iter().fold(0u64, |a, v| a.saturating_add(*v));
-                sums.3 = sums.3.saturating_add(all);
+                for (t, v) in tokens.iter().enumerate() {
+                    sums.3[t] = sums.3[t].saturating_add(*v);
+                }
             }
             if let Some(c) = r.conversation.as_deref().filter(|c| !is_null_text(c)) {
                 turns.push(RawTurn {
