@@ -202,10 +202,12 @@ struct Reference {
     tokens_by_team: BTreeMap<String, u64>,
     /// Tokens of rows whose counts are estimated, by team.
     estimated_by_team: BTreeMap<String, u64>,
-    /// (team, conversation) → (instant, request id, input tokens) of
-    /// the rows that count.
-    conversations: BTreeMap<(String, String), Vec<(i64, String, u64)>>,
+    /// (team, conversation) → the rows that count.
+    conversations: BTreeMap<(String, String), Vec<Turn>>,
 }
+
+/// A row of a conversation: instant, request id, input tokens.
+type Turn = (i64, String, u64);
 
 /// The instant of a timestamp the reference reads, in microseconds.
 fn instant(t: &str) -> i64 {
