@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, ModelEntry, PriceSet, UsageType};
 use crate::compute::attribute::TeamUsage;
 use crate::compute::invoice::{MonthView, error_rate};
 use crate::compute::reconcile::Reconciled;
-use crate::load::ingest::{Turn, UsageCell};
+use crate::load::ingest::{Conversations, Turn, UsageCell};
 use crate::money::{Decimal, format_amount, round_line};
 
 /// Requests a conversation needs before its growth means anything.
@@ -49,8 +49,8 @@ pub struct InsightsInput<'a> {
     /// (team, outcome) → outcomes of the request logs and of the outcome
     /// sources (both are added, as value-based charging adds them).
     pub outcomes: [&'a BTreeMap<(String, String), u64>; 2],
-    /// (team, conversation id) → its used requests in time order.
-    pub conversations: &'a BTreeMap<(String, String), Vec<Turn>>,
+    /// Per (team, conversation id), its used requests in time order.
+    pub conversations: &'a Conversations,
     /// Minor units of the currency.
     pub scale: u32,
 }
@@ -518,13 +518,14 @@ pub fn summarised_saving(turns: &[(u64, Decimal)], every: usize) -> Decimal {
 }
 
 fn context_growth(
-    conversations: &BTreeMap<(String, String), Vec<Turn>>,
+    all: &Conversations,
     catalog: &Catalog,
     every: usize,
     scale: u32,
     name: &dyn Fn(&str) -> String,
 ) -> ContextGrowth {
     let money = |d: Decimal| format_amount(d, scale);
+    let conversations = &all.turns;
     let long = conversations
         .values()
         .filter(|t| t.len() >= MIN_TURNS)
@@ -545,7 +546,10 @@ fn context_growth(
         e.1 += turns.len() as u64;
         let prices: Option<Vec<&PriceSet>> = turns
             .iter()
-            .map(|t| catalog.prices_on(&t.provider, &t.model, t.day))
+            .map(|t| {
+                let (provider, model) = all.model_of(t);
+                catalog.prices_on(provider, model, t.day())
+            })
             .collect();
         let Some(prices) = prices else {
             unpriced += 1;
@@ -554,13 +558,13 @@ fn context_growth(
         let cost: Decimal = turns
             .iter()
             .zip(&prices)
-            .map(|(t, p)| cost_at(p, &t.tokens))
+            .map(|(t, p)| cost_at(p, &t.tokens()))
             .sum();
         let inputs: Vec<(u64, Decimal)> = turns
             .iter()
             .zip(&prices)
             .map(|(t, p)| {
-                let mut input = t.tokens;
+                let mut input = t.tokens();
                 input[UsageType::Output as usize] = 0;
                 (t.input_tokens(), cost_at(p, &input))
             })
@@ -585,11 +589,11 @@ fn context_growth(
             last_input: turns.last().map_or(0, Turn::input_tokens),
             first_request: turns
                 .first()
-                .map(|t| t.request_id.clone())
+                .map(|t| t.request_id.to_string())
                 .unwrap_or_default(),
             last_request: turns
                 .last()
-                .map(|t| t.request_id.clone())
+                .map(|t| t.request_id.to_string())
                 .unwrap_or_default(),
             cost: money(*cost),
             saving: money(*saving),
@@ -886,61 +890,61 @@ mod tests {
         assert_eq!(summarised_saving(&[], 5), Decimal::ZERO);
     }
 
-    fn turn(request: &str, minute: i64, uncached: u64, cached: u64, output: u64) -> Turn {
+    /// A gpt-4o request (model 0 of [`conversations`]) on 5 January 2025,
+    /// `minute` past midnight.
+    fn turn(request: &str, minute: i64, uncached: u32, cached: u32, output: u32) -> Turn {
+        let day = (day("2025-01-05") - day("1970-01-01")).num_days();
         Turn {
-            micros: minute * 60_000_000,
+            micros: (day * 1440 + minute) * 60_000_000,
             request_id: request.into(),
-            provider: "openai".into(),
-            model: "gpt-4o".into(),
-            day: day("2025-01-05"),
+            model: 0,
             tokens: [uncached, cached, 0, output],
             error: false,
         }
     }
 
+    fn conversations(turns: Vec<((&str, &str), Vec<Turn>)>) -> Conversations {
+        Conversations {
+            models: ["gpt-4o", "o-late"]
+                .map(|m| ("openai".to_string(), m.to_string()))
+                .to_vec(),
+            turns: turns
+                .into_iter()
+                .map(|((team, id), t)| ((team.to_string(), id.to_string()), t))
+                .collect(),
+        }
+    }
+
     #[test]
     fn context_growth_by_hand() {
-        const M: u64 = 1_000_000;
-        let mut conversations = BTreeMap::new();
+        const M: u32 = 1_000_000;
         // Request k: 1M uncached + (k−1)M cached input, 0.1M output. At
         // gpt-4o's 2.50 / 1.25 / 10 per 1M: input 2.50 + 1.25 (k−1), output
         // 1.00, so the seven cost 3.50 + 4.75 + … + 11.00 = 50.75. Every
         // 5: request 6 keeps 1M of 6M (input 8.75 × 5/6 saved), request 7
         // keeps 2M of 7M (input 10.00 × 5/7 saved): 14.4345238…
-        conversations.insert(
-            ("support".to_string(), "c-grows".to_string()),
-            (1..=7u32)
-                .map(|k| {
-                    turn(
-                        &format!("r{k}"),
-                        i64::from(k),
-                        M,
-                        u64::from(k - 1) * M,
-                        M / 10,
-                    )
-                })
-                .collect::<Vec<_>>(),
-        );
-        conversations.insert(
-            ("support".to_string(), "c-falls".to_string()),
-            vec![
-                turn("f1", 1, 300, 0, 1),
-                turn("f2", 2, 100, 0, 1),
-                turn("f3", 3, 400, 0, 1),
-            ],
-        );
-        conversations.insert(
-            ("search".to_string(), "c-short".to_string()),
-            vec![turn("s1", 1, 100, 0, 1), turn("s2", 2, 200, 0, 1)],
-        );
+        let grows: Vec<Turn> = (1..=7u32)
+            .map(|k| turn(&format!("r{k}"), i64::from(k), M, (k - 1) * M, M / 10))
+            .collect();
+        let falls = vec![
+            turn("f1", 1, 300, 0, 1),
+            turn("f2", 2, 100, 0, 1),
+            turn("f3", 3, 400, 0, 1),
+        ];
+        let short = vec![turn("s1", 1, 100, 0, 1), turn("s2", 2, 200, 0, 1)];
         // Growing, but its last request's model has no price on its day.
         let mut late = vec![turn("u1", 1, 100, 0, 1), turn("u2", 2, 200, 0, 1)];
         late.push(Turn {
-            model: "o-late".into(),
+            model: 1,
             ..turn("u3", 3, 300, 0, 1)
         });
-        conversations.insert(("search".to_string(), "c-unpriced".to_string()), late);
-        let g = context_growth(&conversations, &catalog(), 5, 2, &no_name);
+        let all = conversations(vec![
+            (("support", "c-grows"), grows),
+            (("support", "c-falls"), falls.clone()),
+            (("search", "c-short"), short),
+            (("search", "c-unpriced"), late),
+        ]);
+        let g = context_growth(&all, &catalog(), 5, 2, &no_name);
         assert_eq!(g.empty, None);
         assert_eq!(
             (g.conversations, g.long_conversations, g.growing, g.unpriced),
@@ -957,7 +961,7 @@ mod tests {
                 c.first_input,
                 c.last_input
             ),
-            ("c-grows", 7, M, 7 * M)
+            ("c-grows", 7, 1_000_000, 7_000_000)
         );
         assert_eq!(
             (c.first_request.as_str(), c.last_request.as_str()),
@@ -970,19 +974,40 @@ mod tests {
             .collect();
         assert_eq!(teams, [("search", 1, "0.00"), ("support", 1, "50.75")]);
 
-        let none = context_growth(&BTreeMap::new(), &catalog(), 5, 2, &no_name);
+        let none = context_growth(&Conversations::default(), &catalog(), 5, 2, &no_name);
         assert_eq!(
             none.empty.as_deref(),
             Some("no request of the month carries a `conversation_id`")
         );
-        conversations.retain(|(_, id), _| id == "c-falls");
-        let flat = context_growth(&conversations, &catalog(), 5, 2, &no_name);
+        let flat = context_growth(
+            &conversations(vec![(("support", "c-falls"), falls)]),
+            &catalog(),
+            5,
+            2,
+            &no_name,
+        );
         assert_eq!(
             flat.empty.as_deref(),
             Some(
                 "no conversation of 3 or more requests has an input that keeps growing (1 conversation with a `conversation_id`, 1 of them with 3 or more requests)"
             )
         );
+    }
+
+    #[test]
+    fn a_turn_knows_its_day_and_input() {
+        let t = turn("r", 24 * 60 - 1, 5, 6, 7);
+        assert_eq!(t.day(), day("2025-01-05"));
+        assert_eq!(
+            Turn {
+                micros: t.micros + 60_000_000,
+                ..t.clone()
+            }
+            .day(),
+            day("2025-01-06")
+        );
+        assert_eq!(t.input_tokens(), 11);
+        assert_eq!(t.tokens(), [5, 6, 0, 7]);
     }
 
     #[test]

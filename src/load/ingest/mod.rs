@@ -24,6 +24,8 @@ pub mod usage_report;
 pub use pages::PageLink;
 pub use quarantine::{QuarantineKind, QuarantinedRow, quarantine_csv};
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
@@ -80,17 +82,18 @@ impl UsageCell {
 
 /// One request of a conversation (`conversation_id`) that counts as usage
 /// of the period: what the context-growth insight reads, in time order.
+/// Kept small (a month may hold millions): the model is an index into
+/// [`Conversations::models`], the day is the instant's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Turn {
     /// The request's time, in microseconds since the epoch (UTC).
     pub micros: i64,
-    pub request_id: String,
-    pub provider: String,
-    /// Canonical catalog name.
-    pub model: String,
-    pub day: NaiveDate,
-    /// Tokens per class, indexed like [`UsageType::ALL`].
-    pub tokens: [u64; 4],
+    pub request_id: Box<str>,
+    /// Index of its (provider, model) in [`Conversations::models`].
+    pub model: u32,
+    /// Tokens per class, indexed like [`UsageType::ALL`] (a request
+    /// counts at most a billion of a class).
+    pub tokens: [u32; 4],
     /// Status `error`.
     pub error: bool,
 }
@@ -98,7 +101,40 @@ pub struct Turn {
 impl Turn {
     /// Input tokens of every class: uncached, cached and cache writes.
     pub fn input_tokens(&self) -> u64 {
-        self.tokens[..3].iter().fold(0, |a, t| a.saturating_add(*t))
+        self.tokens[..3].iter().map(|&t| u64::from(t)).sum()
+    }
+
+    /// Tokens per class, as the catalog prices them.
+    pub fn tokens(&self) -> [u64; 4] {
+        self.tokens.map(u64::from)
+    }
+
+    /// The UTC day of the request.
+    pub fn day(&self) -> NaiveDate {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        epoch + chrono::Duration::days(self.micros.div_euclid(86_400_000_000))
+    }
+}
+
+/// The conversations of a month: per (team, `conversation_id`) its turns
+/// in time order (then by request id), and the models they name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversations {
+    /// (provider, canonical catalog model), by [`Turn::model`].
+    pub models: Vec<(String, String)>,
+    pub turns: BTreeMap<(String, String), Vec<Turn>>,
+}
+
+impl Conversations {
+    pub fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+
+    /// The (provider, model) of a turn.
+    pub fn model_of(&self, t: &Turn) -> (&str, &str) {
+        self.models
+            .get(t.model as usize)
+            .map_or(("", ""), |(p, m)| (p.as_str(), m.as_str()))
     }
 }
 

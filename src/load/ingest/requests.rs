@@ -38,8 +38,8 @@ use serde::Serialize;
 
 use super::gateway_row::SOURCE_LINE;
 use super::{
-    QuarantineKind, QuarantinedRow, Turn, UsageCell, first_line, is_null_text, litellm,
-    missing_columns, otel, scan, time,
+    Conversations, QuarantineKind, QuarantinedRow, Turn, UsageCell, first_line, is_null_text,
+    litellm, missing_columns, otel, scan, time,
 };
 use crate::catalog::Catalog;
 use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
@@ -85,10 +85,10 @@ pub struct RequestLog {
     /// Per team, the distinct `user`s of the requests that count as usage
     /// of the period (teams without any left out).
     pub users: BTreeMap<String, u64>,
-    /// (team, `conversation_id`) → the conversation's requests that count
-    /// as usage of the period, in time order (then by request id). Empty
-    /// when the logs carry no conversation ids.
-    pub conversations: BTreeMap<(String, String), Vec<Turn>>,
+    /// Per (team, `conversation_id`), the conversation's requests that
+    /// count as usage of the period, in time order (then by request id).
+    /// Empty when the logs carry no conversation ids.
+    pub conversations: Conversations,
 }
 
 /// A request-log object: what it is, and its container format (from its
@@ -803,7 +803,7 @@ type MorselUsage = (
     Vec<(RawKey, Sums)>,
     Vec<Detail>,
     Option<MorselUsers>,
-    Vec<RawTurn>,
+    Vec<TurnGroup>,
 );
 
 /// Raw provider, model and status: all a group-level verdict depends on.
@@ -842,17 +842,15 @@ struct FateKey {
     text: [Option<String>; 4],
 }
 
-/// A request of a conversation before its fate is known: the raw provider,
-/// model, status and team its fate depends on (as [`FateKey`]), its day,
-/// and what a [`Turn`] keeps.
+/// Requests of one conversation whose fate is one, before it is known:
+/// the raw provider, model, status and team it depends on (as
+/// [`FateKey`]), the conversation as read, and per request its instant,
+/// id and tokens (at most [`MAX_TOKENS`] a class, so a `u32` each).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct RawTurn {
-    conversation: String,
+struct TurnGroup {
     fate: [Option<String>; 4],
-    day: i32,
-    micros: i64,
-    request_id: String,
-    tokens: [u64; 4],
+    conversation: String,
+    turns: Vec<(i64, Box<str>, [u32; 4])>,
 }
 
 /// What pass 2 gathers: sums per group of plain rows, every other row,
@@ -862,7 +860,7 @@ struct RawTurn {
 struct Usage {
     groups: HashMap<RawKey, Sums>,
     details: Vec<Detail>,
-    turns: Vec<RawTurn>,
+    turns: Vec<TurnGroup>,
     /// Users by fate, as ids of `user_names`: each text is held once
     /// however many fates and morsels it is seen in.
     users: HashMap<FateKey, HashSet<u32>>,
@@ -1081,7 +1079,7 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
     } else {
         flag.bool()?.iter().map(|v| v == Some(true)).collect()
     };
-    let turns = morsel_turns(df, &is_plain, &days, &texts, &tokens)?;
+    let turns = morsel_turns(df, &is_plain, &days, &texts, &keys, &tokens)?;
 
     // The key ids packed in one word, beside the day.
     let widths: Vec<u32> = keys.iter().map(KeyIds::width).collect();
@@ -1148,40 +1146,52 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
     Ok((groups, details, users, turns))
 }
 
-/// The plain rows of a morsel that name a conversation, with what their
-/// fate depends on. A morsel without conversation ids costs one null count.
+/// The plain rows of a morsel that name a conversation, by fate and
+/// conversation (each text held once a group). A morsel without
+/// conversation ids costs one null count.
 fn morsel_turns(
     df: &DataFrame,
     is_plain: &[bool],
     days: &[i32],
     texts: &[StringChunked],
+    keys: &[KeyIds],
     tokens: &[Vec<u64>],
-) -> PolarsResult<Vec<RawTurn>> {
+) -> PolarsResult<Vec<TurnGroup>> {
     let conversation = df.column(CONVERSATION_ID)?;
     if conversation.null_count() == conversation.len() {
         return Ok(Vec::new());
     }
-    let conversation = conversation.str()?;
+    let conversation = conversation.str()?.rechunk().into_owned();
+    let conversations = KeyIds::new(&conversation);
     let ids = df.column(REQUEST_ID)?.str()?;
     let text = df.column(TIMESTAMP_TEXT)?.str()?;
     let micros = df.column(TIMESTAMP_MICROS)?.i64()?;
-    let mut out = Vec::new();
-    for (i, c) in conversation.iter().enumerate() {
-        let Some(c) = c.filter(|c| !is_null_text(c)) else {
-            continue;
-        };
-        if !is_plain[i] {
+    let mut index: HashMap<([u32; 4], u32), usize, BuildHasherDefault<KeyHasher>> =
+        HashMap::default();
+    let mut out: Vec<TurnGroup> = Vec::new();
+    for (i, &c) in conversations.ids.iter().enumerate() {
+        if c == 0 || !is_plain[i] {
             continue;
         }
-        out.push(RawTurn {
-            conversation: c.trim().to_string(),
-            fate: FATE_TEXT.map(|k| texts[k].get(i).map(String::from)),
-            day: days[i],
-            micros: instant(micros.get(i), text.get(i), days[i]),
-            request_id: trimmed_id(ids.get(i)).unwrap_or("").to_string(),
-            tokens: std::array::from_fn(|t| tokens[t][i]),
+        let fate = FATE_TEXT.map(|k| keys[k].ids[i]);
+        let slot = *index.entry((fate, c)).or_insert_with(|| {
+            out.push(TurnGroup {
+                fate: std::array::from_fn(|j| {
+                    let k = FATE_TEXT[j];
+                    keys[k].text(&texts[k], fate[j])
+                }),
+                conversation: conversations.text(&conversation, c).unwrap_or_default(),
+                turns: Vec::new(),
+            });
+            out.len() - 1
         });
+        out[slot].turns.push((
+            instant(micros.get(i), text.get(i), days[i]),
+            trimmed_id(ids.get(i)).unwrap_or("").into(),
+            std::array::from_fn(|t| u32::try_from(tokens[t][i]).unwrap_or(u32::MAX)),
+        ));
     }
+    out.retain(|g| !is_null_text(&g.conversation));
     Ok(out)
 }
 
@@ -1415,7 +1425,9 @@ struct MonthUsage<'a> {
     users: BTreeMap<String, HashSet<u32>>,
     user_names: UserNames,
     /// (team, conversation) → the turns of used requests.
-    conversations: BTreeMap<(String, String), Vec<Turn>>,
+    conversations: Conversations,
+    /// (provider, model) → its index in `conversations.models`.
+    turn_models: HashMap<(String, String), u32>,
 }
 
 impl<'a> MonthUsage<'a> {
@@ -1431,7 +1443,8 @@ impl<'a> MonthUsage<'a> {
             outcomes: BTreeMap::new(),
             users: BTreeMap::new(),
             user_names: UserNames::default(),
-            conversations: BTreeMap::new(),
+            conversations: Conversations::default(),
+            turn_models: HashMap::new(),
         }
     }
 
@@ -1586,9 +1599,14 @@ impl<'a> MonthUsage<'a> {
     /// requests (in the period, not excluded as failed) become turns of
     /// their team's conversation; the rest count nothing, as their tokens
     /// do not.
-    fn add_turns(&mut self, turns: Vec<RawTurn>) {
-        for t in turns {
-            let [p, m, st, team] = &t.fate;
+    fn add_turns(&mut self, groups: Vec<TurnGroup>) {
+        let (first, last) = period_days(self.period);
+        let in_period = |micros: i64| {
+            let day = micros.div_euclid(86_400_000_000);
+            (i64::from(first)..=i64::from(last)).contains(&day)
+        };
+        for g in groups {
+            let [p, m, st, team] = &g.fate;
             let Verdict::Usable {
                 provider,
                 model,
@@ -1597,23 +1615,33 @@ impl<'a> MonthUsage<'a> {
             else {
                 continue;
             };
-            let day = epoch() + chrono::Duration::days(i64::from(t.day));
-            if !self.period.contains(day) || (error && self.failed == FailedRequests::Exclude) {
+            if error && self.failed == FailedRequests::Exclude {
                 continue;
             }
-            let team = clean(team.as_deref()).unwrap_or(UNTAGGED_TEAM).to_string();
-            self.conversations
-                .entry((team, t.conversation))
-                .or_default()
-                .push(Turn {
-                    micros: t.micros,
-                    request_id: t.request_id,
-                    provider,
-                    model,
-                    day,
-                    tokens: t.tokens,
-                    error,
+            let next = self.conversations.models.len() as u32;
+            let model = *self
+                .turn_models
+                .entry((provider.clone(), model.clone()))
+                .or_insert_with(|| {
+                    self.conversations.models.push((provider, model));
+                    next
                 });
+            let team = clean(team.as_deref()).unwrap_or(UNTAGGED_TEAM).to_string();
+            let conversation = g.conversation.trim().to_string();
+            let list = self
+                .conversations
+                .turns
+                .entry((team, conversation))
+                .or_default();
+            list.extend(g.turns.into_iter().filter(|t| in_period(t.0)).map(
+                |(micros, request_id, tokens)| Turn {
+                    micros,
+                    request_id,
+                    model,
+                    tokens,
+                    error,
+                },
+            ));
         }
     }
 
@@ -1694,13 +1722,15 @@ impl<'a> MonthUsage<'a> {
                 }
             }
             if let Some(c) = r.conversation.as_deref().filter(|c| !is_null_text(c)) {
-                turns.push(RawTurn {
-                    conversation: c.trim().to_string(),
+                let day = r.day.unwrap_or(0);
+                turns.push(TurnGroup {
+                    conversation: c.to_string(),
                     fate: [&r.provider, &r.model, &r.status, &r.team].map(Clone::clone),
-                    day: r.day.unwrap_or(0),
-                    micros: instant(r.micros, r.timestamp.as_deref(), r.day.unwrap_or(0)),
-                    request_id: id.to_string(),
-                    tokens,
+                    turns: vec![(
+                        instant(r.micros, r.timestamp.as_deref(), day),
+                        id.into(),
+                        tokens.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
+                    )],
                 });
             }
             if clean(r.outcome.as_deref()).is_some() {
@@ -1797,14 +1827,19 @@ impl<'a> MonthUsage<'a> {
                 .filter(|(_, u)| !u.is_empty())
                 .map(|(t, u)| (t, u.len() as u64))
                 .collect(),
-            conversations: self
-                .conversations
-                .into_iter()
-                .map(|(k, mut turns)| {
-                    turns.sort();
-                    (k, turns)
-                })
-                .collect(),
+            conversations: Conversations {
+                models: self.conversations.models,
+                turns: self
+                    .conversations
+                    .turns
+                    .into_iter()
+                    .filter(|(_, turns)| !turns.is_empty())
+                    .map(|(k, mut turns)| {
+                        turns.sort_unstable();
+                        (k, turns)
+                    })
+                    .collect(),
+            },
         }
     }
 }

@@ -52,8 +52,8 @@ struct Fields<'a> {
     hour: u32,
     minute: u32,
     second: u32,
-    /// The fraction of the second in microseconds (further digits cut).
-    micros: u32,
+    /// The digits of the fraction of the second, as written (none: empty).
+    fraction: &'a [u8],
     /// The offset from UTC, in minutes.
     offset_min: i64,
 }
@@ -76,7 +76,7 @@ fn fields(b: &[u8]) -> Option<Fields<'_>> {
         hour: 0,
         minute: 0,
         second: 0,
-        micros: 0,
+        fraction: &[],
         offset_min: 0,
     };
     if b.len() == 10 {
@@ -90,17 +90,13 @@ fn fields(b: &[u8]) -> Option<Fields<'_>> {
         return None;
     }
     let mut rest = &b[19..];
-    let mut micros = 0u32;
+    let mut fraction: &[u8] = &[];
     if let Some(frac) = rest.strip_prefix(b".") {
         let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return None;
         }
-        micros = frac[..digits]
-            .iter()
-            .chain(std::iter::repeat(&b'0'))
-            .take(6)
-            .fold(0u32, |a, &d| a * 10 + u32::from(d - b'0'));
+        fraction = &frac[..digits];
         rest = &frac[digits..];
     }
     let offset_min: i64 = match rest {
@@ -123,7 +119,7 @@ fn fields(b: &[u8]) -> Option<Fields<'_>> {
         hour: h,
         minute: m,
         second: s,
-        micros,
+        fraction,
         offset_min,
         ..midnight
     })
@@ -137,7 +133,11 @@ pub fn utc_micros(text: &str) -> Option<i64> {
     let days = (calendar_date(t.date)? - epoch()).num_days();
     let seconds =
         days * 86_400 + i64::from(t.hour * 3600 + t.minute * 60 + t.second) - t.offset_min * 60;
-    Some(seconds * 1_000_000 + i64::from(t.micros))
+    // Microseconds: the first six digits of the fraction, padded.
+    let micros = (0..6).fold(0i64, |a, i| {
+        a * 10 + t.fraction.get(i).map_or(0, |d| i64::from(d - b'0'))
+    });
+    Some(seconds * 1_000_000 + micros)
 }
 
 /// A valid calendar date from checked `YYYY-MM-DD` bytes.
