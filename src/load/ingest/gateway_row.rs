@@ -125,6 +125,9 @@ pub(crate) struct CanonicalRow {
     pub line: Option<u64>,
 }
 
+/// A text field of a row.
+type Field = fn(&CanonicalRow) -> &Option<String>;
+
 /// The column holding [`CanonicalRow::line`], when a source has one.
 pub(crate) const SOURCE_LINE: &str = "__line";
 
@@ -164,11 +167,22 @@ impl CanonicalRows {
                 column(OUTCOME, |r| &r.outcome),
                 column(OUTCOME_COUNT, |r| &r.outcome_count),
                 column(USER, |r| &r.user),
-                column(TOKENS_ESTIMATED, |r| &r.tokens_estimated),
-                column(CONVERSATION_ID, |r| &r.conversation_id),
             ],
         )
         .expect("columns of equal length");
+        // The insight columns only when some row has a value: a log
+        // without them reads as one whose files lack them.
+        let insight: [(&str, Field); 2] = [
+            (TOKENS_ESTIMATED, |r| &r.tokens_estimated),
+            (CONVERSATION_ID, |r| &r.conversation_id),
+        ];
+        for (name, f) in insight {
+            if rows.iter().any(|r| f(r).is_some()) {
+                frame
+                    .with_column(column(name, f))
+                    .expect("a column of the frame's height");
+            }
+        }
         if rows.iter().any(|r| r.line.is_some()) {
             let lines: Vec<Option<u64>> = rows.iter().map(|r| r.line).collect();
             frame

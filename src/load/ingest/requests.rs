@@ -171,13 +171,24 @@ fn read_requests(
     period: Period,
     failed: FailedRequests,
 ) -> Result<RequestLog> {
-    let mut frames = Vec::with_capacity(sources.len());
+    let mut opened = Vec::with_capacity(sources.len());
     let mut spans_skipped = 0;
-    for (i, s) in sources.iter().enumerate() {
-        let (frame, skipped) =
-            crate::error::reading(&s.url, || normalize(ctx, i as u32, s, options))?;
-        frames.push(frame);
+    for s in sources {
+        let (frame, schema, skipped) = crate::error::reading(&s.url, || open(ctx, s, options))?;
+        opened.push((frame, schema));
         spans_skipped += skipped;
+    }
+    // The insight columns are read when some source has them; a month
+    // without them reads and carries nothing more.
+    let insight = Optional {
+        conversation: opened.iter().any(|(_, s)| s.contains(CONVERSATION_ID)),
+        estimated: opened.iter().any(|(_, s)| s.contains(TOKENS_ESTIMATED)),
+    };
+    let mut frames = Vec::with_capacity(sources.len());
+    for (i, ((lf, schema), s)) in opened.into_iter().zip(sources).enumerate() {
+        let frame =
+            crate::error::reading(&s.url, || normalize(i as u32, lf, &schema, &s.url, insight))?;
+        frames.push(frame);
     }
     let polars_err = |e: PolarsError| {
         let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
@@ -228,17 +239,21 @@ fn read_requests(
 // Reading: one lazy frame per source, raw text kept
 // ---------------------------------------------------------------------------
 
-/// One file's rows under canonical names, typed only as far as is cheap:
-/// key columns stay raw text (normalised later, once per group), tokens
-/// become integers, the timestamp a UTC day, and `__plain` says whether the
-/// row may be summed without looking at it again (the id flag is added by
-/// the scans, which know the candidates).
-fn normalize(
+/// Which optional insight columns some source of the month has: the
+/// frames carry them only then.
+#[derive(Debug, Clone, Copy)]
+struct Optional {
+    conversation: bool,
+    estimated: bool,
+}
+
+/// One source as a lazy frame of its format's columns, with their schema
+/// and the spans it skipped (OpenTelemetry).
+fn open(
     ctx: &Context,
-    index: u32,
     source: &RequestSource,
     options: &Sources,
-) -> Result<(LazyFrame, u64)> {
+) -> Result<(LazyFrame, Schema, u64)> {
     let url = source.url.as_str();
     let (mut lf, skipped) = match source.format {
         RequestFormat::Canonical => (scan(ctx, url, source.file_format)?, 0),
@@ -254,7 +269,22 @@ fn normalize(
     let schema = lf
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
-    if let Some(e) = missing_columns(url, "a canonical request log", &schema, &REQUIRED) {
+    Ok((lf, schema.as_ref().clone(), skipped))
+}
+
+/// One file's rows under canonical names, typed only as far as is cheap:
+/// key columns stay raw text (normalised later, once per group), tokens
+/// become integers, the timestamp a UTC day, and `__plain` says whether the
+/// row may be summed without looking at it again (the id flag is added by
+/// the scans, which know the candidates).
+fn normalize(
+    index: u32,
+    lf: LazyFrame,
+    schema: &Schema,
+    url: &str,
+    insight: Optional,
+) -> Result<LazyFrame> {
+    if let Some(e) = missing_columns(url, "a canonical request log", schema, &REQUIRED) {
         return Err(e.with_hint(format!(
             "a request log needs {}; see the request log schema in README.md",
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
@@ -324,8 +354,10 @@ fn normalize(
         raw(STATUS).alias(STATUS),
         raw(OUTCOME).alias(OUTCOME),
         raw(USER).alias(USER),
-        raw(CONVERSATION_ID).alias(CONVERSATION_ID),
     ];
+    if insight.conversation {
+        exprs.push(raw(CONVERSATION_ID).alias(CONVERSATION_ID));
+    }
     // Row checks that need no text work: a timestamp that is no time, a
     // token count that is missing, no whole number or negative. (Missing
     // ids are found with the candidates; key values are checked per group.)
@@ -375,16 +407,18 @@ fn normalize(
         .alias(raw_token(OUTCOME_COUNT)),
     );
     // `tokens_estimated`: a boolean, or a flag written as text.
-    let (estimated, bad_flag) = flag_column(TOKENS_ESTIMATED, schema.get(TOKENS_ESTIMATED));
-    ok = ok.and(bad_flag.fill_null(lit(false)).not());
-    exprs.push(estimated.alias(TOKENS_ESTIMATED));
-    exprs.push(
-        match schema.get(TOKENS_ESTIMATED) {
-            None | Some(DataType::Boolean) => lit(NULL).cast(DataType::String),
-            Some(_) => raw(TOKENS_ESTIMATED),
-        }
-        .alias(raw_token(TOKENS_ESTIMATED)),
-    );
+    if insight.estimated {
+        let (estimated, bad_flag) = flag_column(TOKENS_ESTIMATED, schema.get(TOKENS_ESTIMATED));
+        ok = ok.and(bad_flag.fill_null(lit(false)).not());
+        exprs.push(estimated.alias(TOKENS_ESTIMATED));
+        exprs.push(
+            match schema.get(TOKENS_ESTIMATED) {
+                None | Some(DataType::Boolean) => lit(NULL).cast(DataType::String),
+                Some(_) => raw(TOKENS_ESTIMATED),
+            }
+            .alias(raw_token(TOKENS_ESTIMATED)),
+        );
+    }
     // Whatever is not surely fine is looked at row by row.
     exprs.push(ok.fill_null(lit(false)).alias(PLAIN));
     // Adapters that do not keep one row per line say which line a row
@@ -396,7 +430,7 @@ fn normalize(
         lf.with_row_index(work::ROW, Some(1))
             .with_column(col(work::ROW).alias(SEQ))
     };
-    Ok((lf.select(exprs), skipped))
+    Ok(lf.select(exprs))
 }
 
 /// A count column as an integer, and whether a row's value is no count:
@@ -1073,11 +1107,11 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
     let users = morsel_users(df, &is_plain, &days, period, &texts, &keys)?;
     // Per row, whether its counts were estimated; nothing (an empty
     // vector) in a morsel without the flag.
-    let flag = df.column(TOKENS_ESTIMATED)?;
-    let estimated: Vec<bool> = if flag.null_count() == flag.len() {
-        Vec::new()
-    } else {
-        flag.bool()?.iter().map(|v| v == Some(true)).collect()
+    let estimated: Vec<bool> = match df.column(TOKENS_ESTIMATED).ok() {
+        Some(flag) if flag.null_count() < flag.len() => {
+            flag.bool()?.iter().map(|v| v == Some(true)).collect()
+        }
+        _ => Vec::new(),
     };
     let turns = morsel_turns(df, &is_plain, &days, &texts, &keys, &tokens)?;
 
@@ -1157,7 +1191,9 @@ fn morsel_turns(
     keys: &[KeyIds],
     tokens: &[Vec<u64>],
 ) -> PolarsResult<Vec<TurnGroup>> {
-    let conversation = df.column(CONVERSATION_ID)?;
+    let Ok(conversation) = df.column(CONVERSATION_ID) else {
+        return Ok(Vec::new());
+    };
     if conversation.null_count() == conversation.len() {
         return Ok(Vec::new());
     }
@@ -1915,9 +1951,16 @@ impl Detail {
         let (outcome, user) = (text(OUTCOME)?, text(USER)?);
         let count = df.column(OUTCOME_COUNT)?.i64()?.clone();
         let count_text = text(&raw_token(OUTCOME_COUNT))?;
-        let flag = df.column(TOKENS_ESTIMATED)?.bool()?.clone();
-        let (flag_text, conversation) =
-            (text(&raw_token(TOKENS_ESTIMATED))?, text(CONVERSATION_ID)?);
+        // The insight columns, when the month has them.
+        let optional = |c: &str| -> PolarsResult<Option<StringChunked>> {
+            df.column(c).is_ok().then(|| text(c)).transpose()
+        };
+        let flag = match df.column(TOKENS_ESTIMATED) {
+            Ok(c) => Some(c.bool()?.clone()),
+            Err(_) => None,
+        };
+        let flag_text = optional(&raw_token(TOKENS_ESTIMATED))?;
+        let conversation = optional(CONVERSATION_ID)?;
         Ok((0..df.height())
             .map(|i| Detail {
                 source: src.get(i).unwrap_or(0),
@@ -1942,9 +1985,9 @@ impl Detail {
                 outcome_count_text: trimmed(&count_text, i)
                     .or_else(|| count.get(i).map(|v| v.to_string())),
                 user: owned(&user, i),
-                estimated: flag.get(i),
-                estimated_text: trimmed(&flag_text, i),
-                conversation: owned(&conversation, i),
+                estimated: flag.as_ref().and_then(|f| f.get(i)),
+                estimated_text: flag_text.as_ref().and_then(|f| trimmed(f, i)),
+                conversation: conversation.as_ref().and_then(|c| owned(c, i)),
             })
             .collect())
     }
