@@ -296,6 +296,19 @@ pub fn insights(input: &InsightsInput<'_>) -> Insights {
     }
 }
 
+/// `total × part / whole` for `0 ≤ part ≤ whole`: multiplied first, for
+/// every digit; divided first when the product would leave a `Decimal`
+/// (a month of 10¹⁵ tokens in one cell), which it then cannot.
+fn part_of(total: Decimal, part: Decimal, whole: Decimal) -> Decimal {
+    if whole.is_zero() {
+        return Decimal::ZERO;
+    }
+    total
+        .checked_mul(part)
+        .and_then(|p| p.checked_div(whole))
+        .unwrap_or_else(|| total / whole * part)
+}
+
 /// `part / whole` in percent, one place, half away from zero (`"12.5%"`);
 /// none when `whole` is zero.
 fn percent(part: u64, whole: u64) -> Option<String> {
@@ -420,7 +433,7 @@ fn estimated_cost(c: &UsageCell, cost: Decimal, catalog: &Catalog) -> Decimal {
     if all.is_zero() {
         return Decimal::ZERO;
     }
-    (cost * part / all).min(cost)
+    part_of(cost, part, all).min(cost)
 }
 
 /// `teams`: (id, name) in invoice order.
@@ -511,7 +524,7 @@ pub fn summarised_saving(turns: &[(u64, Decimal)], every: usize) -> Decimal {
         let start = turns[j / every * every].0;
         let kept = first.saturating_add(input.saturating_sub(start)).min(input);
         if input > 0 && kept < input {
-            saving += cost * Decimal::from(input - kept) / Decimal::from(input);
+            saving += part_of(cost, Decimal::from(input - kept), Decimal::from(input));
         }
     }
     saving
@@ -849,6 +862,18 @@ mod tests {
 
     fn no_name(team: &str) -> String {
         team.to_string()
+    }
+
+    #[test]
+    fn a_part_of_a_huge_cost_does_not_overflow() {
+        let huge = Decimal::from(10u64.pow(15));
+        let tokens = Decimal::from(10u64.pow(15));
+        assert_eq!(
+            part_of(huge, tokens / Decimal::TWO, tokens),
+            huge / Decimal::TWO
+        );
+        assert_eq!(part_of(d("3.60"), d("1.75"), d("3.50")), d("1.80"));
+        assert_eq!(part_of(d("3.60"), d("1"), Decimal::ZERO), Decimal::ZERO);
     }
 
     #[test]

@@ -109,10 +109,13 @@ impl Turn {
         self.tokens.map(u64::from)
     }
 
-    /// The UTC day of the request.
+    /// The UTC day of the request (the epoch for an instant no date holds,
+    /// which no turn of a month has).
     pub fn day(&self) -> NaiveDate {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-        epoch + chrono::Duration::days(self.micros.div_euclid(86_400_000_000))
+        chrono::TimeDelta::try_days(self.micros.div_euclid(86_400_000_000))
+            .and_then(|d| epoch.checked_add_signed(d))
+            .unwrap_or(epoch)
     }
 }
 
