@@ -17,7 +17,12 @@ pub mod request {
     pub const CACHE_WRITE_TOKENS: &str = "cache_write_tokens";
     pub const OUTPUT_TOKENS: &str = "output_tokens";
     pub const STATUS: &str = "status";
+    /// Optional: the token counts came from a tokenizer, not the provider
+    /// (a bool, or `true`/`false`/`1`/`0`/`yes`/`no` as text).
     pub const TOKENS_ESTIMATED: &str = "tokens_estimated";
+    /// Optional: the conversation (session, thread) a request belongs to,
+    /// for the context-growth insight.
+    pub const CONVERSATION_ID: &str = "conversation_id";
     /// Optional: a business outcome the request achieved (value-based
     /// charging), such as `resolved_ticket`.
     pub const OUTCOME: &str = "outcome";
@@ -64,6 +69,10 @@ pub mod request {
     /// file when some row set aside holds one (files without them keep
     /// the columns they always had).
     pub const VALUE_COLUMNS: [&str; 3] = [OUTCOME, OUTCOME_COUNT, USER];
+
+    /// The optional insight columns, after the value-based ones in a
+    /// quarantine file when some row set aside holds one.
+    pub const INSIGHT_COLUMNS: [&str; 2] = [TOKENS_ESTIMATED, CONVERSATION_ID];
 
     /// The owner of requests that carry no team tag.
     pub const UNTAGGED_TEAM: &str = "untagged";

@@ -503,6 +503,7 @@ mod tests {
             requests: 1,
             errors: 0,
             error_tokens: [0; 4],
+            estimated_tokens: [0; 4],
         }
     }
 

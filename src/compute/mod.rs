@@ -8,6 +8,7 @@ pub mod attribute;
 pub mod budget;
 pub mod chargeback;
 pub mod compare;
+pub mod insights;
 pub mod invoice;
 pub mod journal;
 pub mod lineage;
@@ -65,6 +66,8 @@ pub struct Month<'a> {
     pub panel: Option<whatif::Panel>,
     /// A scenario's month: what each of its changes did, per team.
     pub applied: whatif::Applied,
+    /// `insights.json`, and the summary's Insights section.
+    pub insights: insights::Insights,
 }
 
 /// Rows set aside, by the file they are written to.
@@ -440,6 +443,17 @@ pub fn compute_with<'a>(
         other_carried_by,
     });
     let journal = journal::post(&view, policy, scale)?;
+    let insights = insights::insights(&insights::InsightsInput {
+        period: &view.period,
+        cells: &log.cells,
+        reconciled: &rec,
+        catalog,
+        view: &view,
+        usage: &attribution.teams,
+        outcomes: [&log.outcomes, &inputs.outcomes.counts],
+        conversations: &log.conversations,
+        scale,
+    });
     Ok(Month {
         view,
         reconciliation: rec.rows,
@@ -458,6 +472,7 @@ pub fn compute_with<'a>(
         journal,
         panel,
         applied,
+        insights,
     })
 }
 /// Per team, the outcomes of the month — the request logs' and the

@@ -347,6 +347,8 @@ pub fn apply(
             requests: plan.requests,
             errors: 0,
             error_tokens: [0; 4],
+            // Planned counts come from no tokenizer and no provider.
+            estimated_tokens: [0; 4],
         };
         let tokens = cell.total_tokens();
         out.push(cell);

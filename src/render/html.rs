@@ -11,10 +11,11 @@ use handlebars::{
 };
 use serde::Serialize;
 
+use super::SummaryView;
 use super::templates::Templates;
 use crate::compute::amend::NoteView;
 use crate::compute::compare::Comparison;
-use crate::compute::invoice::{InvoiceView, MonthView};
+use crate::compute::invoice::InvoiceView;
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
@@ -26,14 +27,6 @@ pub const TEMPLATE_NAMES: [&str; 6] = [
     "whatif.js",
     "compare.html.hbs",
 ];
-
-/// The summary's data: invoices.json's keys, and the panel's.
-#[derive(Serialize)]
-struct SummaryData<'a> {
-    #[serde(flatten)]
-    month: &'a MonthView,
-    whatif_json: Option<&'a str>,
-}
 
 /// The what-if panel's data as JSON to inline in a script element: every
 /// `<` written `\u003c`, so no value can close the element or open a
@@ -84,10 +77,8 @@ impl HtmlRenderer {
         self.render("invoice.html", view)
     }
 
-    /// `summary.html`: the month's view and, when given, the what-if
-    /// panel's data as JSON ready to inline (see [`whatif_json`]).
-    pub fn summary(&self, month: &MonthView, whatif_json: Option<&str>) -> Result<String> {
-        self.render("summary.html", &SummaryData { month, whatif_json })
+    pub fn summary(&self, view: &SummaryView) -> Result<String> {
+        self.render("summary.html", view)
     }
 
     pub fn compare(&self, comparison: &Comparison) -> Result<String> {
@@ -121,7 +112,7 @@ impl HtmlRenderer {
             };
             Error::policy(at, format!("template error: {reason}"))
                 .with_hint(
-                    "the fields a template may use are the keys of its data: invoices.json and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs",
+                    "the fields a template may use are the keys of its data: invoices.json, `insights` (insights.json) and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs",
                 )
         })
     }

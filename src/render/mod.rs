@@ -11,8 +11,10 @@ pub mod templates;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
+use serde::Serialize;
 
-use crate::compute::invoice::{Invoice, Issuer, ledger_csv};
+use crate::compute::insights::Insights;
+use crate::compute::invoice::{Invoice, Issuer, MonthView, ledger_csv};
 use crate::compute::journal::journal_csv;
 use crate::compute::reconcile::{exceptions_csv, reconciliation_csv};
 use crate::compute::{Month, Quarantine};
@@ -26,6 +28,28 @@ use allocations::allocations_parquet;
 use html::HtmlRenderer;
 use pdf::PdfRenderer;
 use templates::Templates;
+
+/// What the finance summary renders: the keys of `invoices.json` at the
+/// top, as they always were, and the month's insights (`insights.json`)
+/// under `insights`. `invoices.json` itself holds no insights.
+#[derive(Debug, Serialize)]
+pub struct SummaryView<'a> {
+    #[serde(flatten)]
+    pub month: &'a MonthView,
+    pub insights: &'a Insights,
+    /// The what-if panel's data, ready to inline ([`html::whatif_json`]).
+    pub whatif_json: Option<String>,
+}
+
+impl<'a> SummaryView<'a> {
+    pub fn of(month: &'a Month<'_>) -> SummaryView<'a> {
+        SummaryView {
+            month: &month.view,
+            insights: &month.insights,
+            whatif_json: month.panel.as_ref().map(html::whatif_json),
+        }
+    }
+}
 
 /// Every output of `month`: invoices and the summary as HTML and PDF, then
 /// the data and ledgers of [`data_outputs`].
@@ -45,10 +69,10 @@ pub fn render(month: &Month<'_>, templates: &Templates, progress: &Progress) -> 
         done.inc(1);
         Ok((page, doc))
     };
-    let panel = month.panel.as_ref().map(html::whatif_json);
+    let summary_view = SummaryView::of(month);
     let summary = || -> Result<(Vec<u8>, Vec<u8>)> {
-        let page = html.summary(view, panel.as_deref())?.into_bytes();
-        let doc = pdf.summary(view)?;
+        let page = html.summary(&summary_view)?.into_bytes();
+        let doc = pdf.summary(&summary_view)?;
         done.inc(1);
         Ok((page, doc))
     };
@@ -82,13 +106,13 @@ pub fn check(month: &Month<'_>, templates: &Templates, progress: &Progress) -> R
     for inv in &view.invoices {
         html.invoice(&view.invoice_view(inv))?;
     }
-    html.summary(view, month.panel.as_ref().map(html::whatif_json).as_deref())?;
+    html.summary(&SummaryView::of(month))?;
     // The first of the longest, so the check does not depend on sorting.
     let longest = view.invoices.iter().rev().max_by_key(|inv| inv.lines.len());
     if let Some(inv) = longest {
         pdf.check_invoice(&view.invoice_view(inv))?;
     }
-    pdf.check_summary(view)?;
+    pdf.check_summary(&SummaryView::of(month))?;
     stage.done();
     Ok(())
 }
@@ -116,9 +140,10 @@ pub fn notes(
     Ok(outputs)
 }
 
-/// The month as data: `invoices.json`, `budgets.json`, the ledgers (with
-/// `allocations.parquet`, the lineage of every usage line, and the GL
-/// journal when the policy has `[gl]`) and the quarantine files.
+/// The month as data: `invoices.json`, `budgets.json`, `insights.json`,
+/// the ledgers (with `allocations.parquet`, the lineage of every usage
+/// line, and the GL journal when the policy has `[gl]`) and the quarantine
+/// files.
 pub fn data_outputs(month: &Month<'_>) -> Outputs {
     let view = &month.view;
     let mut outputs = Outputs::default();
@@ -131,6 +156,7 @@ pub fn data_outputs(month: &Month<'_>) -> Outputs {
             .map(|i| (i.team.clone(), &i.budget))
             .collect::<BTreeMap<_, _>>(),
     );
+    outputs.add_json("insights.json", &month.insights);
     outputs.add("ledger.csv", ledger_csv(view));
     outputs.add(
         "reconciliation.csv",
@@ -172,16 +198,22 @@ fn add_quarantine(outputs: &mut Outputs, q: &Quarantine<'_>) {
         if rows.is_empty() {
             continue;
         }
-        // The value-based columns only when a row set aside holds one:
-        // logs without them keep the quarantine columns they always had.
+        // The value-based and insight columns only when a row set aside
+        // holds one: logs without them keep the quarantine columns they
+        // always had.
         let mut fields = fields.to_vec();
         if fields == schema::request::ALL {
-            let value = schema::request::VALUE_COLUMNS;
-            if rows
-                .iter()
-                .any(|q| value.iter().any(|c| !q.field(c).is_empty()))
-            {
-                fields.extend(value);
+            let optional: [&[&str]; 2] = [
+                &schema::request::VALUE_COLUMNS,
+                &schema::request::INSIGHT_COLUMNS,
+            ];
+            for columns in optional {
+                if rows
+                    .iter()
+                    .any(|q| columns.iter().any(|c| !q.field(c).is_empty()))
+                {
+                    fields.extend(columns);
+                }
             }
         }
         outputs.add(path, quarantine_csv(rows, &fields));

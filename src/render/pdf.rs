@@ -24,6 +24,7 @@ use typst::utils::LazyHash;
 use typst::{Library, World};
 use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 
+use super::SummaryView;
 use super::templates::Templates;
 use crate::compute::amend::NoteView;
 use crate::compute::invoice::{InvoiceView, MonthView};
@@ -31,6 +32,10 @@ use crate::error::{Error, Location, Result};
 
 /// The virtual file the templates read their data from.
 const DATA: &str = "/data.json";
+
+/// The virtual file `summary.typ` reads the month's insights from
+/// (`insights.json`); the other templates have none.
+const INSIGHTS: &str = "/insights.json";
 
 /// The folder of the generated main files: each includes a template and
 /// attaches its data, so an overriding template cannot drop the attachment.
@@ -85,11 +90,13 @@ impl<'t> PdfRenderer<'t> {
         self.export(template, &document, date, &ident)
     }
 
-    /// `summary.pdf`; the attached `invoices.json` is the whole view model.
-    pub fn summary(&self, month: &MonthView) -> Result<Vec<u8>> {
-        let (template, data, date) = summary_job(month);
-        let document = self.compile(template, data, date)?;
-        let ident = format!("llm-chargeback/summary/{}", month.period);
+    /// `summary.pdf`; the attached `invoices.json` is the whole view
+    /// model, and `insights.json` the month's insights, each byte for byte
+    /// the run's file.
+    pub fn summary(&self, view: &SummaryView) -> Result<Vec<u8>> {
+        let (template, data, date) = summary_job(view.month);
+        let document = self.compile_with(template, data, Some(json_bytes(view.insights)), date)?;
+        let ident = format!("llm-chargeback/summary/{}", view.month.period);
         self.export(template, &document, date, &ident)
     }
 
@@ -111,9 +118,10 @@ impl<'t> PdfRenderer<'t> {
     }
 
     /// Whether `summary.typ` compiles against the month's data.
-    pub fn check_summary(&self, month: &MonthView) -> Result<()> {
-        let (template, data, date) = summary_job(month);
-        self.compile(template, data, date).map(drop)
+    pub fn check_summary(&self, view: &SummaryView) -> Result<()> {
+        let (template, data, date) = summary_job(view.month);
+        self.compile_with(template, data, Some(json_bytes(view.insights)), date)
+            .map(drop)
     }
 
     fn compile(
@@ -122,10 +130,22 @@ impl<'t> PdfRenderer<'t> {
         data: Vec<u8>,
         date: Option<Datetime>,
     ) -> Result<PagedDocument> {
+        self.compile_with(template, data, None, date)
+    }
+
+    /// A compilation whose `/insights.json` is `insights` (the summary).
+    fn compile_with(
+        &self,
+        template: &str,
+        data: Vec<u8>,
+        insights: Option<Vec<u8>>,
+        date: Option<Datetime>,
+    ) -> Result<PagedDocument> {
         let world = RenderWorld {
             renderer: self,
             main: FileId::new(None, VirtualPath::new(format!("{WRAPPER_DIR}{template}"))),
             data: Bytes::new(data),
+            insights: insights.map(Bytes::new),
             today: date,
         };
         let document = typst::compile::<PagedDocument>(&world).output;
@@ -190,7 +210,7 @@ impl<'t> PdfRenderer<'t> {
             message.push_str(h);
         }
         Error::policy(at, message)
-            .with_hint("the fields a template may use are the keys of its data: invoices.json for summary.typ, `{ month, invoice }` for invoice.typ, `{ month, amendment, reason, note }` for note.typ")
+            .with_hint("the fields a template may use are the keys of its data: invoices.json for summary.typ (and insights.json, as `json(\"/insights.json\")`), `{ month, invoice }` for invoice.typ, `{ month, amendment, reason, note }` for note.typ")
     }
 
     fn uri_of(&self, name: &str) -> String {
@@ -247,6 +267,7 @@ struct RenderWorld<'a> {
     renderer: &'a PdfRenderer<'a>,
     main: FileId,
     data: Bytes,
+    insights: Option<Bytes>,
     today: Option<Datetime>,
 }
 
@@ -271,6 +292,12 @@ impl World for RenderWorld<'_> {
         if id.package().is_none() && id.vpath().as_rooted_path() == std::path::Path::new(DATA) {
             return Ok(self.data.clone());
         }
+        if let Some(insights) = &self.insights
+            && id.package().is_none()
+            && id.vpath().as_rooted_path() == std::path::Path::new(INSIGHTS)
+        {
+            return Ok(insights.clone());
+        }
         self.renderer.read(id).map(|(_, b)| b)
     }
 
@@ -284,7 +311,8 @@ impl World for RenderWorld<'_> {
 }
 
 /// The main file of a compilation: the template, then its data attached
-/// (`invoice.json` or `invoices.json`, as the file is named in the output).
+/// (`invoice.json` or `invoices.json`, as the file is named in the output;
+/// the summary's insights too, as `insights.json`).
 fn wrapper(template: &str) -> String {
     let (name, what) = if template == "summary.typ" {
         (
@@ -302,11 +330,18 @@ fn wrapper(template: &str) -> String {
             "this invoice's data, as printed, from the run's invoices.json",
         )
     };
-    format!(
+    let mut main = format!(
         "#include \"/{template}\"\n\
          #pdf.embed(\"/{name}\", read(\"{DATA}\", encoding: none), relationship: \"data\", \
          mime-type: \"application/json\", description: \"{what}\")\n"
-    )
+    );
+    if template == "summary.typ" {
+        main.push_str(&format!(
+            "#pdf.embed(\"{INSIGHTS}\", read(\"{INSIGHTS}\", encoding: none), relationship: \"data\", \
+             mime-type: \"application/json\", description: \"the month's insights (the run's insights.json)\")\n"
+        ));
+    }
+    main
 }
 
 fn json_bytes<T: Serialize>(value: &T) -> Vec<u8> {

@@ -214,7 +214,7 @@ fn late_rows_amend_a_closed_month_and_the_next_month_carries_each_note_once() {
         chargeback::seal::sha256_hex(&t.read_bytes("out/2025-01/amendments/1/manifest.json"))
     );
     let out = ok(t.run(&["verify", "-m", "out/2025-01/manifest.json"]));
-    assert_eq!(out.stdout, "identical: 27 outputs of 2025-01\n");
+    assert_eq!(out.stdout, "identical: 28 outputs of 2025-01\n");
     let out = ok(t.run(&["verify", "-m", "out/2025-01/amendments/1/manifest.json"]));
     assert_eq!(
         out.stdout,

@@ -15,8 +15,11 @@ use proptest::prelude::*;
 
 use crate::util::repo_root;
 
-const REQUEST_SEEDS: [&str; 7] = [
+const REQUEST_SEEDS: [&str; 9] = [
     "fixtures/mini/requests/gateway-a.csv",
+    // With `tokens_estimated` (text, and a Parquet bool) and conversation ids.
+    "fixtures/insights/requests/gateway-2025-03.csv",
+    "fixtures/insights/requests/copilot-2025-03.parquet",
     "fixtures/writers/duckdb_nulls-NULL.csv",
     "fixtures/writers/duckdb_rfc3339.jsonl",
     "fixtures/writers/pyarrow_ts-ms-utc_int64.parquet",

@@ -128,7 +128,7 @@ fn every_entry_balances_and_ties_to_its_invoice() {
     );
     let out = t.run(&["verify", "--manifest", "out/2025-01/manifest.json"]);
     assert_eq!(out.code, 0, "{}", out.transcript());
-    assert_eq!(out.stdout, "identical: 20 outputs of 2025-01\n");
+    assert_eq!(out.stdout, "identical: 21 outputs of 2025-01\n");
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod formats_logs;
 mod formats_mixed;
 mod fuzz;
 mod fx;
+mod insights;
 mod journal;
 mod mini;
 mod panel;

@@ -291,7 +291,8 @@ fn templates_can_be_overridden_and_errors_name_the_field() {
     assert_eq!(
         out.stderr,
         "error: branding/invoice.html.hbs:2:4: template error: the template uses `invoice.po_number`, which the invoice data does not have\n\
-         hint: the fields a template may use are the keys of its data: invoices.json and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs\n"
+         hint: the fields a template may use are the keys of its data: invoices.json, `insights` (insights.json) and `whatif_json` (the what-if panel's data) for summary.html.hbs, `{ month: { period, currency, issuer, issue_date, due_date }, invoice, draft }` for invoice.html.hbs, `{ month, amendment, reason, note }` for note.html.hbs, compare.json for compare.html.hbs
+"
     );
     assert!(
         !t.exists("out"),

@@ -175,13 +175,15 @@ fn demo_pdfs_show_every_amount_and_carry_their_data() {
         "every day of January"
     );
     let files = attachments(&summary);
-    assert_eq!(files.len(), 1);
-    assert_eq!(files[0].0, "invoices.json");
-    assert_eq!(
-        files[0].1,
-        t.read_bytes("out/2025-01/invoices.json"),
-        "the summary carries invoices.json byte for byte"
-    );
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["insights.json", "invoices.json"]);
+    for (name, bytes) in &files {
+        assert_eq!(
+            *bytes,
+            t.read_bytes(&format!("out/2025-01/{name}")),
+            "the summary carries {name} byte for byte"
+        );
+    }
 
     // The charts are drawn in the HTML too, one SVG bar per bar of the data.
     let html = t.read("out/2025-01/summary.html");

@@ -68,6 +68,8 @@ fn cell_strategy() -> impl Strategy<Value = UsageCell> {
                 requests,
                 errors,
                 error_tokens: tokens.map(|t| t / 4 * errors.min(4)),
+                // Some of its tokens were counted by a tokenizer.
+                estimated_tokens: [tokens[0] / 2, 0, 0, tokens[3] / 3],
             }
         })
 }
@@ -275,6 +277,22 @@ proptest! {
                 prop_assert!(d(f) >= Decimal::ZERO, "{}: {}", inv.team, f);
                 prop_assert!(d(f) <= d(&inv.usage_cost) + Decimal::new(1, 2), "{}: {} of {}", inv.team, f, inv.usage_cost);
             }
+        }
+        // Insights: what estimated tokens carry is a part of the usage the
+        // cells were given (a cent of rounding aside); a saving is never
+        // negative and never more than what it would save on.
+        let ins = &month.insights;
+        let e = &ins.estimated_tokens;
+        prop_assert!(e.estimated_tokens <= e.tokens);
+        prop_assert!(d(&e.cost) >= Decimal::ZERO);
+        prop_assert!(d(&e.cost) <= d(&m.attributed_total) + d(&m.estimated_total) + Decimal::new(1, 2), "{} of {}", e.cost, m.attributed_total);
+        for t in &ins.model_sprawl.tiers {
+            prop_assert!(d(&t.saving) >= Decimal::ZERO, "{:?}", t);
+            prop_assert!(d(&t.saving) <= d(&t.catalog_cost), "{:?}", t);
+            prop_assert_eq!(d(&t.saving), (d(&t.catalog_cost) - d(&t.cheapest_cost)).max(Decimal::ZERO), "{:?}", t);
+        }
+        for t in &ins.failed_requests.teams {
+            prop_assert!(t.failed_requests <= t.requests, "{:?}", t);
         }
         let charged: Decimal = m.invoices.iter().map(|i| d(&i.total)).sum();
         prop_assert_eq!(charged, d(&m.charged_total));
@@ -550,9 +568,15 @@ fn month_files(rows: &[(u32, usize, usize, u64, u64)]) -> (Vec<String>, String) 
         .iter()
         .enumerate()
         .map(|(i, &(d, team, m, inp, out))| {
+            // Conversations across days and teams, and every spelling of
+            // the estimated flag.
+            let flag = ["true", "0", "yes", "", "NULL", "No"][i % 6];
             format!(
-                "r{i},2025-01-{d:02}T12:00:00Z,{},{},s1,team-{team},chat,{inp},0,0,{out},ok",
-                MODELS[m].0, MODELS[m].1
+                "r{i},2025-01-{d:02}T12:{:02}:00Z,{},{},s1,team-{team},chat,{inp},0,0,{out},ok,{flag},conv-{}",
+                i % 60,
+                MODELS[m].0,
+                MODELS[m].1,
+                i % 4
             )
         })
         .collect();
@@ -581,8 +605,8 @@ fn close_in_memory(
     files: &[Vec<String>],
     listing_order: &[usize],
     bill: &str,
-) -> (Vec<u8>, Vec<u8>) {
-    const HEADER: &str = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status";
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    const HEADER: &str = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status,tokens_estimated,conversation_id";
     let store = Store::new();
     for (i, rows) in files.iter().enumerate() {
         store.put_memory(
@@ -609,6 +633,7 @@ fn close_in_memory(
     (
         closed.get("invoices.json").unwrap().to_vec(),
         closed.get("ledger.csv").unwrap().to_vec(),
+        closed.get("insights.json").unwrap().to_vec(),
     )
 }
 
@@ -616,7 +641,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
     /// The same rows, in other files, listed in another order, with exact
-    /// duplicates anywhere: the same invoices, byte for byte.
+    /// duplicates anywhere: the same invoices and insights, byte for byte.
     #[test]
     fn file_and_row_order_change_nothing(
         rows in prop::collection::vec((1..6u32, 0..4usize, 0..MODELS.len(), 0u64..2_000_000, 0u64..500_000), 1..60),
@@ -644,6 +669,7 @@ proptest! {
         let b = close_in_memory(&parts, &order, &bill);
         prop_assert_eq!(String::from_utf8(a.0).unwrap(), String::from_utf8(b.0).unwrap());
         prop_assert_eq!(a.1, b.1);
+        prop_assert_eq!(String::from_utf8(a.2).unwrap(), String::from_utf8(b.2).unwrap());
     }
 }
 

@@ -3,7 +3,8 @@
 //! months with duplicates within and across files and bad values in every
 //! column must come out the same row for row (used, duplicated,
 //! quarantined) and, closed again from the reference's clean rows, cent
-//! for cent on every invoice.
+//! for cent on every invoice and number for number in the insights (the
+//! estimated tokens and the conversations, which follow each row's fate).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +18,7 @@ use chargeback::publish::Outputs;
 
 use crate::util::{Closed, close_in_memory, repo_root};
 
-const HEADER: &str = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status";
+const HEADER: &str = "request_id,timestamp,provider,model,billing_scope,team,use_case,input_tokens,cached_input_tokens,cache_write_tokens,output_tokens,status,tokens_estimated,conversation_id";
 
 fn catalog() -> Catalog {
     let text =
@@ -27,7 +28,7 @@ fn catalog() -> Catalog {
 
 /// One generated row, every value as CSV text.
 #[derive(Debug, Clone)]
-struct Row([String; 12]);
+struct Row([String; 14]);
 
 const TIMESTAMPS: [&str; 9] = [
     "2025-01-03T10:00:00Z",
@@ -53,6 +54,8 @@ const COUNTS: [&str; 7] = ["1000", "250000", "0", " 42 ", "-5", "12x", ""];
 const OPTIONAL: [&str; 4] = ["", "NULL", "300", "1.5"];
 const TEAMS: [&str; 5] = ["support", "search", "", "NULL", "legal"];
 const STATUSES: [&str; 5] = ["ok", "", "error", "SUCCESS", "pending"];
+const FLAGS: [&str; 7] = ["", "true", "FALSE", "1", "no", "NULL", "maybe"];
+const CONVERSATIONS: [&str; 4] = ["", "c1", " c1 ", "c2"];
 
 fn row_strategy() -> impl Strategy<Value = Row> {
     // Mostly good values, so that most rows are used and bad ones are rare.
@@ -67,11 +70,24 @@ fn row_strategy() -> impl Strategy<Value = Row> {
         (0..COUNTS.len() - 3, pick(COUNTS.len()), pick(COUNTS.len())),
         (pick(OPTIONAL.len()), pick(OPTIONAL.len())),
         (0..TEAMS.len(), pick(STATUSES.len()), 0..3u32),
+        (
+            0..FLAGS.len() - 1,
+            pick(FLAGS.len()),
+            0..CONVERSATIONS.len(),
+            0..60u32,
+        ),
     )
         .prop_map(
-            |((ts, p_good, p_bad), (m_good, m_bad), (c0, c1, c2), (o1, o2), (team, st, day))| {
+            |(
+                (ts, p_good, p_bad),
+                (m_good, m_bad),
+                (c0, c1, c2),
+                (o1, o2),
+                (team, st, day),
+                (f_good, f_bad, conv, minute),
+            )| {
                 let ts = if ts == 0 {
-                    format!("2025-01-{:02}T12:00:00Z", 2 + day * 9)
+                    format!("2025-01-{:02}T12:{minute:02}:00Z", 2 + day * 9)
                 } else {
                     TIMESTAMPS[ts].to_string()
                 };
@@ -106,6 +122,13 @@ fn row_strategy() -> impl Strategy<Value = Row> {
                     OPTIONAL[o2].to_string(),
                     output.to_string(),
                     STATUSES[st].to_string(),
+                    if f_bad == 0 {
+                        FLAGS[f_good]
+                    } else {
+                        FLAGS[f_bad]
+                    }
+                    .to_string(),
+                    CONVERSATIONS[conv].to_string(),
                 ])
             },
         )
@@ -177,6 +200,28 @@ struct Reference {
     /// The rows that count, in file order.
     used: Vec<Row>,
     tokens_by_team: BTreeMap<String, u64>,
+    /// Tokens of rows whose counts are estimated, by team.
+    estimated_by_team: BTreeMap<String, u64>,
+    /// (team, conversation) → the rows that count.
+    conversations: BTreeMap<(String, String), Vec<Turn>>,
+}
+
+/// A row of a conversation: instant, request id, input tokens.
+type Turn = (i64, String, u64);
+
+/// The instant of a timestamp the reference reads, in microseconds.
+fn instant(t: &str) -> i64 {
+    let t = t.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return d.timestamp_micros();
+    }
+    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
+            return d.and_utc().timestamp_micros();
+        }
+    }
+    let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").unwrap();
+    d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros()
 }
 
 fn blank(v: &str) -> bool {
@@ -219,6 +264,7 @@ fn reference(files: &[(String, Vec<Row>)], catalog: &Catalog) -> Reference {
             let counts: Vec<Result<Option<u64>, ()>> =
                 [7, 8, 9, 10].iter().map(|&c| count(&v[c])).collect();
             let status = v[11].trim().to_ascii_lowercase();
+            let flag = v[12].trim().to_ascii_lowercase();
             let checks_fail = blank(&v[0])
                 || day.is_none()
                 || blank(&v[2])
@@ -227,7 +273,9 @@ fn reference(files: &[(String, Vec<Row>)], catalog: &Catalog) -> Reference {
                 || matches!(counts[0], Ok(None))
                 || matches!(counts[3], Ok(None))
                 || !["", "null", "ok", "success", "error", "failure", "failed"]
-                    .contains(&status.as_str());
+                    .contains(&status.as_str())
+                || !["", "null", "none", "true", "yes", "1", "false", "no", "0"]
+                    .contains(&flag.as_str());
             if checks_fail {
                 out.quarantined.insert(at);
                 continue;
@@ -255,6 +303,16 @@ fn reference(files: &[(String, Vec<Row>)], catalog: &Catalog) -> Reference {
             };
             let tokens: u64 = counts.iter().map(|c| c.unwrap().unwrap_or(0)).sum();
             *out.tokens_by_team.entry(team.to_string()).or_default() += tokens;
+            if ["true", "yes", "1"].contains(&flag.as_str()) {
+                *out.estimated_by_team.entry(team.to_string()).or_default() += tokens;
+            }
+            if !blank(&v[13]) {
+                let input: u64 = counts[..3].iter().map(|c| c.unwrap().unwrap_or(0)).sum();
+                out.conversations
+                    .entry((team.to_string(), v[13].trim().to_string()))
+                    .or_default()
+                    .push((instant(&v[1]), v[0].trim().to_string(), input));
+            }
             out.used.push(r.clone());
         }
     }
@@ -300,6 +358,10 @@ fn listed(closed: &Outputs, path: &str) -> BTreeSet<(String, u64)> {
         .collect()
 }
 
+fn insights(closed: &Outputs) -> serde_json::Value {
+    serde_json::from_slice(closed.get("insights.json").unwrap()).unwrap()
+}
+
 fn invoices(closed: &Outputs) -> serde_json::Value {
     let month: serde_json::Value =
         serde_json::from_slice(closed.get("invoices.json").unwrap()).unwrap();
@@ -343,5 +405,36 @@ proptest! {
         prop_assert_eq!(invoices(&got.outputs), invoices(&clean.outputs));
         prop_assert_eq!(&m.billed_total, &clean.view.billed_total);
         prop_assert_eq!(&m.unattributed, &clean.view.unattributed);
+        // Insights follow the rows' fate: the same as the clean rows give,
+        // and as the reference counts them.
+        let ins = insights(&got.outputs);
+        prop_assert_eq!(&ins, &insights(&clean.outputs));
+        let estimated: BTreeMap<String, u64> = ins["estimated_tokens"]["teams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["team"].as_str().unwrap().to_string(), t["estimated_tokens"].as_u64().unwrap()))
+            .collect();
+        let want_estimated: BTreeMap<String, u64> = want
+            .estimated_by_team
+            .iter()
+            .filter(|(_, t)| **t > 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        prop_assert_eq!(estimated, want_estimated);
+        let g = &ins["context_growth"];
+        let mut growing = 0u64;
+        for turns in want.conversations.values() {
+            let mut turns = turns.clone();
+            turns.sort();
+            let inputs: Vec<u64> = turns.iter().map(|t| t.2).collect();
+            if inputs.len() >= 3 && inputs.windows(2).all(|w| w[0] <= w[1]) && inputs.last() > inputs.first() {
+                growing += 1;
+            }
+        }
+        prop_assert_eq!(g["conversations"].as_u64(), Some(want.conversations.len() as u64));
+        let long = want.conversations.values().filter(|t| t.len() >= 3).count() as u64;
+        prop_assert_eq!(g["long_conversations"].as_u64(), Some(long));
+        prop_assert_eq!(g["growing"].as_u64(), Some(growing));
     }
 }

@@ -686,7 +686,7 @@ fn a_pinned_rerun_reads_the_versions_the_manifest_records() {
         ],
     );
     assert_eq!(verified.code, 0, "{}", verified.transcript());
-    assert_eq!(verified.stdout, "identical: 19 outputs of 2025-01\n");
+    assert_eq!(verified.stdout, "identical: 20 outputs of 2025-01\n");
 
     // A pinned rerun checks the policy too, when read from the same place.
     t.write(

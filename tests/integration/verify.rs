@@ -30,7 +30,7 @@ fn a_published_month_verifies_identical_and_writes_nothing() {
         let before = t.files("out");
         let out = t.run(&MANIFEST);
         assert_eq!(out.code, 0, "{}", out.transcript());
-        assert_eq!(out.stdout, "identical: 19 outputs of 2025-01\n");
+        assert_eq!(out.stdout, "identical: 20 outputs of 2025-01\n");
         assert_eq!(out.stderr, "");
         assert_eq!(t.files("out"), before);
     }

@@ -118,10 +118,15 @@ pub(crate) struct CanonicalRow {
     pub outcome: Option<String>,
     pub outcome_count: Option<String>,
     pub user: Option<String>,
+    pub tokens_estimated: Option<String>,
+    pub conversation_id: Option<String>,
     /// The line of the file the row comes from, when rows are not lines
     /// one for one (spans skipped, many spans on a line).
     pub line: Option<u64>,
 }
+
+/// A text field of a row.
+type Field = fn(&CanonicalRow) -> &Option<String>;
 
 /// The column holding [`CanonicalRow::line`], when a source has one.
 pub(crate) const SOURCE_LINE: &str = "__line";
@@ -165,6 +170,19 @@ impl CanonicalRows {
             ],
         )
         .expect("columns of equal length");
+        // The insight columns only when some row has a value: a log
+        // without them reads as one whose files lack them.
+        let insight: [(&str, Field); 2] = [
+            (TOKENS_ESTIMATED, |r| &r.tokens_estimated),
+            (CONVERSATION_ID, |r| &r.conversation_id),
+        ];
+        for (name, f) in insight {
+            if rows.iter().any(|r| f(r).is_some()) {
+                frame
+                    .with_column(column(name, f))
+                    .expect("a column of the frame's height");
+            }
+        }
         if rows.iter().any(|r| r.line.is_some()) {
             let lines: Vec<Option<u64>> = rows.iter().map(|r| r.line).collect();
             frame

@@ -21,6 +21,8 @@
 //! | `outcome` | the request tag `outcome:<value>`, else `metadata.spend_logs_metadata.outcome` |
 //! | `outcome_count` | the request tag `outcome_count:<n>`, else `metadata.spend_logs_metadata.outcome_count`; none (one outcome) when neither |
 //! | `user` | `end_user` (the request's `user`, as LiteLLM records the customer), else `user` |
+//! | `conversation_id` | `session_id` (the `litellm_session_id` a caller passes to group requests into a session) |
+//! | `tokens_estimated` | the request tag `tokens_estimated:<value>`, else `metadata.spend_logs_metadata.tokens_estimated`: LiteLLM records no such field, so a caller that counts tokens itself says so like an outcome |
 //!
 //! `spend` is ignored: money comes from the provider's bill.
 //!
@@ -233,6 +235,9 @@ fn check_fields(url: &str, fields: &[String]) -> Result<()> {
 /// business outcome, and the one counting it.
 const OUTCOME_TAG: &str = "outcome";
 const OUTCOME_COUNT_TAG: &str = "outcome_count";
+/// The request tag (and `spend_logs_metadata` key) saying the counts are
+/// estimated: LiteLLM has no field of its own for it.
+const TOKENS_ESTIMATED_TAG: &str = "tokens_estimated";
 
 fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
     let get = |k: &str| row.get(k).filter(|v| !is_blank(v));
@@ -346,6 +351,8 @@ fn convert(row: &Map<String, Value>, opts: &LitellmOptions) -> CanonicalRow {
         outcome: tagged(OUTCOME_TAG),
         outcome_count: tagged(OUTCOME_COUNT_TAG),
         user: get("end_user").or_else(|| get("user")).and_then(text),
+        tokens_estimated: tagged(TOKENS_ESTIMATED_TAG),
+        conversation_id: get("session_id").and_then(text),
         request_id: get("request_id").and_then(text),
         timestamp: get("startTime").and_then(text),
         provider,
@@ -578,6 +585,33 @@ mod tests {
     }
 
     #[test]
+    fn conversation_from_the_session_and_estimated_counts_tagged() {
+        let row = |v: Value| into_row(v);
+        let c = convert(
+            &row(serde_json::json!({
+                "session_id": "3f1d2c9a-5b1e-4c0e-9a53-1f2e3d4c5b6a",
+                "request_tags": ["use_case:tickets", "tokens_estimated:true"],
+            })),
+            &opts(),
+        );
+        assert_eq!(
+            (c.conversation_id.as_deref(), c.tokens_estimated.as_deref()),
+            (Some("3f1d2c9a-5b1e-4c0e-9a53-1f2e3d4c5b6a"), Some("true"))
+        );
+        let c = convert(
+            &row(serde_json::json!({
+                "session_id": null,
+                "metadata": {"spend_logs_metadata": {"tokens_estimated": false}},
+            })),
+            &opts(),
+        );
+        assert_eq!(
+            (c.conversation_id.as_deref(), c.tokens_estimated.as_deref()),
+            (None, Some("false"))
+        );
+    }
+
+    #[test]
     fn team_falls_back_to_the_key_team_alias() {
         let meta = r#"{"user_api_key_team_alias":"search","user_api_key_team_id":"5f1c"}"#;
         let df = csv(&[
@@ -720,7 +754,8 @@ mod tests {
     fn an_empty_export_is_an_empty_log() {
         let df = frame_from_text("memory://e.json", "[]", FileFormat::Json, &opts()).unwrap();
         assert_eq!(df.height(), 0);
-        // The canonical columns the adapter fills, value columns included.
+        // The canonical columns the adapter fills, value columns included
+        // (the insight columns only when a row has a value).
         assert_eq!(df.width(), 15);
     }
 }

@@ -24,6 +24,8 @@ pub mod usage_report;
 pub use pages::PageLink;
 pub use quarantine::{QuarantineKind, QuarantinedRow, quarantine_csv};
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
@@ -56,6 +58,9 @@ pub struct UsageCell {
     pub errors: u64,
     /// The tokens of those failed requests, per class (part of `tokens`).
     pub error_tokens: [u64; 4],
+    /// Of `tokens`, per class, those of requests whose counts were
+    /// estimated (`tokens_estimated`), not reported by the provider.
+    pub estimated_tokens: [u64; 4],
 }
 
 impl UsageCell {
@@ -65,6 +70,74 @@ impl UsageCell {
 
     pub fn total_tokens(&self) -> u64 {
         self.tokens.iter().fold(0, |a, t| a.saturating_add(*t))
+    }
+
+    /// Estimated tokens of every class.
+    pub fn total_estimated(&self) -> u64 {
+        self.estimated_tokens
+            .iter()
+            .fold(0, |a, t| a.saturating_add(*t))
+    }
+}
+
+/// One request of a conversation (`conversation_id`) that counts as usage
+/// of the period: what the context-growth insight reads, in time order.
+/// Kept small (a month may hold millions): the model is an index into
+/// [`Conversations::models`], the day is the instant's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Turn {
+    /// The request's time, in microseconds since the epoch (UTC).
+    pub micros: i64,
+    pub request_id: Box<str>,
+    /// Index of its (provider, model) in [`Conversations::models`].
+    pub model: u32,
+    /// Tokens per class, indexed like [`UsageType::ALL`] (a request
+    /// counts at most a billion of a class).
+    pub tokens: [u32; 4],
+    /// Status `error`.
+    pub error: bool,
+}
+
+impl Turn {
+    /// Input tokens of every class: uncached, cached and cache writes.
+    pub fn input_tokens(&self) -> u64 {
+        self.tokens[..3].iter().map(|&t| u64::from(t)).sum()
+    }
+
+    /// Tokens per class, as the catalog prices them.
+    pub fn tokens(&self) -> [u64; 4] {
+        self.tokens.map(u64::from)
+    }
+
+    /// The UTC day of the request (the epoch for an instant no date holds,
+    /// which no turn of a month has).
+    pub fn day(&self) -> NaiveDate {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        chrono::TimeDelta::try_days(self.micros.div_euclid(86_400_000_000))
+            .and_then(|d| epoch.checked_add_signed(d))
+            .unwrap_or(epoch)
+    }
+}
+
+/// The conversations of a month: per (team, `conversation_id`) its turns
+/// in time order (then by request id), and the models they name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversations {
+    /// (provider, canonical catalog model), by [`Turn::model`].
+    pub models: Vec<(String, String)>,
+    pub turns: BTreeMap<(String, String), Vec<Turn>>,
+}
+
+impl Conversations {
+    pub fn is_empty(&self) -> bool {
+        self.turns.is_empty()
+    }
+
+    /// The (provider, model) of a turn.
+    pub fn model_of(&self, t: &Turn) -> (&str, &str) {
+        self.models
+            .get(t.model as usize)
+            .map_or(("", ""), |(p, m)| (p.as_str(), m.as_str()))
     }
 }
 

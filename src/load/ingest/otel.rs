@@ -27,6 +27,8 @@
 //! | `team`, `use_case`, `billing_scope` | the span attribute named by `[sources.otel] team_attribute` (`team`), `use_case_attribute` (`use_case`), `scope_attribute` (none), else the resource attribute of that name |
 //! | `outcome`, `outcome_count` | the span (else resource) attribute named by `[sources.otel] outcome_attribute` (`outcome`) and `outcome_count_attribute` (`outcome_count`): the conventions have none for business outcomes |
 //! | `user` | `enduser.id`, else `user.id` (its successor in the conventions), span or resource |
+//! | `conversation_id` | `gen_ai.conversation.id`, span or resource |
+//! | `tokens_estimated` | the span (else resource) attribute `tokens_estimated`: the conventions have none |
 //!
 //! Decisions:
 //! * Only model calls are requests. A span without any `gen_ai.usage.*`
@@ -57,6 +59,8 @@ const PROMPT_DEPRECATED: &str = "gen_ai.usage.prompt_tokens";
 const COMPLETION_DEPRECATED: &str = "gen_ai.usage.completion_tokens";
 const CACHE_READ: &str = "gen_ai.usage.cache_read.input_tokens";
 const CACHE_CREATION: &str = "gen_ai.usage.cache_creation.input_tokens";
+/// Our attribute for counts a tokenizer made: the conventions have none.
+const ESTIMATED_ATTRIBUTE: &str = "tokens_estimated";
 
 /// What one file of spans gave.
 #[derive(Debug)]
@@ -360,6 +364,8 @@ fn convert(span: &Span, opts: &OtelOptions) -> Option<CanonicalRow> {
         outcome: tagged(&opts.outcome_attribute),
         outcome_count: tagged(&opts.outcome_count_attribute),
         user: tagged("enduser.id").or_else(|| tagged("user.id")),
+        tokens_estimated: tagged(ESTIMATED_ATTRIBUTE),
+        conversation_id: tagged("gen_ai.conversation.id"),
         input_tokens,
         cached_input_tokens: cached.text(),
         cache_write_tokens: written.text(),
@@ -446,6 +452,30 @@ mod tests {
         assert_eq!(values(&out.frame, USER), [s("u-8")]);
         assert_eq!(values(&out.frame, OUTCOME), [None]);
         assert_eq!(values(&out.frame, OUTCOME_COUNT), [None]);
+    }
+
+    #[test]
+    fn conversation_and_estimated_counts_come_from_attributes() {
+        let with = FLAT.replace(
+            r#""use_case":"completions"}"#,
+            r#""use_case":"completions","gen_ai.conversation.id":"conv_5j66","tokens_estimated":true}"#,
+        );
+        let out = spans(&with);
+        assert_eq!(values(&out.frame, CONVERSATION_ID), [s("conv_5j66")]);
+        assert_eq!(values(&out.frame, TOKENS_ESTIMATED), [s("true")]);
+        // On the resource; and neither at all.
+        let resource = FLAT.replace(
+            r#""team":"copilot""#,
+            r#""team":"copilot","gen_ai.conversation.id":"conv_r""#,
+        );
+        assert_eq!(
+            values(&spans(&resource).frame, CONVERSATION_ID),
+            [s("conv_r")]
+        );
+        // Neither: the frame has no such columns, as a log without them.
+        let plain = spans(FLAT).frame;
+        assert!(plain.column(CONVERSATION_ID).is_err());
+        assert!(plain.column(TOKENS_ESTIMATED).is_err());
     }
 
     #[test]

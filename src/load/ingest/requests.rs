@@ -38,8 +38,8 @@ use serde::Serialize;
 
 use super::gateway_row::SOURCE_LINE;
 use super::{
-    QuarantineKind, QuarantinedRow, UsageCell, first_line, litellm, missing_columns, otel, scan,
-    time,
+    Conversations, QuarantineKind, QuarantinedRow, Turn, UsageCell, first_line, is_null_text,
+    litellm, missing_columns, otel, scan, time,
 };
 use crate::catalog::Catalog;
 use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
@@ -85,6 +85,10 @@ pub struct RequestLog {
     /// Per team, the distinct `user`s of the requests that count as usage
     /// of the period (teams without any left out).
     pub users: BTreeMap<String, u64>,
+    /// Per (team, `conversation_id`), the conversation's requests that
+    /// count as usage of the period, in time order (then by request id).
+    /// Empty when the logs carry no conversation ids.
+    pub conversations: Conversations,
 }
 
 /// A request-log object: what it is, and its container format (from its
@@ -105,6 +109,30 @@ pub const MAX_TOKENS: i64 = 1_000_000_000;
 /// The most outcomes one request may count: as many as the tokens of one
 /// class, for the same reason.
 pub const MAX_OUTCOME_COUNT: i64 = MAX_TOKENS;
+
+/// How `tokens_estimated` may be written as text, compared trimmed and
+/// lower-cased: yes, no, and no value (not estimated). A boolean column
+/// is read as it is; anything else is quarantined.
+const FLAG_TRUE: [&str; 3] = ["true", "1", "yes"];
+const FLAG_FALSE: [&str; 3] = ["false", "0", "no"];
+const FLAG_NONE: [&str; 2] = ["null", "none"];
+
+/// A `tokens_estimated` text: `Ok(Some(_))` yes or no, `Ok(None)` no
+/// value, `Err(())` not a flag.
+fn flag_of(text: Option<&str>) -> std::result::Result<Option<bool>, ()> {
+    let Some(t) = clean(text).map(str::to_lowercase) else {
+        return Ok(None);
+    };
+    if FLAG_TRUE.contains(&t.as_str()) {
+        Ok(Some(true))
+    } else if FLAG_FALSE.contains(&t.as_str()) {
+        Ok(Some(false))
+    } else if FLAG_NONE.contains(&t.as_str()) {
+        Ok(None)
+    } else {
+        Err(())
+    }
+}
 
 // Working columns of this module only (never written to an output).
 /// A row's place in its source's frame: the order duplicates are judged in.
@@ -143,13 +171,24 @@ fn read_requests(
     period: Period,
     failed: FailedRequests,
 ) -> Result<RequestLog> {
-    let mut frames = Vec::with_capacity(sources.len());
+    let mut opened = Vec::with_capacity(sources.len());
     let mut spans_skipped = 0;
-    for (i, s) in sources.iter().enumerate() {
-        let (frame, skipped) =
-            crate::error::reading(&s.url, || normalize(ctx, i as u32, s, options))?;
-        frames.push(frame);
+    for s in sources {
+        let (frame, schema, skipped) = crate::error::reading(&s.url, || open(ctx, s, options))?;
+        opened.push((frame, schema));
         spans_skipped += skipped;
+    }
+    // The insight columns are read when some source has them; a month
+    // without them reads and carries nothing more.
+    let insight = Optional {
+        conversation: opened.iter().any(|(_, s)| s.contains(CONVERSATION_ID)),
+        estimated: opened.iter().any(|(_, s)| s.contains(TOKENS_ESTIMATED)),
+    };
+    let mut frames = Vec::with_capacity(sources.len());
+    for (i, ((lf, schema), s)) in opened.into_iter().zip(sources).enumerate() {
+        let frame =
+            crate::error::reading(&s.url, || normalize(i as u32, lf, &schema, &s.url, insight))?;
+        frames.push(frame);
     }
     let polars_err = |e: PolarsError| {
         let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
@@ -180,6 +219,7 @@ fn read_requests(
     let mut month = MonthUsage::new(catalog, period, failed);
     let any_bad = month.add_groups(usage.groups);
     month.add_users(usage.users, &usage.user_names);
+    month.add_turns(usage.turns);
     month.add_details(usage.details, sources);
     stage.done();
 
@@ -199,17 +239,21 @@ fn read_requests(
 // Reading: one lazy frame per source, raw text kept
 // ---------------------------------------------------------------------------
 
-/// One file's rows under canonical names, typed only as far as is cheap:
-/// key columns stay raw text (normalised later, once per group), tokens
-/// become integers, the timestamp a UTC day, and `__plain` says whether the
-/// row may be summed without looking at it again (the id flag is added by
-/// the scans, which know the candidates).
-fn normalize(
+/// Which optional insight columns some source of the month has: the
+/// frames carry them only then.
+#[derive(Debug, Clone, Copy)]
+struct Optional {
+    conversation: bool,
+    estimated: bool,
+}
+
+/// One source as a lazy frame of its format's columns, with their schema
+/// and the spans it skipped (OpenTelemetry).
+fn open(
     ctx: &Context,
-    index: u32,
     source: &RequestSource,
     options: &Sources,
-) -> Result<(LazyFrame, u64)> {
+) -> Result<(LazyFrame, Schema, u64)> {
     let url = source.url.as_str();
     let (mut lf, skipped) = match source.format {
         RequestFormat::Canonical => (scan(ctx, url, source.file_format)?, 0),
@@ -225,7 +269,22 @@ fn normalize(
     let schema = lf
         .collect_schema()
         .map_err(|e| Error::input(Location::file(url), first_line(&e.to_string()).to_string()))?;
-    if let Some(e) = missing_columns(url, "a canonical request log", &schema, &REQUIRED) {
+    Ok((lf, schema.as_ref().clone(), skipped))
+}
+
+/// One file's rows under canonical names, typed only as far as is cheap:
+/// key columns stay raw text (normalised later, once per group), tokens
+/// become integers, the timestamp a UTC day, and `__plain` says whether the
+/// row may be summed without looking at it again (the id flag is added by
+/// the scans, which know the candidates).
+fn normalize(
+    index: u32,
+    lf: LazyFrame,
+    schema: &Schema,
+    url: &str,
+    insight: Optional,
+) -> Result<LazyFrame> {
+    if let Some(e) = missing_columns(url, "a canonical request log", schema, &REQUIRED) {
         return Err(e.with_hint(format!(
             "a request log needs {}; see the request log schema in README.md",
             REQUIRED.map(|c| format!("`{c}`")).join(", ")
@@ -296,6 +355,9 @@ fn normalize(
         raw(OUTCOME).alias(OUTCOME),
         raw(USER).alias(USER),
     ];
+    if insight.conversation {
+        exprs.push(raw(CONVERSATION_ID).alias(CONVERSATION_ID));
+    }
     // Row checks that need no text work: a timestamp that is no time, a
     // token count that is missing, no whole number or negative. (Missing
     // ids are found with the candidates; key values are checked per group.)
@@ -344,6 +406,19 @@ fn normalize(
         }
         .alias(raw_token(OUTCOME_COUNT)),
     );
+    // `tokens_estimated`: a boolean, or a flag written as text.
+    if insight.estimated {
+        let (estimated, bad_flag) = flag_column(TOKENS_ESTIMATED, schema.get(TOKENS_ESTIMATED));
+        ok = ok.and(bad_flag.fill_null(lit(false)).not());
+        exprs.push(estimated.alias(TOKENS_ESTIMATED));
+        exprs.push(
+            match schema.get(TOKENS_ESTIMATED) {
+                None | Some(DataType::Boolean) => lit(NULL).cast(DataType::String),
+                Some(_) => raw(TOKENS_ESTIMATED),
+            }
+            .alias(raw_token(TOKENS_ESTIMATED)),
+        );
+    }
     // Whatever is not surely fine is looked at row by row.
     exprs.push(ok.fill_null(lit(false)).alias(PLAIN));
     // Adapters that do not keep one row per line say which line a row
@@ -355,7 +430,7 @@ fn normalize(
         lf.with_row_index(work::ROW, Some(1))
             .with_column(col(work::ROW).alias(SEQ))
     };
-    Ok((lf.select(exprs), skipped))
+    Ok(lf.select(exprs))
 }
 
 /// A count column as an integer, and whether a row's value is no count:
@@ -400,6 +475,39 @@ fn count_column(c: &str, dtype: Option<&DataType>, raw: Expr, required: bool) ->
             if required {
                 bad = bad.or(text.is_null());
             }
+            (value, bad)
+        }
+    }
+}
+
+/// `tokens_estimated` as a boolean (null: not said, so not estimated), and
+/// whether a row's value is no flag ([`flag_of`], as an expression).
+/// Nothing is computed when the file has no such column.
+fn flag_column(c: &str, dtype: Option<&DataType>) -> (Expr, Expr) {
+    match dtype {
+        None => (lit(NULL).cast(DataType::Boolean), lit(false)),
+        Some(DataType::Boolean) => (col(c), lit(false)),
+        Some(dt) => {
+            let raw = if matches!(dt, DataType::String) {
+                col(c)
+            } else {
+                col(c).cast(DataType::String)
+            };
+            let t = text(raw).str().to_lowercase();
+            let any = |words: &[&str]| {
+                words
+                    .iter()
+                    .map(|w| t.clone().eq(lit(*w)))
+                    .reduce(Expr::or)
+                    .expect("words")
+            };
+            let (yes, no, none) = (any(&FLAG_TRUE), any(&FLAG_FALSE), any(&FLAG_NONE));
+            let value = when(yes.clone())
+                .then(lit(true))
+                .when(no.clone())
+                .then(lit(false))
+                .otherwise(lit(NULL).cast(DataType::Boolean));
+            let bad = t.clone().is_not_null().and(yes.or(no).or(none).not());
             (value, bad)
         }
     }
@@ -723,8 +831,14 @@ where
 // Pass 2: sums of the plain rows, and every other row whole
 // ---------------------------------------------------------------------------
 
-/// A morsel folded: its plain rows' sums by raw key, and its other rows.
-type MorselUsage = (Vec<(RawKey, Sums)>, Vec<Detail>, Option<MorselUsers>);
+/// A morsel folded: its plain rows' sums by raw key, its other rows, its
+/// users, and its plain rows of a conversation.
+type MorselUsage = (
+    Vec<(RawKey, Sums)>,
+    Vec<Detail>,
+    Option<MorselUsers>,
+    Vec<TurnGroup>,
+);
 
 /// Raw provider, model and status: all a group-level verdict depends on.
 type RawVerdictKey<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
@@ -762,12 +876,25 @@ struct FateKey {
     text: [Option<String>; 4],
 }
 
+/// Requests of one conversation whose fate is one, before it is known:
+/// the raw provider, model, status and team it depends on (as
+/// [`FateKey`]), the conversation as read, and per request its instant,
+/// id and tokens (at most [`MAX_TOKENS`] a class, so a `u32` each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TurnGroup {
+    fate: [Option<String>; 4],
+    conversation: String,
+    turns: Vec<(i64, Box<str>, [u32; 4])>,
+}
+
 /// What pass 2 gathers: sums per group of plain rows, every other row,
-/// and the distinct users of plain rows by their fate.
+/// the distinct users of plain rows by their fate, and the plain rows of
+/// a conversation.
 #[derive(Default)]
 struct Usage {
     groups: HashMap<RawKey, Sums>,
     details: Vec<Detail>,
+    turns: Vec<TurnGroup>,
     /// Users by fate, as ids of `user_names`: each text is held once
     /// however many fates and morsels it is seen in.
     users: HashMap<FateKey, HashSet<u32>>,
@@ -817,7 +944,7 @@ fn scan_usage(
         if df.height() == 0 {
             return Ok(folded());
         }
-        let (groups, details, users) = fold_usage(&df, &plain, days)?;
+        let (groups, details, users, turns) = fold_usage(&df, &plain, days)?;
         progress.inc(df.height() as u64);
         let mut usage = sink
             .lock()
@@ -826,6 +953,7 @@ fn scan_usage(
             usage.groups.entry(key).or_default().add(&sums);
         }
         usage.details.extend(details);
+        usage.turns.extend(turns);
         if let Some(m) = users {
             // Texts are looked up borrowed and copied only when new.
             let names: Vec<Option<u32>> = (0..m.ids.rows.len() as u32)
@@ -977,6 +1105,15 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
             .collect()
     };
     let users = morsel_users(df, &is_plain, &days, period, &texts, &keys)?;
+    // Per row, whether its counts were estimated; nothing (an empty
+    // vector) in a morsel without the flag.
+    let estimated: Vec<bool> = match df.column(TOKENS_ESTIMATED).ok() {
+        Some(flag) if flag.null_count() < flag.len() => {
+            flag.bool()?.iter().map(|v| v == Some(true)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let turns = morsel_turns(df, &is_plain, &days, &texts, &keys, &tokens)?;
 
     // The key ids packed in one word, beside the day.
     let widths: Vec<u32> = keys.iter().map(KeyIds::width).collect();
@@ -1018,6 +1155,11 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
         if let Some(n) = outcomes.get(i) {
             s.outcomes = s.outcomes.saturating_add(*n);
         }
+        if estimated.get(i) == Some(&true) {
+            for (t, column) in tokens.iter().enumerate() {
+                s.estimated[t] = s.estimated[t].saturating_add(column[i]);
+            }
+        }
     }
     let groups = sums
         .into_iter()
@@ -1035,7 +1177,66 @@ fn fold_usage(df: &DataFrame, plain: &PlainIds, period: (i32, i32)) -> PolarsRes
         let idx = IdxCa::from_vec("".into(), others);
         Detail::from_frame(&df.take(&idx)?)?
     };
-    Ok((groups, details, users))
+    Ok((groups, details, users, turns))
+}
+
+/// The plain rows of a morsel that name a conversation, by fate and
+/// conversation (each text held once a group). A morsel without
+/// conversation ids costs one null count.
+fn morsel_turns(
+    df: &DataFrame,
+    is_plain: &[bool],
+    days: &[i32],
+    texts: &[StringChunked],
+    keys: &[KeyIds],
+    tokens: &[Vec<u64>],
+) -> PolarsResult<Vec<TurnGroup>> {
+    let Ok(conversation) = df.column(CONVERSATION_ID) else {
+        return Ok(Vec::new());
+    };
+    if conversation.null_count() == conversation.len() {
+        return Ok(Vec::new());
+    }
+    let conversation = conversation.str()?.rechunk().into_owned();
+    let conversations = KeyIds::new(&conversation);
+    let ids = df.column(REQUEST_ID)?.str()?;
+    let text = df.column(TIMESTAMP_TEXT)?.str()?;
+    let micros = df.column(TIMESTAMP_MICROS)?.i64()?;
+    let mut index: HashMap<([u32; 4], u32), usize, BuildHasherDefault<KeyHasher>> =
+        HashMap::default();
+    let mut out: Vec<TurnGroup> = Vec::new();
+    for (i, &c) in conversations.ids.iter().enumerate() {
+        if c == 0 || !is_plain[i] {
+            continue;
+        }
+        let fate = FATE_TEXT.map(|k| keys[k].ids[i]);
+        let slot = *index.entry((fate, c)).or_insert_with(|| {
+            out.push(TurnGroup {
+                fate: std::array::from_fn(|j| {
+                    let k = FATE_TEXT[j];
+                    keys[k].text(&texts[k], fate[j])
+                }),
+                conversation: conversations.text(&conversation, c).unwrap_or_default(),
+                turns: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[slot].turns.push((
+            instant(micros.get(i), text.get(i), days[i]),
+            trimmed_id(ids.get(i)).unwrap_or("").into(),
+            std::array::from_fn(|t| u32::try_from(tokens[t][i]).unwrap_or(u32::MAX)),
+        ));
+    }
+    out.retain(|g| !is_null_text(&g.conversation));
+    Ok(out)
+}
+
+/// A row's time in microseconds since the epoch: the typed timestamp, else
+/// the text's, else (never for a row whose day was read) its day's start.
+fn instant(micros: Option<i64>, text: Option<&str>, day: i32) -> i64 {
+    micros
+        .or_else(|| text.and_then(time::utc_micros))
+        .unwrap_or(i64::from(day) * 86_400_000_000)
 }
 
 /// The distinct `user`s of a morsel's plain rows, by fate (in the period
@@ -1159,6 +1360,8 @@ struct Sums {
     error_tokens: [u64; 4],
     /// Σ outcome counts of the rows (their `outcome` is in the key).
     outcomes: u64,
+    /// Tokens per class of the rows whose counts were estimated.
+    estimated: [u64; 4],
 }
 
 impl Sums {
@@ -1169,6 +1372,9 @@ impl Sums {
         self.requests += other.requests;
         self.errors += other.errors;
         self.outcomes = self.outcomes.saturating_add(other.outcomes);
+        for t in 0..4 {
+            self.estimated[t] = self.estimated[t].saturating_add(other.estimated[t]);
+        }
     }
 }
 
@@ -1254,6 +1460,10 @@ struct MonthUsage<'a> {
     /// `user_names` (trimmed texts).
     users: BTreeMap<String, HashSet<u32>>,
     user_names: UserNames,
+    /// (team, conversation) → the turns of used requests.
+    conversations: Conversations,
+    /// (provider, model) → its index in `conversations.models`.
+    turn_models: HashMap<(String, String), u32>,
 }
 
 impl<'a> MonthUsage<'a> {
@@ -1269,6 +1479,8 @@ impl<'a> MonthUsage<'a> {
             outcomes: BTreeMap::new(),
             users: BTreeMap::new(),
             user_names: UserNames::default(),
+            conversations: Conversations::default(),
+            turn_models: HashMap::new(),
         }
     }
 
@@ -1297,6 +1509,7 @@ impl<'a> MonthUsage<'a> {
         tokens: [u64; 4],
         n: u64,
         (outcome, outcomes): (Option<&str>, u64),
+        estimated: [u64; 4],
     ) {
         let day = epoch() + chrono::Duration::days(i64::from(day.unwrap_or(0)));
         if !self.period.contains(day) {
@@ -1332,6 +1545,9 @@ impl<'a> MonthUsage<'a> {
             cell.tokens[t] = cell.tokens[t].saturating_add(n);
         }
         cell.requests += n;
+        for (t, n) in estimated.into_iter().enumerate() {
+            cell.estimated[t] = cell.estimated[t].saturating_add(n);
+        }
         if error {
             cell.errors += n;
             for (t, n) in tokens.into_iter().enumerate() {
@@ -1381,6 +1597,7 @@ impl<'a> MonthUsage<'a> {
                     sums.tokens,
                     sums.requests,
                     (outcome.as_deref(), sums.outcomes),
+                    sums.estimated,
                 ),
                 Verdict::Bad { .. } => any_bad = true,
             }
@@ -1414,6 +1631,56 @@ impl<'a> MonthUsage<'a> {
         }
     }
 
+    /// The requests of conversations, by their fate: those of usable, used
+    /// requests (in the period, not excluded as failed) become turns of
+    /// their team's conversation; the rest count nothing, as their tokens
+    /// do not.
+    fn add_turns(&mut self, groups: Vec<TurnGroup>) {
+        let (first, last) = period_days(self.period);
+        let in_period = |micros: i64| {
+            let day = micros.div_euclid(86_400_000_000);
+            (i64::from(first)..=i64::from(last)).contains(&day)
+        };
+        for g in groups {
+            let [p, m, st, team] = &g.fate;
+            let Verdict::Usable {
+                provider,
+                model,
+                error,
+            } = self.verdict(p.as_deref(), m.as_deref(), st.as_deref())
+            else {
+                continue;
+            };
+            if error && self.failed == FailedRequests::Exclude {
+                continue;
+            }
+            let next = self.conversations.models.len() as u32;
+            let model = *self
+                .turn_models
+                .entry((provider.clone(), model.clone()))
+                .or_insert_with(|| {
+                    self.conversations.models.push((provider, model));
+                    next
+                });
+            let team = clean(team.as_deref()).unwrap_or(UNTAGGED_TEAM).to_string();
+            let conversation = g.conversation.trim().to_string();
+            let list = self
+                .conversations
+                .turns
+                .entry((team, conversation))
+                .or_default();
+            list.extend(g.turns.into_iter().filter(|t| in_period(t.0)).map(
+                |(micros, request_id, tokens)| Turn {
+                    micros,
+                    request_id,
+                    model,
+                    tokens,
+                    error,
+                },
+            ));
+        }
+    }
+
     /// Rows that are not plain, one by one in file order: the row checks,
     /// then exact de-duplication by the full id among rows that pass them,
     /// then the catalog.
@@ -1431,7 +1698,9 @@ impl<'a> MonthUsage<'a> {
             Option<&'r str>,
             Option<&'r str>,
         );
-        let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64)> = HashMap::new();
+        // Tokens, requests, outcomes and estimated tokens.
+        let mut usable: HashMap<Key<'_>, ([u64; 4], u64, u64, [u64; 4])> = HashMap::new();
+        let mut turns = Vec::new();
         let (first, last) = period_days(self.period);
         let mut users: HashMap<FateKey, HashSet<u32>> = HashMap::new();
         let mut names = UserNames::default();
@@ -1478,11 +1747,28 @@ impl<'a> MonthUsage<'a> {
                 r.outcome.as_deref(),
             );
             let sums = usable.entry(key).or_default();
-            for (t, v) in r.values.iter().enumerate() {
-                sums.0[t] =
-                    sums.0[t].saturating_add(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)));
+            let tokens = r.tokens();
+            for (t, v) in tokens.iter().enumerate() {
+                sums.0[t] = sums.0[t].saturating_add(*v);
             }
             sums.1 += 1;
+            if r.estimated == Some(true) {
+                for (t, v) in tokens.iter().enumerate() {
+                    sums.3[t] = sums.3[t].saturating_add(*v);
+                }
+            }
+            if let Some(c) = r.conversation.as_deref().filter(|c| !is_null_text(c)) {
+                let day = r.day.unwrap_or(0);
+                turns.push(TurnGroup {
+                    conversation: c.to_string(),
+                    fate: [&r.provider, &r.model, &r.status, &r.team].map(Clone::clone),
+                    turns: vec![(
+                        instant(r.micros, r.timestamp.as_deref(), day),
+                        id.into(),
+                        tokens.map(|t| u32::try_from(t).unwrap_or(u32::MAX)),
+                    )],
+                });
+            }
             if clean(r.outcome.as_deref()).is_some() {
                 let n = r.outcome_count.map_or(1, |n| u64::try_from(n).unwrap_or(0));
                 sums.2 = sums.2.saturating_add(n);
@@ -1496,9 +1782,12 @@ impl<'a> MonthUsage<'a> {
             }
         }
         self.add_users(users, &names);
+        self.add_turns(turns);
         let mut usable: Vec<_> = usable.into_iter().collect();
         usable.sort_unstable();
-        for ((p, m, st, day, scope, team, use_case, outcome), (tokens, n, outcomes)) in usable {
+        for ((p, m, st, day, scope, team, use_case, outcome), (tokens, n, outcomes, estimated)) in
+            usable
+        {
             if let Some(Verdict::Usable {
                 provider,
                 model,
@@ -1516,6 +1805,7 @@ impl<'a> MonthUsage<'a> {
                     tokens,
                     n,
                     (outcome, outcomes),
+                    estimated,
                 );
             }
         }
@@ -1552,6 +1842,7 @@ impl<'a> MonthUsage<'a> {
                 requests: s.requests,
                 errors: s.errors,
                 error_tokens: s.error_tokens,
+                estimated_tokens: s.estimated,
             })
             .collect();
         let mut stats = self.stats;
@@ -1572,6 +1863,19 @@ impl<'a> MonthUsage<'a> {
                 .filter(|(_, u)| !u.is_empty())
                 .map(|(t, u)| (t, u.len() as u64))
                 .collect(),
+            conversations: Conversations {
+                models: self.conversations.models,
+                turns: self
+                    .conversations
+                    .turns
+                    .into_iter()
+                    .filter(|(_, turns)| !turns.is_empty())
+                    .map(|(k, mut turns)| {
+                        turns.sort_unstable();
+                        (k, turns)
+                    })
+                    .collect(),
+            },
         }
     }
 }
@@ -1602,9 +1906,20 @@ struct Detail {
     /// `outcome_count` as written, for messages.
     outcome_count_text: Option<String>,
     user: Option<String>,
+    /// `tokens_estimated` as read (a boolean column, or text that is a flag).
+    estimated: Option<bool>,
+    /// `tokens_estimated` as written, when the file wrote text.
+    estimated_text: Option<String>,
+    conversation: Option<String>,
 }
 
 impl Detail {
+    /// The token counts of a row that passed the checks (a missing one is 0).
+    fn tokens(&self) -> [u64; 4] {
+        self.values
+            .map(|v| v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+
     /// The rows of a (small) frame of normalised columns.
     fn from_frame(df: &DataFrame) -> PolarsResult<Vec<Detail>> {
         let text = |c: &str| -> PolarsResult<StringChunked> {
@@ -1636,6 +1951,16 @@ impl Detail {
         let (outcome, user) = (text(OUTCOME)?, text(USER)?);
         let count = df.column(OUTCOME_COUNT)?.i64()?.clone();
         let count_text = text(&raw_token(OUTCOME_COUNT))?;
+        // The insight columns, when the month has them.
+        let optional = |c: &str| -> PolarsResult<Option<StringChunked>> {
+            df.column(c).is_ok().then(|| text(c)).transpose()
+        };
+        let flag = match df.column(TOKENS_ESTIMATED) {
+            Ok(c) => Some(c.bool()?.clone()),
+            Err(_) => None,
+        };
+        let flag_text = optional(&raw_token(TOKENS_ESTIMATED))?;
+        let conversation = optional(CONVERSATION_ID)?;
         Ok((0..df.height())
             .map(|i| Detail {
                 source: src.get(i).unwrap_or(0),
@@ -1660,6 +1985,9 @@ impl Detail {
                 outcome_count_text: trimmed(&count_text, i)
                     .or_else(|| count.get(i).map(|v| v.to_string())),
                 user: owned(&user, i),
+                estimated: flag.as_ref().and_then(|f| f.get(i)),
+                estimated_text: flag_text.as_ref().and_then(|f| trimmed(f, i)),
+                conversation: conversation.as_ref().and_then(|c| owned(c, i)),
             })
             .collect())
     }
@@ -1691,6 +2019,12 @@ impl Detail {
         out.push((OUTCOME, s(&self.outcome)));
         out.push((OUTCOME_COUNT, s(&self.outcome_count_text)));
         out.push((USER, s(&self.user)));
+        let flag = self
+            .estimated_text
+            .clone()
+            .or_else(|| self.estimated.map(|b| b.to_string()));
+        out.push((TOKENS_ESTIMATED, s(&flag)));
+        out.push((CONVERSATION_ID, s(&self.conversation)));
         out
     }
 
@@ -1757,6 +2091,16 @@ impl Detail {
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(text) = self.estimated_text.as_deref()
+            && flag_of(Some(text)).is_err()
+        {
+            return Some((
+                TOKENS_ESTIMATED,
+                format!(
+                    "`{TOKENS_ESTIMATED}` must be true or false (also 1/0, yes/no, empty), not `{text}`"
+                ),
+            ));
         }
         if let Err(status) = status_of(self.status.as_deref()) {
             return Some((
@@ -1864,6 +2208,9 @@ mod tests {
             outcome_count: None,
             outcome_count_text: None,
             user: None,
+            estimated: None,
+            estimated_text: None,
+            conversation: None,
         }
     }
 
@@ -1923,6 +2270,55 @@ mod tests {
                 STATUS,
                 "`status` must be `ok` or `error`, not `pending`".to_string()
             ))
+        );
+    }
+
+    #[test]
+    fn estimated_flags_read_every_spelling_and_refuse_the_rest() {
+        for (text, want) in [
+            (Some("true"), Ok(Some(true))),
+            (Some(" TRUE "), Ok(Some(true))),
+            (Some("Yes"), Ok(Some(true))),
+            (Some("1"), Ok(Some(true))),
+            (Some("false"), Ok(Some(false))),
+            (Some("No"), Ok(Some(false))),
+            (Some("0"), Ok(Some(false))),
+            (Some(""), Ok(None)),
+            (Some("  "), Ok(None)),
+            (Some("NULL"), Ok(None)),
+            (Some("None"), Ok(None)),
+            (None, Ok(None)),
+            (Some("maybe"), Err(())),
+            (Some("2"), Err(())),
+            (Some("1.0"), Err(())),
+        ] {
+            assert_eq!(flag_of(text), want, "{text:?}");
+        }
+        let with = |text: &str| Detail {
+            estimated_text: Some(text.into()),
+            estimated: flag_of(Some(text)).ok().flatten(),
+            ..detail()
+        };
+        assert_eq!(with("Yes").failed_check(), None);
+        assert_eq!(with("null").failed_check(), None);
+        assert_eq!(
+            with("sometimes").failed_check(),
+            Some((
+                TOKENS_ESTIMATED,
+                "`tokens_estimated` must be true or false (also 1/0, yes/no, empty), not `sometimes`"
+                    .to_string()
+            ))
+        );
+        // A boolean column has no text to refuse.
+        let typed = Detail {
+            estimated: Some(true),
+            ..detail()
+        };
+        assert_eq!(typed.failed_check(), None);
+        assert!(
+            typed
+                .fields()
+                .contains(&(TOKENS_ESTIMATED, "true".to_string()))
         );
     }
 

@@ -41,6 +41,25 @@ fn epoch() -> NaiveDate {
 /// The `YYYY-MM-DD` of a checked timestamp and the days to add to it for
 /// the UTC day (-1, 0 or 1); `None` when it is not one.
 fn split(b: &[u8]) -> Option<(&[u8], i64)> {
+    let t = fields(b)?;
+    let utc = i64::from(t.hour * 60 + t.minute) - t.offset_min;
+    Some((t.date, utc.div_euclid(24 * 60)))
+}
+
+/// A checked timestamp's parts as written (a bare date is midnight UTC).
+struct Fields<'a> {
+    date: &'a [u8],
+    hour: u32,
+    minute: u32,
+    second: u32,
+    /// The digits of the fraction of the second, as written (none: empty).
+    fraction: &'a [u8],
+    /// The offset from UTC, in minutes.
+    offset_min: i64,
+}
+
+/// The grammar of [`utc_day`] and [`utc_micros`]: one parser for both.
+fn fields(b: &[u8]) -> Option<Fields<'_>> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -52,8 +71,16 @@ fn split(b: &[u8]) -> Option<(&[u8], i64)> {
     {
         return None;
     }
+    let midnight = Fields {
+        date,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        fraction: &[],
+        offset_min: 0,
+    };
     if b.len() == 10 {
-        return Some((date, 0));
+        return Some(midnight);
     }
     if b.len() < 19 || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
@@ -63,11 +90,13 @@ fn split(b: &[u8]) -> Option<(&[u8], i64)> {
         return None;
     }
     let mut rest = &b[19..];
+    let mut fraction: &[u8] = &[];
     if let Some(frac) = rest.strip_prefix(b".") {
         let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return None;
         }
+        fraction = &frac[..digits];
         rest = &frac[digits..];
     }
     let offset_min: i64 = match rest {
@@ -86,9 +115,29 @@ fn split(b: &[u8]) -> Option<(&[u8], i64)> {
         }
         _ => return None,
     };
-    let local = i64::from(h * 60 + m);
-    let utc = local - offset_min;
-    Some((date, utc.div_euclid(24 * 60)))
+    Some(Fields {
+        hour: h,
+        minute: m,
+        second: s,
+        fraction,
+        offset_min,
+        ..midnight
+    })
+}
+
+/// The instant of a timestamp [`utc_day`] reads, in microseconds since
+/// 1970-01-01T00:00:00Z (fractions beyond a microsecond cut): what orders
+/// the requests of a conversation.
+pub fn utc_micros(text: &str) -> Option<i64> {
+    let t = fields(text.trim().as_bytes())?;
+    let days = (calendar_date(t.date)? - epoch()).num_days();
+    let seconds =
+        days * 86_400 + i64::from(t.hour * 3600 + t.minute * 60 + t.second) - t.offset_min * 60;
+    // Microseconds: the first six digits of the fraction, padded.
+    let micros = (0..6).fold(0i64, |a, i| {
+        a * 10 + t.fraction.get(i).map_or(0, |d| i64::from(d - b'0'))
+    });
+    Some(seconds * 1_000_000 + micros)
 }
 
 /// A valid calendar date from checked `YYYY-MM-DD` bytes.
@@ -154,6 +203,43 @@ mod tests {
         ] {
             let expected = utc_day(text).map(|d| (d - epoch()).num_days() as i32);
             assert_eq!(days.day(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn instants_are_utc_microseconds() {
+        let at = |s: &str| {
+            utc_micros(s).map(|us| {
+                chrono::DateTime::from_timestamp_micros(us)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            })
+        };
+        assert_eq!(
+            at("2025-01-31T23:30:00-02:00").as_deref(),
+            Some("2025-02-01T01:30:00.000000Z")
+        );
+        assert_eq!(
+            at("2025-01-05 10:00:00.1234567Z").as_deref(),
+            Some("2025-01-05T10:00:00.123456Z")
+        );
+        assert_eq!(
+            at("2025-01-05T10:00:00.5+0530").as_deref(),
+            Some("2025-01-05T04:30:00.500000Z")
+        );
+        assert_eq!(
+            at("2025-01-05").as_deref(),
+            Some("2025-01-05T00:00:00.000000Z")
+        );
+        assert_eq!(utc_micros("1970-01-01T00:00:01Z"), Some(1_000_000));
+        assert_eq!(utc_micros("1969-12-31T23:59:59Z"), Some(-1_000_000));
+        for bad in [
+            "",
+            "yesterday",
+            "2025-02-30T00:00:00Z",
+            "2025-01-05T10:00:00.",
+        ] {
+            assert_eq!(utc_micros(bad), None, "{bad}");
         }
     }
 
