@@ -180,7 +180,7 @@ fn read_requests(
     }
     // The insight columns are read when some source has them; a month
     // without them reads and carries nothing more.
-    let insight = Optional {
+    let insight = InsightColumns {
         conversation: opened.iter().any(|(_, s)| s.contains(CONVERSATION_ID)),
         estimated: opened.iter().any(|(_, s)| s.contains(TOKENS_ESTIMATED)),
     };
@@ -242,7 +242,7 @@ fn read_requests(
 /// Which optional insight columns some source of the month has: the
 /// frames carry them only then.
 #[derive(Debug, Clone, Copy)]
-struct Optional {
+struct InsightColumns {
     conversation: bool,
     estimated: bool,
 }
@@ -282,7 +282,7 @@ fn normalize(
     lf: LazyFrame,
     schema: &Schema,
     url: &str,
-    insight: Optional,
+    insight: InsightColumns,
 ) -> Result<LazyFrame> {
     if let Some(e) = missing_columns(url, "a canonical request log", schema, &REQUIRED) {
         return Err(e.with_hint(format!(
