@@ -65,7 +65,8 @@ fn hand_blob() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The mini month's `invoices.json`: the data the summary is made from.
+/// The mini month's `invoices.json` and its insights: the data the
+/// summary is made from.
 fn mini_month(t: &TestDir) -> Value {
     t.copy_fixture("mini");
     let out = t.run(&[
@@ -76,7 +77,10 @@ fn mini_month(t: &TestDir) -> Value {
         "2025-01",
     ]);
     assert_eq!(out.code, 0, "{}", out.transcript());
-    serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap()
+    // The summary's data: invoices.json's keys, and the month's insights.
+    let mut month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    month["insights"] = serde_json::from_str(&t.read("out/2025-01/insights.json")).unwrap();
+    month
 }
 
 /// The summary of `month` with `blob` as its what-if data (none: without
