@@ -273,3 +273,42 @@ fn scenarios_that_are_wrong_stop_with_the_line_to_fix() {
     );
     assert!(!t.exists("out"), "nothing written");
 }
+
+#[test]
+fn one_use_case_moves_alone() {
+    let t = demo();
+    t.write(
+        "s.toml",
+        "[[move]]\nteam = \"support\"\nuse_case = \"thread-summary\"\nfrom = \"gpt-4o\"\nto = \"gpt-4o-mini\"\n",
+    );
+    ok(t.run(&["run", "-c", POLICY, "-p", "2025-01", "-q"]));
+    let (_, v) = compare(&t, "s.toml");
+    let s = &teams(&v)["support"];
+    let sel = s["user_selections"][0].as_str().unwrap();
+    assert!(
+        sel.starts_with("move gpt-4o → gpt-4o-mini (use case `thread-summary`): "),
+        "{sel}"
+    );
+    // Only that line's share leaves the bill: its 15.74 as invoiced, give
+    // or take the cent rounding hands out.
+    let moved: Decimal = sel
+        .split("; USD ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (moved - Decimal::new(1574, 2)).abs() <= Decimal::new(1, 2),
+        "{sel}"
+    );
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    let inv = month["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["team"] == "support")
+        .unwrap();
+    assert_eq!(s["current_usage_cost"], inv["usage_cost"]);
+    assert!(d(&s["calculated_usage_cost"]) > d(&inv["usage_cost"]) - Decimal::new(3609, 2));
+}
