@@ -459,7 +459,7 @@ fn line_col(text: &str, offset: usize, uri: &str) -> Location {
 
 /// The summary panel's data: what it needs to recompute any one team's
 /// month under a choice of move, terms and hit rate, exactly as `compare`
-/// would (the contract is written out in README › What-if).
+/// would (the contract, field by field: docs/whatif-data.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct Panel {
     pub version: u32,
