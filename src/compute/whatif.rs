@@ -323,7 +323,6 @@ pub fn apply(
             .or_default()
             .push(line);
     }
-    let first_plan = out.len();
     for plan in &changes.plans {
         let day = period.end();
         let Some(p) = price_on(&plan.model, day) else {
@@ -375,7 +374,6 @@ pub fn apply(
                 p.effective_from
             ));
     }
-    debug_assert!(first_plan <= out.len());
     for cache in &changes.caches {
         let mut by_team: BTreeMap<String, (u64, Decimal, u64)> = BTreeMap::new();
         for (i, c) in out.iter().enumerate() {
