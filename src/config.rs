@@ -1506,7 +1506,7 @@ const MAX_SEATS: u64 = 10_000_000;
 const MAX_UNIT_RATE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
 /// A model as the policy spells it.
-fn model_name(m: ChargebackModel) -> &'static str {
+pub(crate) fn model_name(m: ChargebackModel) -> &'static str {
     match m {
         ChargebackModel::PassThrough => "pass_through",
         ChargebackModel::CostPlus => "cost_plus",
@@ -1597,7 +1597,7 @@ fn check_tiers(tiers: &[Tier]) -> std::result::Result<(), String> {
 }
 
 /// `uri:line:column` of a byte offset.
-fn line_col(text: &str, offset: usize, uri: &str) -> Location {
+pub(crate) fn line_col(text: &str, offset: usize, uri: &str) -> Location {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() as u64 + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use crate::config::{ChargebackDefaults, Policy, Team};
+use crate::config::{ChargebackDefaults, Policy, Team, line_col};
 use crate::error::{Error, Location, Result};
 use crate::money::Decimal;
 
@@ -230,17 +230,6 @@ fn merge(base: &mut toml::Value, over: &toml::Table) {
         }
     } else {
         *base = toml::Value::Table(over.clone());
-    }
-}
-
-fn line_col(text: &str, offset: usize, uri: &str) -> Location {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Location {
-        uri: uri.to_string(),
-        row: Some(line),
-        column: Some(col.to_string()),
     }
 }
 

@@ -21,7 +21,9 @@ use crate::compute::chargeback::{ChargeKind, TeamOutcomes, charge};
 use crate::compute::invoice::TeamResult;
 use crate::compute::pools;
 use crate::compute::reconcile::Reconciled;
-use crate::config::{ChargebackModel, Policy, Split as PoolSplit, TeamTerms, TierMode};
+use crate::config::{
+    ChargebackModel, Policy, Split as PoolSplit, TeamTerms, TierMode, line_col, model_name,
+};
 use crate::error::{Error, Location, Result};
 use crate::load::ingest::UsageCell;
 use crate::money::{Decimal, format_amount};
@@ -444,17 +446,6 @@ fn requests_text(n: u64) -> String {
     format!("{} {word}", crate::compute::chargeback::thousands(n))
 }
 
-fn line_col(text: &str, offset: usize, uri: &str) -> Location {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    Location {
-        uri: uri.to_string(),
-        row: Some(line),
-        column: Some(col.to_string()),
-    }
-}
-
 /// The summary panel's data: what it needs to recompute any one team's
 /// month under a choice of move, terms and hit rate, exactly as `compare`
 /// would (the contract, field by field: docs/whatif-data.md).
@@ -742,7 +733,7 @@ pub fn panel(input: &PanelInput<'_>) -> Panel {
                 current: Current {
                     usage_cost: t.usage.usage_cost,
                     total: t.charges.total,
-                    model: model_key(t.terms.model).to_string(),
+                    model: model_name(t.terms.model).to_string(),
                 },
                 fixed,
                 cache,
@@ -762,15 +753,6 @@ pub fn panel(input: &PanelInput<'_>) -> Panel {
         models: panel_models(catalog),
         pools: proportional,
         teams,
-    }
-}
-
-fn model_key(m: ChargebackModel) -> &'static str {
-    match m {
-        ChargebackModel::PassThrough => "pass_through",
-        ChargebackModel::CostPlus => "cost_plus",
-        ChargebackModel::Tiered => "tiered",
-        ChargebackModel::ValueBased => "value_based",
     }
 }
 
@@ -804,7 +786,7 @@ fn terms_offered(
             model: m,
             ..terms.clone()
         };
-        out.insert(model_key(m).to_string(), panel_terms(&t, outcomes, scale));
+        out.insert(model_name(m).to_string(), panel_terms(&t, outcomes, scale));
     }
     out
 }
@@ -839,7 +821,7 @@ fn panel_terms(terms: &TeamTerms, outcomes: &TeamOutcomes, scale: u32) -> PanelT
         Decimal::ZERO
     };
     PanelTerms {
-        model: model_key(terms.model).to_string(),
+        model: model_name(terms.model).to_string(),
         label,
         markup: terms.markup,
         platform_fee_rate: terms.platform_fee_rate,
