@@ -86,6 +86,50 @@ pub struct Policy {
     /// (`[[fx]]`), effective-dated.
     #[serde(default)]
     pub fx: Vec<toml::Spanned<FxEntry>>,
+    /// Where the heavy stage of the request logs runs (`[engine]`).
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+/// `[engine]`: the request logs' row checks, de-duplication and rollup run
+/// here (`local`, the default) or on a Spark cluster over Spark Connect.
+/// Everything after the rollup runs in this binary either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    #[serde(default)]
+    pub kind: EngineKind,
+    /// `sc://host:port/;use_ssl=true`: the Spark Connect endpoint. A
+    /// token never goes here: it is read from [`SPARK_TOKEN_ENV`].
+    pub url: Option<String>,
+    /// URL prefixes rewritten for the cluster's file systems, longest
+    /// first (`"s3://" = "s3a://"` for Hadoop's S3 connector).
+    #[serde(default)]
+    pub path_map: BTreeMap<String, String>,
+    /// Spark settings for the session (`spark.sql.shuffle.partitions`);
+    /// recorded in the manifest.
+    #[serde(default)]
+    pub conf: BTreeMap<String, String>,
+    /// The most duplicate and quarantined rows the cluster sends back to
+    /// be listed one by one; beyond it they are counted, and the summary
+    /// says how many were not listed.
+    #[serde(default = "default_list_limit")]
+    pub list_limit: u64,
+}
+
+/// The environment variable a Spark Connect token is read from.
+pub const SPARK_TOKEN_ENV: &str = "CHARGEBACK_SPARK_TOKEN";
+
+fn default_list_limit() -> u64 {
+    100_000
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    #[default]
+    Local,
+    SparkConnect,
 }
 
 /// `[[fx]]`: one unit of `from` is `rate` units of `to`, the
@@ -893,6 +937,40 @@ pub struct TeamTerms {
 }
 
 impl Policy {
+    /// `[engine]`: a Spark engine needs its endpoint, and credentials stay
+    /// out of the file (it is copied into every month's outputs).
+    fn check_engine(&self, text: &str, uri: &str) -> Result<()> {
+        let e = &self.engine;
+        let at = || key_location(text, "[engine]", uri);
+        match (e.kind, e.url.as_deref()) {
+            (EngineKind::Local, _) => Ok(()),
+            (EngineKind::SparkConnect, None) => Err(Error::policy(
+                at(),
+                "`[engine] kind = \"spark-connect\"` needs a `url`",
+            )
+            .with_hint("`url = \"sc://host:15002\"`, the cluster's Spark Connect endpoint")),
+            (EngineKind::SparkConnect, Some(url)) if !url.starts_with("sc://") => {
+                Err(Error::policy(
+                    at(),
+                    format!("`[engine] url` is `{url}`, expected a Spark Connect URL `sc://host:port`"),
+                ))
+            }
+            (EngineKind::SparkConnect, Some(url))
+                if url.to_ascii_lowercase().contains("token=") =>
+            {
+                Err(Error::policy(at(), "`[engine] url` holds a token")
+                    .with_hint(format!(
+                        "remove it from the policy (which is copied into the outputs) and set `{SPARK_TOKEN_ENV}` in the environment"
+                    )))
+            }
+            (EngineKind::SparkConnect, Some(_)) if e.list_limit == 0 => Err(Error::policy(
+                at(),
+                "`[engine] list_limit` is 0: no duplicate or quarantined row could be named",
+            )),
+            (EngineKind::SparkConnect, Some(_)) => Ok(()),
+        }
+    }
+
     /// Parses and validates a policy; `uri` names it in errors.
     pub fn parse(text: &str, uri: &str) -> Result<Policy> {
         let mut policy: Policy = toml::from_str(text).map_err(|e| {
@@ -918,6 +996,7 @@ impl Policy {
         check_rate("platform_fee_rate", c.platform_fee_rate)
             .map_err(|m| bad("platform_fee_rate", m))?;
         check_threshold(c.alert_threshold).map_err(|m| bad("alert_threshold", m))?;
+        self.check_engine(text, uri)?;
         let r = &self.reconciliation;
         if r.min_coverage < Decimal::ZERO || r.min_coverage > Decimal::ONE {
             return Err(bad(

@@ -260,6 +260,7 @@ mod tests {
             carried_notes: Vec::new(),
             amended: false,
             amendments: Vec::new(),
+            engine: None,
             policy: record.clone(),
             catalog: record,
             inputs: Vec::new(),

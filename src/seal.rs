@@ -103,6 +103,10 @@ pub struct Manifest {
     pub amended: bool,
     #[serde(default)]
     pub amendments: Vec<AmendmentRecord>,
+    /// The cluster that ran the request logs' heavy stage (`[engine]`);
+    /// absent when this process ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::load::ingest::requests::EngineRecord>,
 }
 
 impl Manifest {
@@ -155,6 +159,7 @@ pub fn seal(
             .collect(),
         amended: false,
         amendments: Vec::new(),
+        engine: inputs.requests.engine.clone(),
         totals: Totals {
             currency: m.currency.clone(),
             billed_total: m.billed_total.clone(),
@@ -248,6 +253,7 @@ mod tests {
             carried_notes: Vec::new(),
             amended: false,
             amendments: Vec::new(),
+            engine: None,
             outputs: vec![OutputRecord {
                 path: "ledger.csv".into(),
                 size: 1,

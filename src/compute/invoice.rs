@@ -187,6 +187,11 @@ pub struct InputCounts {
     pub failed_excluded: u64,
     pub billing_rows: u64,
     pub quarantined_billing_rows: u64,
+    /// Duplicate and quarantined request rows a cluster counted but did not
+    /// send back to be named in `quarantine/` (beyond `[engine]
+    /// list_limit`). Left out when there are none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_not_listed: u64,
     /// Outcome sources (`[sources] outcomes`): rows read, counted,
     /// rejected, repeated references dropped, of other months. Left out
     /// of `invoices.json` when there are none.

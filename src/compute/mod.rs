@@ -415,6 +415,7 @@ pub fn compute_with<'a>(
         failed_excluded: log.stats.failed_excluded,
         billing_rows,
         quarantined_billing_rows: billing_quarantine.len() as u64,
+        rows_not_listed: log.engine.as_ref().map_or(0, |e| e.unlisted_rows),
         outcome_rows: inputs.outcomes.stats.rows_read,
         outcomes_counted: inputs.outcomes.stats.used,
         quarantined_outcome_rows: inputs.outcomes.stats.quarantined,

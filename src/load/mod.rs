@@ -121,6 +121,7 @@ pub fn load(
         &catalog,
         period,
         policy.reconciliation.failed_requests,
+        &policy.engine,
     )?;
 
     let stage = ctx.progress.stage("bills");

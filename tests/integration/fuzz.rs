@@ -5,7 +5,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chargeback::catalog::Catalog;
-use chargeback::config::{FailedRequests, Policy};
+use chargeback::config::{Engine, FailedRequests, Policy};
 use chargeback::context::Context;
 use chargeback::fx::FxTable;
 use chargeback::load::ingest::requests::{RequestSource, load_requests};
@@ -118,6 +118,7 @@ fn ingest(name: &str, bytes: Vec<u8>, bill: bool) -> std::thread::Result<Result<
                     &catalog,
                     period,
                     FailedRequests::Bill,
+                    &Engine::default(),
                 )
                 .map(|_| ())
             })

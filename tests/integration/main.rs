@@ -27,6 +27,8 @@ mod properties;
 mod reference;
 mod s3;
 mod scale;
+#[cfg(feature = "spark")]
+mod spark;
 mod value;
 mod verify;
 mod wild;

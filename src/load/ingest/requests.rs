@@ -42,13 +42,18 @@ use super::{
     litellm, missing_columns, otel, scan, time,
 };
 use crate::catalog::Catalog;
-use crate::config::{FailedRequests, FileFormat, RequestFormat, Sources};
+use crate::config::{
+    Engine as EngineSettings, EngineKind, FailedRequests, FileFormat, RequestFormat, Sources,
+};
 use crate::context::Context;
 use crate::error::{Error, Location, Result};
 use crate::period::Period;
 use crate::progress::Counter;
 use crate::schema::request::*;
 use crate::schema::work;
+
+#[cfg(feature = "spark")]
+mod spark;
 
 /// What happened to the rows read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -89,6 +94,20 @@ pub struct RequestLog {
     /// count as usage of the period, in time order (then by request id).
     /// Empty when the logs carry no conversation ids.
     pub conversations: Conversations,
+    /// The cluster that ran the heavy stage (`None`: this process).
+    pub engine: Option<EngineRecord>,
+}
+
+/// What the manifest says of a cluster that ran the heavy stage: the
+/// engine, its version, and every setting that shapes the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct EngineRecord {
+    pub kind: String,
+    pub version: String,
+    pub settings: BTreeMap<String, String>,
+    /// Duplicate and quarantined rows counted but not named (beyond
+    /// `[engine] list_limit`).
+    pub unlisted_rows: u64,
 }
 
 /// A request-log object: what it is, and its container format (from its
@@ -144,6 +163,10 @@ const TIMESTAMP_TEXT: &str = "__timestamp_text";
 const TIMESTAMP_MICROS: &str = "__timestamp_us";
 /// True when the row passed the row checks and its id is no candidate.
 const PLAIN: &str = "__plain";
+/// A row's place in its file, from 0, when another engine read it: the
+/// row's `__seq`, and one less than its `__row`.
+#[cfg(feature = "spark")]
+const POSITION: &str = "__position";
 
 fn raw_token(c: &str) -> String {
     format!("__raw_{c}")
@@ -156,11 +179,92 @@ pub fn load_requests(
     catalog: &Catalog,
     period: Period,
     failed: FailedRequests,
+    engine: &EngineSettings,
 ) -> Result<RequestLog> {
     let urls: Vec<&str> = sources.iter().map(|s| s.url.as_str()).collect();
-    crate::error::reading(&urls.join(", "), || {
-        read_requests(ctx, sources, options, catalog, period, failed)
+    crate::error::reading(&urls.join(", "), || match engine.kind {
+        EngineKind::Local => read_requests(ctx, sources, options, catalog, period, failed),
+        EngineKind::SparkConnect => {
+            spark_requests(ctx, sources, options, catalog, period, failed, engine)
+        }
     })
+}
+
+#[cfg(not(feature = "spark"))]
+fn spark_requests(
+    _: &Context,
+    _: &[RequestSource],
+    _: &Sources,
+    _: &Catalog,
+    _: Period,
+    _: FailedRequests,
+    _: &EngineSettings,
+) -> Result<RequestLog> {
+    Err(Error::policy(
+        Location::file("[engine]"),
+        "this build of chargeback has no Spark engine",
+    )
+    .with_hint("build it with `cargo build --release --features spark`, or set `[engine] kind = \"local\"`"))
+}
+
+/// The heavy stage on a Spark cluster ([`spark`]): the same groups, users,
+/// conversations and single rows as the two local scans, then the same
+/// de-duplication, resolution and listing in this process.
+#[cfg(feature = "spark")]
+fn spark_requests(
+    ctx: &Context,
+    sources: &[RequestSource],
+    options: &Sources,
+    catalog: &Catalog,
+    period: Period,
+    failed: FailedRequests,
+    engine: &EngineSettings,
+) -> Result<RequestLog> {
+    if sources.is_empty() {
+        // Nothing for a cluster to read.
+        return read_requests(ctx, sources, options, catalog, period, failed);
+    }
+    let stage = ctx
+        .progress
+        .stage("requests: check, de-duplicate and sum on Spark");
+    let cluster = spark::Cluster::connect(engine)?;
+    let job = cluster.month(sources, period)?;
+    let usage = job.usage()?;
+    stage.done();
+
+    let stage = ctx.progress.stage("requests: de-duplicate and resolve");
+    let mut month = MonthUsage::new(catalog, period, failed);
+    let any_bad = month.add_groups(usage.groups);
+    month.add_users(usage.users, &usage.user_names);
+    month.add_turns(usage.turns);
+    month.add_details(usage.details, sources);
+    month.add_duplicates(&usage.duplicates, usage.duplicates_total, sources);
+    stage.done();
+
+    let mut unlisted = usage.duplicates_total - usage.duplicates.len() as u64;
+    if any_bad {
+        let stage = ctx.progress.stage("requests: list quarantined rows");
+        let bad: Vec<RawVerdictKey<'_>> = month
+            .verdicts
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Bad { .. }))
+            .map(|(k, _)| (k[0].as_deref(), k[1].as_deref(), k[2].as_deref()))
+            .collect();
+        let (rows, total) = job.bad_rows(&bad)?;
+        unlisted += total - rows.height() as u64;
+        month.stats.quarantined += total - rows.height() as u64;
+        month
+            .add_bad_rows(&rows, sources)
+            .map_err(|e| job.error(e))?;
+        stage.done();
+    }
+    let mut log = month.finish();
+    log.rows_by_source = usage.rows_by_source;
+    log.engine = Some(EngineRecord {
+        unlisted_rows: unlisted,
+        ..job.record()
+    });
+    Ok(log)
 }
 
 fn read_requests(
@@ -423,6 +527,14 @@ fn normalize(
     exprs.push(ok.fill_null(lit(false)).alias(PLAIN));
     // Adapters that do not keep one row per line say which line a row
     // came from; the rest are numbered in file order.
+    #[cfg(feature = "spark")]
+    if schema.contains(POSITION) {
+        let lf = lf.with_columns([
+            col(POSITION).cast(IDX_DTYPE).alias(SEQ),
+            (col(POSITION).cast(IDX_DTYPE) + lit(1).cast(IDX_DTYPE)).alias(work::ROW),
+        ]);
+        return Ok(lf.select(exprs));
+    }
     let lf = if schema.contains(SOURCE_LINE) {
         lf.with_row_index(SEQ, None)
             .with_column(col(SOURCE_LINE).cast(IDX_DTYPE).alias(work::ROW))
@@ -1394,6 +1506,10 @@ enum Verdict {
 }
 
 /// Trimmed text, `None` when missing or blank (like [`text`]).
+fn duplicate_reason(id: &str) -> String {
+    format!("duplicate `request_id` `{id}`; the first row with it was kept")
+}
+
 fn clean(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
 }
@@ -1717,7 +1833,7 @@ impl<'a> MonthUsage<'a> {
                     source,
                     r,
                     REQUEST_ID,
-                    format!("duplicate `request_id` `{id}`; the first row with it was kept"),
+                    duplicate_reason(id),
                     QuarantineKind::Duplicate,
                 );
                 continue;
@@ -1812,6 +1928,25 @@ impl<'a> MonthUsage<'a> {
     }
 
     /// The plain rows of bad groups, named.
+    /// Duplicates judged elsewhere (by the cluster, among rows of an id
+    /// that all pass the row checks, the first kept): the rows named, up
+    /// to the list limit, and `total` counted.
+    #[cfg(feature = "spark")]
+    fn add_duplicates(&mut self, rows: &[Detail], total: u64, sources: &[RequestSource]) {
+        for r in rows {
+            let id = trimmed_id(r.id.as_deref()).unwrap_or("");
+            let source = sources[r.source as usize].url.as_str();
+            self.quarantine(
+                source,
+                r,
+                REQUEST_ID,
+                duplicate_reason(id),
+                QuarantineKind::Duplicate,
+            );
+        }
+        self.stats.duplicates += total - rows.len() as u64;
+    }
+
     fn add_bad_rows(&mut self, df: &DataFrame, sources: &[RequestSource]) -> PolarsResult<()> {
         for r in Detail::from_frame(df)? {
             let source = sources[r.source as usize].url.as_str();
@@ -1876,6 +2011,7 @@ impl<'a> MonthUsage<'a> {
                     })
                     .collect(),
             },
+            engine: None,
         }
     }
 }
