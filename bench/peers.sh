@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
         --files) files=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
         --venv) venv=$2; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "bench/peers.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -10,8 +10,9 @@
 # while its parameters are the same. `teams` is the Zipf month (a few large
 # teams, a long tail, timestamps as text); `teams-even` gives each of its
 # 1,000 teams about 1,000 requests and types the timestamps
-# (`timestamp[ms, UTC]`), as a month exported by a warehouse is. Each run is a whole `chargeback run`:
-# ingest, reconcile, attribute, render every HTML and PDF document, publish.
+# (`timestamp[ms, UTC]`), as a month exported by a warehouse is. Each
+# run is a whole `chargeback run`: ingest, reconcile, attribute, render
+# every HTML and PDF document, publish.
 # Wall time and peak RSS come from `/usr/bin/time -v`; the table shows the
 # median of --runs runs (3 for 100M unless --runs is given) and the median
 # time of the slowest stage from `--timings`. Run it on a quiet machine.
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
         --data) data=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
