@@ -3,11 +3,16 @@
 #
 #   bench/run.sh                      # 1M, 10M, 100M requests and 1,000 teams
 #   bench/run.sh --sizes 1M,10M --runs 5 --data /tmp/chargeback-bench
+#   bench/run.sh --sizes teams-even   # 1,000 teams of ~1,000 requests each
 #
 # Each month is written once by examples/generate_month.rs (Parquet, zstd,
 # seed 42, January 2025, with the policy it writes) under --data and reused
-# while its parameters are the same. Each run is a whole `chargeback run`:
-# ingest, reconcile, attribute, render every HTML and PDF document, publish.
+# while its parameters are the same. `teams` is the Zipf month (a few large
+# teams, a long tail, timestamps as text); `teams-even` gives each of its
+# 1,000 teams about 1,000 requests and types the timestamps
+# (`timestamp[ms, UTC]`), as a month exported by a warehouse is. Each
+# run is a whole `chargeback run`: ingest, reconcile, attribute, render
+# every HTML and PDF document, publish.
 # Wall time and peak RSS come from `/usr/bin/time -v`; the table shows the
 # median of --runs runs (3 for 100M unless --runs is given) and the median
 # time of the slowest stage from `--timings`. Run it on a quiet machine.
@@ -22,7 +27,7 @@ while [ $# -gt 0 ]; do
         --data) data=$2; shift 2 ;;
         --sizes) sizes=$2; shift 2 ;;
         --runs) runs=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -33,14 +38,15 @@ cargo build --release --locked --quiet --bin chargeback
 bin=$CARGO_TARGET_DIR/release
 mkdir -p "$data"
 
-# name → rows, files, teams
+# name → rows, files, teams, and the generator's other options
 params() {
     case "$1" in
         1M) echo "1000000 4 8" ;;
         10M) echo "10000000 10 8" ;;
         100M) echo "100000000 100 8" ;;
         teams) echo "1000000 4 1000" ;;
-        *) echo "bench/run.sh: unknown size $1 (1M, 10M, 100M, teams)" >&2; exit 2 ;;
+        teams-even) echo "1000000 4 1000 --timestamps typed --team-weights even" ;;
+        *) echo "bench/run.sh: unknown size $1 (1M, 10M, 100M, teams, teams-even)" >&2; exit 2 ;;
     esac
 }
 
@@ -54,9 +60,9 @@ mem_gib=$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 rows_out=()
 for size in ${sizes//,/ }; do
-    read -r rows files teams <<<"$(params "$size")"
+    read -r rows files teams extra <<<"$(params "$size")"
     month=$data/month-$size
-    stamp="rows=$rows files=$files teams=$teams seed=42 period=2025-01 $(sha256sum examples/generate_month.rs | cut -c1-16)"
+    stamp="rows=$rows files=$files teams=$teams seed=42 period=2025-01${extra:+ $extra} $(sha256sum examples/generate_month.rs | cut -c1-16)"
     if [ "$(cat "$month/.generated" 2>/dev/null)" != "$stamp" ]; then
         echo "generating $size ($rows requests, $files files, $teams teams) in $month" >&2
         rm -rf "$month"
@@ -64,7 +70,7 @@ for size in ${sizes//,/ }; do
         # features differ, and a scratch release build of it is long.
         cargo build --release --locked --quiet --example generate_month
         "$bin/examples/generate_month" --out "$month" --rows "$rows" --files "$files" \
-            --teams "$teams" --seed 42 --period 2025-01 --policy >&2
+            --teams "$teams" --seed 42 --period 2025-01 --policy $extra >&2
         echo "$stamp" >"$month/.generated"
     fi
     n=${runs:-$([ "$size" = 100M ] && echo 3 || echo 5)}

@@ -11,7 +11,10 @@
 //! Scales to the benchmark's months (`bench/run.sh`: 1M, 10M, 100M rows):
 //! a request is packed into 32 bytes, duplicates are placed in O(log n)
 //! each, and large files are written in batches of row groups. `--policy`
-//! also writes a `chargeback.toml` naming every team.
+//! also writes a `chargeback.toml` naming every team. `--timestamps typed`
+//! writes the Parquet `timestamp` as `timestamp[ms, UTC]` instead of text,
+//! and `--team-weights even` gives every team about as many requests (the
+//! month of many small teams, `bench/run.sh --sizes teams-even`).
 //!
 //! The same arguments always give byte-identical files: every random draw
 //! comes from seeded SplitMix64 streams, floats only go through IEEE-exact
@@ -55,6 +58,9 @@ OPTIONS:
     --period YYYY-MM   month to generate                                  [default: 2025-01]
     --files N          request-log files (rows split evenly)              [default: 4]
     --format F         request-log format: parquet | csv | jsonl          [default: parquet]
+    --timestamps T     Parquet `timestamp` column: text (RFC 3339) | typed
+                       (timestamp[ms, UTC])                               [default: text]
+    --team-weights W   requests per team: zipf (the k-th team 1/k) | even [default: zipf]
     --policy           also write chargeback.toml: a policy for the month naming every team
     --verbose          also print per-team volume and cost to stderr
     -h, --help         print this help
@@ -468,11 +474,14 @@ fn named_team(k: usize) -> Option<(&'static str, Vec<UseCase>, Vec<Route>)> {
     Some(t)
 }
 
-fn build_teams(n: usize, rng: &mut Rng) -> Vec<Team> {
+fn build_teams(n: usize, weights: TeamWeights, rng: &mut Rng) -> Vec<Team> {
     (0..n)
         .map(|k| {
-            // Zipf-like long tail: the k-th team gets weight 1/k.
-            let weight = 1.0 / (k + 1) as f64;
+            let weight = match weights {
+                // Zipf-like long tail: the k-th team gets weight 1/k.
+                TeamWeights::Zipf => 1.0 / (k + 1) as f64,
+                TeamWeights::Even => 1.0,
+            };
             if let Some((id, use_cases, routes)) = named_team(k) {
                 return Team {
                     id: id.to_string(),
@@ -787,8 +796,9 @@ fn requests_frame(
     reqs: &[Req],
     teams: &[Team],
     start: NaiveDateTime,
-    seed: u64,
+    args: &Args,
 ) -> PolarsResult<DataFrame> {
+    let seed = args.seed;
     use request::*;
     let rows = || rows.iter().map(|&k| &reqs[k as usize]);
     let name = |r: &Req| -> &'static str {
@@ -804,13 +814,32 @@ fn requests_frame(
     let ids: Vec<String> = rows()
         .map(|r| format!("req_{:016x}", request_id(seed, u64::from(r.n))))
         .collect();
-    let times: Vec<String> = rows()
-        .map(|r| {
-            buf.clear();
-            timestamp_text(start, r, &mut buf);
-            buf.clone()
-        })
-        .collect();
+    let times = match args.timestamps {
+        Timestamps::Text => Column::new(
+            TIMESTAMP.into(),
+            rows()
+                .map(|r| {
+                    buf.clear();
+                    timestamp_text(start, r, &mut buf);
+                    buf.clone()
+                })
+                .collect::<Vec<String>>(),
+        ),
+        // The instant itself: a `+02:00` row is the same instant in UTC.
+        Timestamps::Typed => {
+            let start_ms = start.and_utc().timestamp_millis();
+            Column::new(
+                TIMESTAMP.into(),
+                rows()
+                    .map(|r| start_ms + i64::from(r.at_ms))
+                    .collect::<Vec<i64>>(),
+            )
+            .cast(&DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            ))?
+        }
+    };
     let tagged = |r: &Req| r.has(TAGGED);
     let int = |n: &str, f: &dyn Fn(&Req) -> u32| {
         Column::new(
@@ -820,7 +849,7 @@ fn requests_frame(
     };
     let columns = vec![
         Column::new(REQUEST_ID.into(), ids),
-        Column::new(TIMESTAMP.into(), times),
+        times,
         Column::new(
             PROVIDER.into(),
             rows()
@@ -899,7 +928,7 @@ fn write_requests(
             File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let mut out = BufWriter::new(file);
         let frame = |lo: usize, hi: usize| {
-            requests_frame(&rows[lo..hi], &gen_reqs.unique, teams, start, args.seed)
+            requests_frame(&rows[lo..hi], &gen_reqs.unique, teams, start, args)
                 .map_err(|e| e.to_string())
         };
         match args.format {
@@ -1356,6 +1385,24 @@ impl Format {
     }
 }
 
+/// How the Parquet `timestamp` column is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timestamps {
+    /// RFC 3339 text with milliseconds, `Z` or `+02:00`.
+    Text,
+    /// `timestamp[ms, UTC]`, as Spark, DuckDB and pyarrow write an instant.
+    Typed,
+}
+
+/// How the requests are shared among the teams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TeamWeights {
+    /// The k-th team gets weight 1/k: a few large teams, a long tail.
+    Zipf,
+    /// Every team the same: about rows / teams requests each.
+    Even,
+}
+
 /// What to generate; [`Args::new`] gives the command line's defaults.
 #[derive(Clone, Debug)]
 pub(crate) struct Args {
@@ -1367,6 +1414,8 @@ pub(crate) struct Args {
     pub month: u32,
     pub files: usize,
     pub format: Format,
+    pub timestamps: Timestamps,
+    pub team_weights: TeamWeights,
     /// Also write `chargeback.toml`, a policy for the month naming every team.
     pub policy: bool,
     pub verbose: bool,
@@ -1383,6 +1432,8 @@ impl Args {
             month: 1,
             files: 4,
             format: Format::Parquet,
+            timestamps: Timestamps::Text,
+            team_weights: TeamWeights::Zipf,
             policy: false,
             verbose: false,
         }
@@ -1444,12 +1495,35 @@ fn parse_args() -> Result<Option<Args>, String> {
                     }
                 }
             }
+            "--timestamps" => {
+                args.timestamps = match value.as_str() {
+                    "text" => Timestamps::Text,
+                    "typed" => Timestamps::Typed,
+                    other => {
+                        return Err(format!("unknown `--timestamps` `{other}`: text or typed"));
+                    }
+                }
+            }
+            "--team-weights" => {
+                args.team_weights = match value.as_str() {
+                    "zipf" => TeamWeights::Zipf,
+                    "even" => TeamWeights::Even,
+                    other => {
+                        return Err(format!("unknown `--team-weights` `{other}`: zipf or even"));
+                    }
+                }
+            }
             other => return Err(format!("unknown option `{other}`")),
         }
     }
     args.out = out.ok_or("`--out DIR` is required")?;
     if args.rows == 0 || args.teams == 0 || args.files == 0 {
         return Err("`--rows`, `--teams` and `--files` must be at least 1".into());
+    }
+    if args.timestamps == Timestamps::Typed && args.format != Format::Parquet {
+        return Err(
+            "`--timestamps typed` needs `--format parquet` (CSV and JSON lines hold text)".into(),
+        );
     }
     if args.files > args.rows {
         return Err("`--files` cannot exceed `--rows`".into());
@@ -1497,7 +1571,7 @@ pub(crate) fn generate(args: &Args) -> Result<Generated, String> {
     let mut request_rng = Rng::new(args.seed, 2);
     let mut bill_rng = Rng::new(args.seed, 3);
 
-    let teams = build_teams(args.teams, &mut world_rng);
+    let teams = build_teams(args.teams, args.team_weights, &mut world_rng);
     let reqs = generate_requests(args, &teams, &days, &mut request_rng);
 
     fs::create_dir_all(&args.out)
