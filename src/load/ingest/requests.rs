@@ -705,11 +705,15 @@ fn plain_ids(
         /// Keys by their top 12 bits, the next 32 kept.
         buckets: Vec<Vec<u32>>,
         rows: u64,
+        /// Per source, the rows read (positions may start at 1, so the
+        /// length of `keys` is not the count).
+        counts: Vec<u64>,
     }
     let seen = Arc::new(Mutex::new(Seen {
         keys: vec![Vec::new(); n_sources],
         buckets: vec![Vec::new(); 1 << BUCKET_BITS],
         rows: 0,
+        counts: vec![0; n_sources],
     }));
     let sink = seen.clone();
     // Each morsel is hashed and split by bucket in the scan's threads; the
@@ -760,6 +764,7 @@ fn plain_ids(
             bucket.extend_from_slice(&filed[starts[b]..starts[b + 1]]);
         }
         if run {
+            seen.counts[first_src as usize] += n as u64;
             let slots = &mut seen.keys[first_src as usize];
             let (lo, hi) = (first_seq as usize, first_seq as usize + n);
             if slots.len() < hi {
@@ -772,6 +777,7 @@ fn plain_ids(
                     src.get(i).unwrap_or(0) as usize,
                     seq.get(i).unwrap_or(0) as usize,
                 );
+                seen.counts[s] += 1;
                 let slots = &mut seen.keys[s];
                 if slots.len() <= q {
                     slots.resize(q + 1, UNSET);
@@ -808,7 +814,7 @@ fn plain_ids(
         .collect();
     let candidates = Candidates::new(twice);
     // Every row of a source files its key at its position.
-    let rows_by_source = seen.keys.iter().map(|k| k.len() as u64).collect();
+    let rows_by_source = std::mem::take(&mut seen.counts);
     let sources = seen
         .keys
         .par_iter_mut()

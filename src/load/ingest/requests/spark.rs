@@ -284,13 +284,21 @@ impl Cluster {
             "monotonically_increasing_id() AS __mid",
         ]);
         let cannot_read = |e: spark_connect::SparkError| {
+            let text = e.to_string();
+            let hint = if text.contains("TIMESTAMP(NANOS") {
+                // Spark reads no nanosecond timestamps (pyarrow's default
+                // for pandas data); this binary's local engine does.
+                "Spark cannot read nanosecond timestamps: write the file with microseconds (pyarrow: `coerce_timestamps=\"us\"`), or close this month with `[engine] kind = \"local\"`".to_string()
+            } else {
+                format!(
+                    "the cluster reads it as `{path}`; check `[engine] path_map` and the cluster's access to it"
+                )
+            };
             Error::input(
                 Location::file(&source.url),
-                format!("the cluster cannot read the file: {}", first_line(&e.to_string())),
+                format!("the cluster cannot read the file: {}", first_line(&text)),
             )
-            .with_hint(format!(
-                "the cluster reads it as `{path}`; check `[engine] path_map` and the cluster's access to it"
-            ))
+            .with_hint(hint)
         };
         let schema = df.schema().map_err(cannot_read)?;
         df.create_or_replace_temp_view(&format!("cb_src_{i}"))
@@ -457,17 +465,23 @@ fn projection(i: usize, kinds: &BTreeMap<String, Kind>, format: Option<FileForma
 /// (sure, a later row of an id all of whose rows are sure) or `detail`
 /// (sent back whole).
 fn judged_sql(rows: &str, first: i32, last: i32) -> String {
-    let nonblank = |c: &str| format!("(`{c}` RLIKE '[^{}]')", &WS[1..WS.len() - 1]);
+    let nonblank = |c: &str| {
+        format!(
+            "(`{c}` RLIKE {})",
+            sql_text(&format!("[^{}]", &WS[1..WS.len() - 1]))
+        )
+    };
     let nullif = |c: &str| format!("NULLIF(`{c}`, '')");
     // The timestamp as text: RFC 3339 as this binary reads it, nothing
     // around it, a year from 0001.
-    let re = "^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]+))?(?:([Zz])|([+-])([0-9]{2})(?::?([0-9]{2}))?)?)?$";
-    let part = |k: usize| format!("try_cast(regexp_extract(ts_s, '{re}', {k}) AS INT)");
+    let re = r"^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.]([0-9]+))?(?:([Zz])|([+-])([0-9]{2})(?::?([0-9]{2}))?)?)?$";
+    let re = sql_text(re);
+    let part = |k: usize| format!("try_cast(regexp_extract(ts_s, {re}, {k}) AS INT)");
     let parts = format!(
-        "SELECT *, ts_s RLIKE '{re}' AS ts_m, {y} AS ty, {mo} AS tmo, {d} AS td, \
+        "SELECT *, ts_s RLIKE {re} AS ts_m, {y} AS ty, {mo} AS tmo, {d} AS td, \
          coalesce({h}, 0) AS th, coalesce({mi}, 0) AS tmi, coalesce({s}, 0) AS tsec, \
-         regexp_extract(ts_s, '{re}', 7) AS tfrac, \
-         CASE regexp_extract(ts_s, '{re}', 9) WHEN '+' THEN 1 WHEN '-' THEN -1 ELSE 0 END AS tsign, \
+         regexp_extract(ts_s, {re}, 7) AS tfrac, \
+         CASE regexp_extract(ts_s, {re}, 9) WHEN '+' THEN 1 WHEN '-' THEN -1 ELSE 0 END AS tsign, \
          coalesce({oh}, 0) AS toh, coalesce({om}, 0) AS tom FROM ({rows})",
         y = part(1),
         mo = part(2),
@@ -549,7 +563,8 @@ fn judged_sql(rows: &str, first: i32, last: i32) -> String {
     values.push("coalesce(est_b, lower(est_s) IN ('true', '1', 'yes'), false) AS est".into());
     let checked = format!(
         "SELECT *, {sure} AS sure FROM (SELECT *, {values}, {micros} AS micros, day BETWEEN {first} AND {last} AS in_period \
-         FROM (SELECT *, {day} AS day, regexp_replace(`{REQUEST_ID}`, '^{WS}+|{WS}+$', '') AS tid FROM ({parts})))",
+         FROM (SELECT *, {day} AS day, regexp_replace(`{REQUEST_ID}`, {trim}, '') AS tid FROM ({parts})))",
+        trim = sql_text(&format!("^{WS}+|{WS}+$")),
         sure = checks
             .iter()
             .map(|c| format!("coalesce({c}, false)"))
@@ -563,6 +578,11 @@ fn judged_sql(rows: &str, first: i32, last: i32) -> String {
          FROM (SELECT *, sum(CASE WHEN sure THEN 0 ELSE 1 END) OVER (PARTITION BY tid) AS unsure_id, \
          row_number() OVER (PARTITION BY tid ORDER BY src, blk, mid) AS rn FROM ({checked}))"
     )
+}
+
+/// `text` as a Spark SQL string literal (whose `\\` and `'` are escapes).
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The rows of one month on the cluster.
@@ -734,10 +754,7 @@ impl Job<'_> {
     /// `bad` (as normalised frames, up to the list limit), and how many
     /// there are.
     pub(super) fn bad_rows(&self, bad: &[RawVerdictKey<'_>]) -> Result<(DataFrame, u64)> {
-        let lit = |v: Option<&str>| match v {
-            None => "NULL".to_string(),
-            Some(t) => format!("'{}'", t.replace('\\', "\\\\").replace('\'', "\\'")),
-        };
+        let lit = |v: Option<&str>| v.map_or("NULL".to_string(), sql_text);
         let any = bad
             .iter()
             .map(|(p, m, s)| {
