@@ -534,7 +534,7 @@ fn judged_sql(rows: &str, first: i32, last: i32) -> String {
     };
     let mut values = Vec::new();
     let mut checks = vec![
-        format!("(tid IS NOT NULL AND tid <> '')"),
+        "(tid IS NOT NULL AND tid <> '')".to_string(),
         "day IS NOT NULL".to_string(),
         nonblank(PROVIDER),
         nonblank(MODEL),
