@@ -203,8 +203,11 @@ impl Cluster {
         period: Period,
     ) -> Result<Job<'a>> {
         let mut schemas = Vec::with_capacity(sources.len());
+        let mut columns = Vec::with_capacity(sources.len());
         for (i, s) in sources.iter().enumerate() {
-            schemas.push(self.register(i, s)?);
+            let (kinds, all) = self.register(i, s)?;
+            schemas.push(kinds);
+            columns.push(all);
         }
         let insight = InsightColumns {
             conversation: schemas.iter().any(|s| s.contains_key(CONVERSATION_ID)),
@@ -212,8 +215,12 @@ impl Cluster {
         };
         // The local checks of each source's columns (missing columns, a
         // timestamp of no time type), on no rows: the same errors.
-        for (i, (s, schema)) in sources.iter().zip(&schemas).enumerate() {
-            let polars = polars_schema(schema);
+        for (i, (s, all)) in sources.iter().zip(&columns).enumerate() {
+            // Every column of the file, in its order, as messages list them.
+            let polars: Schema = all
+                .iter()
+                .map(|(name, k)| Field::new(name.into(), polars_type(*k)))
+                .collect();
             let _checked = normalize(
                 i as u32,
                 DataFrame::empty_with_schema(&polars).lazy(),
@@ -241,7 +248,12 @@ impl Cluster {
 
     /// Reads one source as a view `cb_src_<i>` with its split start and a
     /// row id; returns its canonical columns' kinds.
-    fn register(&self, i: usize, source: &RequestSource) -> Result<BTreeMap<String, Kind>> {
+    #[allow(clippy::type_complexity)]
+    fn register(
+        &self,
+        i: usize,
+        source: &RequestSource,
+    ) -> Result<(BTreeMap<String, Kind>, Vec<(String, Kind)>)> {
         if source.format != RequestFormat::Canonical {
             return Err(Error::input(
                 Location::file(&source.url),
@@ -304,19 +316,25 @@ impl Cluster {
         df.create_or_replace_temp_view(&format!("cb_src_{i}"))
             .map_err(cannot_read)?;
         let SparkType::Struct { fields } = schema else {
-            return Ok(BTreeMap::new());
+            return Ok((BTreeMap::new(), Vec::new()));
         };
+        let all: Vec<(String, Kind)> = fields
+            .iter()
+            .filter(|f| !f.name.starts_with("__"))
+            .map(|f| (f.name.clone(), kind(&f.data_type)))
+            .collect();
         let canonical: HashSet<&str> = TEXTS
             .iter()
             .chain(&COUNTS)
             .chain(&[TIMESTAMP, TOKENS_ESTIMATED])
             .copied()
             .collect();
-        Ok(fields
+        let kinds = all
             .iter()
-            .filter(|f| canonical.contains(f.name.as_str()))
-            .map(|f| (f.name.clone(), kind(&f.data_type)))
-            .collect())
+            .filter(|(name, _)| canonical.contains(name.as_str()))
+            .cloned()
+            .collect();
+        Ok((kinds, all))
     }
 
     /// The URL the cluster reads an object at: `[engine] path_map`
