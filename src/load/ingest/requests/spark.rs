@@ -35,8 +35,8 @@ use spark_connect::types::DataType as SparkType;
 use spark_connect::{SparkSession, SparkSessionBuilder};
 
 use super::{
-    Detail, FateKey, InsightColumns, MAX_OUTCOME_COUNT, MAX_TOKENS, RawKey, RawVerdictKey,
-    RequestSource, Sums, TurnGroup, UserNames, is_null_text, normalize, period_days,
+    Detail, FateKey, InsightColumns, KEY_TEXT, MAX_OUTCOME_COUNT, MAX_TOKENS, RawKey,
+    RawVerdictKey, RequestSource, Sums, TurnGroup, UserNames, is_null_text, normalize, period_days,
 };
 use crate::config::{Engine as EngineSettings, FileFormat, RequestFormat, SPARK_TOKEN_ENV};
 use crate::error::{Error, Location, Result};
@@ -623,18 +623,6 @@ pub(super) struct ClusterUsage {
     pub rows_by_source: Vec<u64>,
 }
 
-/// The key text columns of a group, as the local scan keys them (null and
-/// empty alike).
-const GROUP_TEXT: [&str; 7] = [
-    PROVIDER,
-    MODEL,
-    BILLING_SCOPE,
-    TEAM,
-    USE_CASE,
-    STATUS,
-    OUTCOME,
-];
-
 /// The text columns a row's fate depends on: provider, model, status, team.
 const FATE: [&str; 4] = [PROVIDER, MODEL, STATUS, TEAM];
 
@@ -688,7 +676,7 @@ impl Job<'_> {
             rows_by_source[*src] += n;
         }
         let key = |c: &str| format!("NULLIF(`{c}`, '')");
-        let group_keys: Vec<String> = GROUP_TEXT.iter().map(|c| key(c)).collect();
+        let group_keys: Vec<String> = KEY_TEXT.iter().map(|c| key(c)).collect();
         let groups = self.run(&format!(
             "SELECT day, {keys}, sum(t0), sum(t1), sum(t2), sum(t3), count(*), sum(outc), \
              sum(CASE WHEN est THEN t0 ELSE 0 END), sum(CASE WHEN est THEN t1 ELSE 0 END), \
