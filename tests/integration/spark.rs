@@ -521,7 +521,7 @@ fn duplicates_beyond_the_list_limit_are_counted() {
     assert_eq!(spark["inputs"]["duplicates_dropped"], 80);
     assert_eq!(spark["inputs"]["rows_not_listed"], 75);
     assert_eq!(local["invoices"], spark["invoices"]);
-    let listed = t.read("spark/quarantine/requests.csv").lines().count() - 1;
+    let listed = t.read("spark/quarantine/duplicates.csv").lines().count() - 1;
     assert_eq!(listed, 5);
     assert!(
         t.read("spark/summary.html")

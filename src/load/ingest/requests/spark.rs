@@ -170,6 +170,17 @@ impl Cluster {
                 "check `[engine] url` and that the cluster's Spark Connect server is running",
             )
         };
+        // The client retries an unreachable server with backoff for up to
+        // an hour; a scheduled close should hear about it in seconds.
+        reachable(&url).map_err(|e| {
+            Error::storage(
+                &url,
+                format!("cannot reach the Spark Connect server: {e}"),
+            )
+            .with_hint(
+                "check `[engine] url` and that the cluster's Spark Connect server is running",
+            )
+        })?;
         let session = SparkSessionBuilder::new()
             .remote(&full)
             .get_or_create()
@@ -368,6 +379,37 @@ fn file_format(source: &RequestSource) -> Option<FileFormat> {
     source
         .file_format
         .or_else(|| FileFormat::from_name(&source.url))
+}
+
+/// How long the first TCP connection to the server may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens (and closes) one TCP connection to the `sc://host:port` of `url`;
+/// the port defaults to Spark Connect's 15002.
+fn reachable(url: &str) -> std::io::Result<()> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let rest = url.strip_prefix("sc://").unwrap_or(url);
+    let authority = rest.split(['/', ';']).next().unwrap_or_default();
+    let bracketed = authority.starts_with('[');
+    let has_port = match authority.rfind(':') {
+        Some(i) => !bracketed || authority[..i].ends_with(']'),
+        None => false,
+    };
+    let target = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:15002")
+    };
+    let mut last = None;
+    for addr in target.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+    }))
 }
 
 fn first_line(s: &str) -> &str {
@@ -1015,5 +1057,20 @@ fn text(r: &Row, i: usize) -> Option<String> {
     match r.get(i)? {
         Value::String(s) => Some(s.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reachable_opens_the_urls_host_and_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(reachable(&format!("sc://127.0.0.1:{port}")).is_ok());
+        assert!(reachable(&format!("sc://127.0.0.1:{port}/;use_ssl=true")).is_ok());
+        drop(listener);
+        assert!(reachable(&format!("sc://127.0.0.1:{port}/")).is_err());
     }
 }
