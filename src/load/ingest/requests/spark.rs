@@ -173,11 +173,7 @@ impl Cluster {
         // The client retries an unreachable server with backoff for up to
         // an hour; a scheduled close should hear about it in seconds.
         reachable(&url).map_err(|e| {
-            Error::storage(
-                &url,
-                format!("cannot reach the Spark Connect server: {e}"),
-            )
-            .with_hint(
+            Error::storage(&url, format!("cannot reach the Spark Connect server: {e}")).with_hint(
                 "check `[engine] url` and that the cluster's Spark Connect server is running",
             )
         })?;
