@@ -92,6 +92,8 @@ fn start() -> String {
         stop = sbin.join("stop-connect-server.sh").display(),
     );
     let log = std::fs::File::create(dir.join("watcher.log")).unwrap();
+    // Not waited for: the watcher outlives this process by design.
+    #[allow(clippy::zombie_processes)]
     Command::new("bash")
         .arg("-c")
         .arg(script)

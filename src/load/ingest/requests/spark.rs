@@ -597,8 +597,8 @@ fn judged_sql(rows: &str, first: i32, last: i32) -> String {
         format!("(`{STATUS}` IS NULL OR lower(`{STATUS}`) IN ('ok', 'success', 'error', 'failure', 'failed'))"),
         "(est_b IS NOT NULL OR est_s IS NULL OR lower(est_s) IN ('true', '1', 'yes', 'false', '0', 'no', 'null', 'none'))".into(),
     ];
-    for n in 0..4 {
-        let required = COUNTS[n] == INPUT_TOKENS || COUNTS[n] == OUTPUT_TOKENS;
+    for (n, column) in COUNTS.iter().enumerate().take(4) {
+        let required = *column == INPUT_TOKENS || *column == OUTPUT_TOKENS;
         let (value, ok) = count(n, MAX_TOKENS, required);
         values.push(format!(
             "CASE WHEN {ok} THEN coalesce({value}, 0) END AS t{n}"
@@ -666,11 +666,8 @@ const FATE: [&str; 4] = [PROVIDER, MODEL, STATUS, TEAM];
 
 impl Job<'_> {
     fn run(&self, sql: &str) -> Result<Vec<Row>> {
-        self.cluster
-            .session
-            .sql(sql)
-            .and_then(|df| df.collect())
-            .map_err(|e| self.error(e))
+        let df = self.cluster.session.sql(sql).map_err(|e| self.error(e))?;
+        df.collect().map_err(|e| self.error(e))
     }
 
     /// An error of the cluster, naming the month's sources.
@@ -729,10 +726,10 @@ impl Job<'_> {
                 text: std::array::from_fn(|k| text(r, 1 + k)),
             };
             let sums = Sums {
-                tokens: std::array::from_fn(|t| int(r, 8 + t) as u64),
-                requests: int(r, 12) as u64,
-                outcomes: int(r, 13) as u64,
-                estimated: std::array::from_fn(|t| int(r, 14 + t) as u64),
+                tokens: std::array::from_fn(|t| count(r, 8 + t)),
+                requests: count(r, 12),
+                outcomes: count(r, 13),
+                estimated: std::array::from_fn(|t| count(r, 14 + t)),
                 ..Sums::default()
             };
             out.insert(key, sums);
@@ -789,7 +786,7 @@ impl Job<'_> {
             turns,
             details,
             duplicates,
-            duplicates_total: total.first().map_or(0, |r| int(r, 0) as u64),
+            duplicates_total: total.first().map_or(0, |r| count(r, 0)),
             rows_by_source,
         })
     }
@@ -815,20 +812,17 @@ impl Job<'_> {
         let blocks = self.blocks()?;
         let rows = self.rows(&filter, Some(self.cluster.engine.list_limit), &blocks)?;
         let total = self.run(&format!("SELECT count(*) FROM {JUDGED} WHERE {filter}"))?;
-        Ok((rows, total.first().map_or(0, |r| int(r, 0) as u64)))
+        Ok((rows, total.first().map_or(0, |r| count(r, 0))))
     }
 
     /// Per (source, split start): the rows, the first row id, and the rows
     /// of the source's earlier splits.
-    fn blocks(&self) -> Result<BTreeMap<(usize, i64), (u64, i64, u64)>> {
+    fn blocks(&self) -> Result<Blocks> {
         let mut out = BTreeMap::new();
         for r in self.run(&format!(
             "SELECT src, blk, count(*), min(mid) FROM {JUDGED} GROUP BY src, blk"
         ))? {
-            out.insert(
-                (int(&r, 0) as usize, int(&r, 1)),
-                (int(&r, 2) as u64, int(&r, 3), 0u64),
-            );
+            out.insert((index(&r, 0), int(&r, 1)), (count(&r, 2), int(&r, 3), 0u64));
         }
         let mut before = (usize::MAX, 0u64);
         for ((src, _), (n, _, earlier)) in out.iter_mut() {
@@ -843,18 +837,8 @@ impl Job<'_> {
 
     /// The rows that match `filter`, in file order (the first `limit`),
     /// as normalised frames of their sources, concatenated.
-    fn rows(
-        &self,
-        filter: &str,
-        limit: Option<u64>,
-        blocks: &BTreeMap<(usize, i64), (u64, i64, u64)>,
-    ) -> Result<DataFrame> {
-        let mut cols: Vec<String> = vec!["src".into(), "blk".into(), "mid".into()];
-        cols.extend(TEXTS.iter().map(|c| format!("`{c}`")));
-        cols.extend(["ts_s", "ts_us", "est_b", "est_s"].map(String::from));
-        for n in 0..COUNTS.len() {
-            cols.extend([format!("c{n}_i"), format!("c{n}_f"), format!("c{n}_s")]);
-        }
+    fn rows(&self, filter: &str, limit: Option<u64>, blocks: &Blocks) -> Result<DataFrame> {
+        let cols: Vec<String> = row_columns().iter().map(|c| format!("`{c}`")).collect();
         let limit = limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
         let rows = self.run(&format!(
             "SELECT {} FROM {JUDGED} WHERE {filter} ORDER BY src, blk, mid{limit}",
@@ -862,7 +846,7 @@ impl Job<'_> {
         ))?;
         let mut by_source: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
         for r in &rows {
-            by_source.entry(int(r, 0) as usize).or_default().push(r);
+            by_source.entry(index(r, 0)).or_default().push(r);
         }
         let mut frames = Vec::new();
         for (src, rows) in by_source {
@@ -874,7 +858,7 @@ impl Job<'_> {
             return self.normal(0, self.empty_source(0));
         }
         concat(frames, UnionArgs::default())
-            .and_then(|lf| lf.collect())
+            .and_then(LazyFrame::collect)
             .map_err(|e| self.error(e))
     }
 
@@ -884,21 +868,11 @@ impl Job<'_> {
 
     /// Source `src`'s rows rebuilt in the types the file holds, numbered,
     /// then normalised as a local frame.
-    fn frame(
-        &self,
-        src: usize,
-        rows: &[&Row],
-        blocks: &BTreeMap<(usize, i64), (u64, i64, u64)>,
-    ) -> Result<DataFrame> {
+    fn frame(&self, src: usize, rows: &[&Row], blocks: &Blocks) -> Result<DataFrame> {
         let kinds = &self.schemas[src];
         // Column places in the rows of [`Job::rows`].
+        let cols = row_columns();
         let at = |name: &str| -> usize {
-            let mut cols: Vec<String> = vec!["src".into(), "blk".into(), "mid".into()];
-            cols.extend(TEXTS.iter().map(|c| c.to_string()));
-            cols.extend(["ts_s", "ts_us", "est_b", "est_s"].map(String::from));
-            for n in 0..COUNTS.len() {
-                cols.extend([format!("c{n}_i"), format!("c{n}_f"), format!("c{n}_s")]);
-            }
             cols.iter()
                 .position(|c| c == name)
                 .expect("a column of the query")
@@ -909,7 +883,7 @@ impl Job<'_> {
             .map(|r| {
                 let (blk, mid) = (int(r, 1), int(r, 2));
                 let (_, first, earlier) = blocks.get(&(src, blk)).copied().unwrap_or((0, mid, 0));
-                earlier + (mid - first) as u64
+                earlier + (mid - first).max(0).cast_unsigned()
             })
             .collect();
         columns.push(Column::new(super::POSITION.into(), positions));
@@ -1026,12 +1000,39 @@ impl Job<'_> {
 impl Drop for Job<'_> {
     fn drop(&mut self) {
         // The cached rows are the cluster's memory: given back.
-        let _ = self
+        if let Ok(df) = self
             .cluster
             .session
             .sql(&format!("UNCACHE TABLE IF EXISTS {JUDGED}"))
-            .and_then(|df| df.collect());
+        {
+            let _ = df.collect();
+        }
     }
+}
+
+/// Where a source's rows keep their place: (source, split start) → (rows,
+/// the first row id, the rows of the source's earlier splits).
+type Blocks = BTreeMap<(usize, i64), (u64, i64, u64)>;
+
+/// The columns [`Job::rows`] asks for, in order.
+fn row_columns() -> Vec<String> {
+    let mut cols: Vec<String> = vec!["src".into(), "blk".into(), "mid".into()];
+    cols.extend(TEXTS.iter().map(ToString::to_string));
+    cols.extend(["ts_s", "ts_us", "est_b", "est_s"].map(String::from));
+    for n in 0..COUNTS.len() {
+        cols.extend([format!("c{n}_i"), format!("c{n}_f"), format!("c{n}_s")]);
+    }
+    cols
+}
+
+/// A count or a sum of counts, which the row checks hold non-negative.
+fn count(r: &Row, i: usize) -> u64 {
+    int(r, i).max(0).cast_unsigned()
+}
+
+/// A source's ordinal, as this binary numbered it in the SQL.
+fn index(r: &Row, i: usize) -> usize {
+    usize::try_from(int(r, i)).unwrap_or(usize::MAX)
 }
 
 fn int(r: &Row, i: usize) -> i64 {
