@@ -236,7 +236,7 @@ impl Catalog {
                 format!("the catalog is not valid: {e}"),
             )
             .with_hint(
-                "the catalog shape is in DESIGN §3.3; prices are decimal strings per 1M tokens",
+                "the catalog's shape is in README.md, section “Price catalog”; prices are decimal strings per 1M tokens",
             )
         })?;
         cat.index(uri)?;

@@ -26,7 +26,7 @@ pub enum Command {
     /// summary, and the invoice with the most lines) without typesetting a PDF
     /// per team. Exits as `run` would: 1 on bad input, a bad policy or a
     /// template error.
-    Validate(MonthArgs),
+    Validate(ValidateArgs),
     /// Rerun a published month from its manifest and say whether every
     /// output is the same
     ///
@@ -232,7 +232,10 @@ pub struct MonthArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: String,
 
-    /// The month to close, as YYYY-MM
+    /// The month to close, as YYYY-MM; or `previous`, the month before
+    /// --as-of's (before today's, in UTC, without it) for a scheduled job —
+    /// the only use of the clock: every date printed comes from the period
+    /// or --as-of
     #[arg(long, short = 'p', value_name = "YYYY-MM")]
     pub period: String,
 
@@ -250,10 +253,27 @@ pub struct MonthArgs {
     pub timings: bool,
 }
 
+/// What `--json` says, for `run` and `validate`.
+const JSON_HELP: &str = "Print the summary as one JSON object on stdout instead of the report \
+(totals as decimal strings, ties, input counts, exceptions by kind, budget alerts, gates tripped, \
+exit code and reason); an error too, with its message and hint (also on stderr)";
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub month: MonthArgs,
+
+    #[arg(long, help = JSON_HELP)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub month: MonthArgs,
+
+    #[arg(long, help = JSON_HELP)]
+    pub json: bool,
 
     /// Output folder or URL, overriding [output] url in the policy
     #[arg(long, short = 'o', value_name = "DIR")]

@@ -979,7 +979,7 @@ impl Policy {
                 None => Location::file(uri),
             };
             Error::policy(at, e.message().trim().to_string())
-                .with_hint("see the policy reference in README.md (DESIGN §3.4 keys)")
+                .with_hint("the policy's keys are in README.md, section “Policy (chargeback.toml)”")
         })?;
         policy.validate(text, uri)?;
         if let Some(gl) = &mut policy.gl {
@@ -2068,7 +2068,7 @@ catalog = "catalog.json"
         assert_eq!(
             parse(&entry("EUR", "USD", "1.08", "\"2025-01-01\"")),
             "error: p.toml:12:8: money and rates are strings: write `\"1.08\"`, not `1.08`\n\
-             hint: see the policy reference in README.md (DESIGN §3.4 keys)\n"
+             hint: the policy's keys are in README.md, section “Policy (chargeback.toml)”\n"
         );
         assert!(
             parse(&entry("EUR", "USD", "\"1.08\"", "\"2025-13-01\""))

@@ -60,6 +60,12 @@ where
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         std::panic::set_hook(Box::new(|_| {}));
     }
+    // `--json` turns an error, too, into the summary object on stdout.
+    let json = match &cli.command {
+        Command::Run(args) if args.json => Some("run"),
+        Command::Validate(args) if args.json => Some("validate"),
+        _ => None,
+    };
     let ctx = Context::new(Store::new());
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &cli.command {
         Command::Run(args) => commands::run::run(&ctx, args),
@@ -76,13 +82,22 @@ where
         Ok(Ok(())) => exit::OK,
         Ok(Err(e)) => {
             eprint!("{}", e.report());
+            // A tripped gate's summary was printed with the month's numbers.
+            if let Some(command) = json
+                && !matches!(e, error::Error::Gate { .. })
+            {
+                commands::say(&commands::summary::failure(command, &e));
+            }
             e.exit_code()
         }
         Err(payload) => {
+            let message = error::panic_text(payload.as_ref());
             eprint!(
-                "error: internal error: {}\nhint: this is a bug in chargeback, not in your inputs; nothing was published. Please report it with the command line (rerun with RUST_BACKTRACE=1 for where it happened)\n",
-                error::panic_text(payload.as_ref())
+                "error: internal error: {message}\nhint: this is a bug in chargeback, not in your inputs; nothing was published. Please report it with the command line (rerun with RUST_BACKTRACE=1 for where it happened)\n",
             );
+            if let Some(command) = json {
+                commands::say(&commands::summary::internal(command, &message));
+            }
             exit::BAD_INPUT
         }
     }

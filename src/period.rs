@@ -22,6 +22,14 @@ impl Period {
         self.start() + Months::new(1)
     }
 
+    /// The month `day` falls in.
+    pub fn of(day: NaiveDate) -> Period {
+        Period {
+            year: day.year(),
+            month: day.month(),
+        }
+    }
+
     /// The month before.
     pub fn previous(self) -> Period {
         if self.month == 1 {
@@ -99,5 +107,8 @@ mod tests {
             "`2024-13` is not a period, expected YYYY-MM such as `2025-01`"
         );
         assert!("24-01".parse::<Period>().is_err());
+        let jan = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        assert_eq!(Period::of(jan).to_string(), "2026-01");
+        assert_eq!(Period::of(jan).previous().to_string(), "2025-12");
     }
 }

@@ -21,7 +21,7 @@ use crate::render::templates::Templates;
 use crate::scenario::Scenario;
 
 pub fn run(ctx: &Context, args: &CompareArgs) -> Result<()> {
-    let (period, as_of) = parse_month(&args.month)?;
+    let (period, as_of) = parse_month(ctx, &args.month)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.month.quiet, args.month.timings));
     let policy = read_policy(ctx, &args.month.config)?;
     if !ctx.store.try_exists(&args.scenario)? {

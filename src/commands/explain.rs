@@ -26,7 +26,7 @@ use crate::render::html::group_digits;
 const SHOWN_PARTS: usize = 20;
 
 pub fn run(ctx: &Context, args: &ExplainArgs) -> Result<()> {
-    let (period, as_of) = parse_month(&args.month)?;
+    let (period, as_of) = parse_month(ctx, &args.month)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.month.quiet, args.month.timings));
     let policy = read_policy(ctx, &args.month.config)?;
     let inputs = load(ctx, &policy.policy, period, as_of)?;

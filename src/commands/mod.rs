@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod compare;
 pub mod explain;
 pub mod run;
+pub mod summary;
 pub mod validate;
 pub mod verify;
 

@@ -22,7 +22,7 @@ use crate::seal::{Manifest, seal};
 use crate::text::count;
 
 pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
-    let (period, as_of) = parse_month(&args.month)?;
+    let (period, as_of) = parse_month(ctx, &args.month)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.month.quiet, args.month.timings));
     if let Some(url) = &args.pin_manifest {
         ctx.store.pin_to_manifest(url);
@@ -55,9 +55,6 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
     )?;
     stage.done();
     ctx.progress.finish();
-    if !args.month.quiet {
-        super::say(&report(&month, &format!("closed {period} → {out}")));
-    }
     let m = &month.view;
     let mut tripped = Vec::new();
     if args.fail_on.contains(&Gate::Exceptions) && m.exception_total > 0 {
@@ -77,6 +74,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    if args.json {
+        super::say(&super::summary::month("run", &month, Some(&out), &tripped));
+    } else if !args.month.quiet {
+        super::say(&report(&month, &format!("closed {period} → {out}")));
     }
     if tripped.is_empty() {
         Ok(())
@@ -121,17 +123,30 @@ fn check_pinned_inputs(ctx: &Context, url: &str, manifest: &Manifest) -> Result<
     Ok(())
 }
 
-/// The period and as-of date of a month command; a bad one is a usage error.
-pub fn parse_month(args: &MonthArgs) -> Result<(Period, Option<NaiveDate>)> {
-    let period: Period = args.period.parse().map_err(Error::usage)?;
+/// The period and as-of date of a month command; a bad one is a usage
+/// error. `previous` is the month before `--as-of`'s, or before today's
+/// (UTC) without it — a scheduled job's month.
+pub fn parse_month(ctx: &Context, args: &MonthArgs) -> Result<(Period, Option<NaiveDate>)> {
     let as_of = match &args.as_of {
         None => None,
         Some(s) => Some(s.parse::<NaiveDate>().map_err(|_| {
             Error::usage(format!("`--as-of {s}` is not a date")).with_hint("write it as YYYY-MM-DD")
         })?),
     };
+    let period = if args.period == PREVIOUS {
+        Period::of(as_of.unwrap_or_else(|| ctx.today())).previous()
+    } else {
+        args.period.parse().map_err(|e| {
+            Error::usage(e).with_hint(format!(
+                "or `--period {PREVIOUS}` for the month before today (UTC)"
+            ))
+        })?
+    };
     Ok((period, as_of))
 }
+
+/// The `--period` of a scheduled job: the month before.
+const PREVIOUS: &str = "previous";
 
 /// The few lines a person or a CI log reads after a run.
 pub fn report(month: &Month<'_>, headline: &str) -> String {

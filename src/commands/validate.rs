@@ -2,7 +2,7 @@
 //! compute, and every template compiled against the month's data.
 
 use super::run::{parse_month, report, verdict};
-use crate::cli::MonthArgs;
+use crate::cli::ValidateArgs;
 use crate::compute::compute;
 use crate::context::Context;
 use crate::error::Result;
@@ -11,8 +11,10 @@ use crate::progress::Progress;
 use crate::render::check;
 use crate::render::templates::Templates;
 
-pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
-    let (period, as_of) = parse_month(args)?;
+pub fn run(ctx: &Context, args: &ValidateArgs) -> Result<()> {
+    let json = args.json;
+    let args = &args.month;
+    let (period, as_of) = parse_month(ctx, args)?;
     let ctx = &ctx.with_progress(Progress::for_stderr(args.quiet, args.timings));
     let policy = read_policy(ctx, &args.config)?;
     let inputs = load(ctx, &policy.policy, period, as_of)?;
@@ -22,7 +24,9 @@ pub fn run(ctx: &Context, args: &MonthArgs) -> Result<()> {
     stage.done();
     check(&month, &templates, &ctx.progress)?;
     ctx.progress.finish();
-    if !args.quiet {
+    if json {
+        super::say(&super::summary::month("validate", &month, None, &[]));
+    } else if !args.quiet {
         super::say(&report(&month, &verdict(&month, period)));
     }
     Ok(())

@@ -62,6 +62,14 @@ pub struct Inputs {
 pub fn read_policy(ctx: &Context, url: &str) -> Result<LoadedPolicy> {
     // The policy is named on the command line, not in [sources]: its own
     // hint when it is not there.
+    if ctx.store.is_local_folder(url) {
+        let file = crate::load::store::join(url, "chargeback.toml");
+        return Err(
+            Error::usage(format!("`--config {url}` is a folder, not a policy file")).with_hint(
+                format!("name the policy file itself, such as `--config {file}`"),
+            ),
+        );
+    }
     if !ctx.store.try_exists(url)? {
         return Err(Error::input(Location::file(url), "no such file")
             .with_hint("check the `--config` path"));

@@ -50,6 +50,17 @@ const PUT_CONCURRENCY: usize = 16;
 
 const MISSING_HINT: &str = "check the path in [sources] and the `--period` it was expanded with";
 
+/// The hint for a file that is not there; a relative local path adds where
+/// it was looked for, since people expect it next to the policy.
+fn missing_hint(url: &str) -> String {
+    match target(url) {
+        Target::Local(path) if path.is_relative() => format!(
+            "{MISSING_HINT}; relative paths are read from the working directory, not the policy's folder"
+        ),
+        _ => MISSING_HINT.to_string(),
+    }
+}
+
 const SPOOL_HINT: &str = "objects past [storage] spool_above_mb are copied to a temporary folder \
                           (TMPDIR); check that it is writable and has room";
 
@@ -235,7 +246,7 @@ fn has_glob(s: &str) -> bool {
 fn io_error(url: &str, e: std::io::Error) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound => {
-            Error::input(Location::file(url), "no such file").with_hint(MISSING_HINT)
+            Error::input(Location::file(url), "no such file").with_hint(missing_hint(url))
         }
         _ => Error::storage(url, format!("reading failed: {e}"))
             .with_hint("check that the file can be read"),
@@ -468,7 +479,7 @@ impl Store {
         if urls.is_empty() {
             return Err(
                 Error::input(Location::file(pattern), "the pattern matches no file")
-                    .with_hint(MISSING_HINT),
+                    .with_hint(missing_hint(pattern)),
             );
         }
         Ok(urls)
@@ -714,6 +725,15 @@ impl Store {
     }
 
     /// Whether an object exists, or why the store cannot tell.
+    /// Whether `url` is a local folder (a policy or catalog named by its
+    /// folder is a slip of the command line, not a missing file).
+    pub fn is_local_folder(&self, url: &str) -> bool {
+        match target(url) {
+            Target::Local(path) => path.is_dir(),
+            Target::Memory(_) | Target::Remote => false,
+        }
+    }
+
     pub fn try_exists(&self, url: &str) -> Result<bool> {
         match target(url) {
             Target::Memory(key) => Ok(self
@@ -974,7 +994,7 @@ impl Store {
                 })
             }
             object_store::Error::NotFound { .. } if reading => {
-                Error::input(Location::file(url), "no such file").with_hint(MISSING_HINT)
+                Error::input(Location::file(url), "no such file").with_hint(missing_hint(url))
             }
             object_store::Error::Precondition { .. } => Error::input(
                 Location::file(url),

@@ -364,20 +364,8 @@ impl Server {
         secret: &str,
         vars: &[(&str, Option<&str>)],
     ) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chargeback"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true");
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_chargeback"), dir, secret);
+        cmd.args(args);
         for (k, v) in vars {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -394,6 +382,25 @@ impl Server {
             assert!(!text.contains(secret), "the secret was printed:\n{text}");
         }
         out
+    }
+
+    /// `program` in `dir` with the S3 environment a user of an
+    /// S3-compatible store sets (and nothing else of the clouds').
+    fn command(&self, program: &str, dir: &TestDir, secret: &str) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ALLOW_HTTP", "true");
+        cmd
     }
 
     /// Stderr with the server's address (a random port) as `ENDPOINT`.
@@ -1056,4 +1063,52 @@ fn a_templates_folder_that_cannot_be_read_stops_the_run() {
     server.set_faults(Faults::None);
     let out = server.run(&t, &args);
     assert_eq!(out.code, 0, "{}", out.transcript());
+}
+
+/// The scheduled job of examples/month-end.sh, as a CI runner would run
+/// it: the policy and inputs in the bucket, `--period previous` from
+/// `--as-of`, both gates, the invoices published to the bucket, and the
+/// script saying where they are (exit 4: the demo month has exceptions
+/// and a team over budget).
+#[test]
+fn the_month_end_script_closes_the_previous_month_into_the_bucket() {
+    let server = Server::start();
+    server.copy_fixture("demo", "demo");
+    let t = TestDir::with_fixture("demo");
+    server.put("policies/demo.toml", s3_policy("demo", "").into_bytes());
+    let script = repo_root().join("examples/month-end.sh");
+    let out = server
+        .command("bash", &t, SECRET)
+        .arg(&script)
+        .args(["s3://ledger/policies/demo.toml", "--as-of", "2025-02-02"])
+        .env("CHARGEBACK", env!("CARGO_BIN_EXE_chargeback"))
+        .output()
+        .expect("running the script");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+    assert!(
+        stdout.starts_with(
+            "closed 2025-01: invoices in s3://ledger/closed/2025-01/invoices/, summary in month-end-summary.json\n\
+             \x20 billed 373.74 USD, charged 725.66, exceptions 10\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("over budget: `legal`"), "{stdout}");
+    let summary: Value = serde_json::from_str(&t.read("month-end-summary.json")).unwrap();
+    assert_eq!(summary["exit_code"], 4);
+    assert_eq!(summary["period"], "2025-01");
+    assert_eq!(summary["as_of"], "2025-02-02");
+    let keys = server.keys("closed/2025-01");
+    assert!(keys.contains(&"manifest.json".to_string()), "{keys:?}");
+    assert!(
+        keys.iter()
+            .filter(|k| k.starts_with("invoices/") && k.ends_with(".pdf"))
+            .count()
+            == 9,
+        "{keys:?}"
+    );
 }
