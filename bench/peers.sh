@@ -61,8 +61,9 @@ py=$venv/bin/python
 versions=$("$py" -c 'import duckdb, polars; print(f"DuckDB {duckdb.__version__}, Polars {polars.__version__}")')
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llm-chargeback/target}"
-cargo build --release --locked --quiet --bin chargeback
-bin=$CARGO_TARGET_DIR/release
+# The binary people install: the dist profile (fat LTO, Cargo.toml).
+cargo build --profile dist --locked --quiet --bin chargeback
+bin=$CARGO_TARGET_DIR/dist
 mkdir -p "$data"
 
 month=$data/month-peers-$rows-$teams
@@ -73,7 +74,7 @@ if [ "$(cat "$month/.generated" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$month"
     cargo build --release --locked --quiet --example generate_month
     # shellcheck disable=SC2086 # $extra is options
-    "$bin/examples/generate_month" --out "$month" --rows "$rows" --files "$files" \
+    "$CARGO_TARGET_DIR/release/examples/generate_month" --out "$month" --rows "$rows" --files "$files" \
         --teams "$teams" --seed 42 --period 2025-01 --policy $extra >&2
     echo "$stamp" >"$month/.generated"
 fi

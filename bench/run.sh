@@ -34,8 +34,9 @@ done
 [ -x /usr/bin/time ] || { echo "bench/run.sh: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/llm-chargeback/target}"
-cargo build --release --locked --quiet --bin chargeback
-bin=$CARGO_TARGET_DIR/release
+# The binary people install: the dist profile (fat LTO, Cargo.toml).
+cargo build --profile dist --locked --quiet --bin chargeback
+bin=$CARGO_TARGET_DIR/dist
 mkdir -p "$data"
 
 # name → rows, files, teams, and the generator's other options
@@ -69,7 +70,7 @@ for size in ${sizes//,/ }; do
         # Built only when a month is written: with dev-dependencies its
         # features differ, and a scratch release build of it is long.
         cargo build --release --locked --quiet --example generate_month
-        "$bin/examples/generate_month" --out "$month" --rows "$rows" --files "$files" \
+        "$CARGO_TARGET_DIR/release/examples/generate_month" --out "$month" --rows "$rows" --files "$files" \
             --teams "$teams" --seed 42 --period 2025-01 --policy $extra >&2
         echo "$stamp" >"$month/.generated"
     fi
