@@ -153,6 +153,7 @@ fn period_previous_is_the_month_before() {
         t.read("previous/invoices.json")
     );
     // Without --as-of: the month before this one, whatever today is.
+    #[allow(clippy::disallowed_methods)]
     let today = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -198,7 +199,8 @@ fn json_summaries_of_run_and_validate() {
         "--fail-on",
         "exceptions",
     ]);
-    let s: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.transcript());
+    let s: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.transcript()));
     assert_eq!(out.stdout.lines().count(), 1);
     let month: serde_json::Value =
         serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
