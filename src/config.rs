@@ -304,6 +304,19 @@ pub struct Organization {
     pub currency: String,
     #[serde(default = "default_terms")]
     pub payment_terms_days: u32,
+    /// Where questions about an invoice go: an e-mail address, printed on
+    /// every invoice under "Questions and disputes".
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// How to dispute an invoice, in the issuer's words ("Reply within 10
+    /// working days quoting the invoice number"), printed beside `contact`.
+    #[serde(default)]
+    pub dispute: Option<String>,
+    /// The issuer's cost centre: the one every internal charge is credited
+    /// to, printed beside the issuer. `journal.csv` credits it when `[gl]`
+    /// names none.
+    #[serde(default)]
+    pub cost_center: Option<String>,
 }
 
 fn default_prefix() -> String {
@@ -971,6 +984,49 @@ impl Policy {
         }
     }
 
+    /// `[organization]`'s keys printed under "Questions and disputes" and
+    /// beside the issuer: what a reader acts on, so an address that could
+    /// not reach anyone, or a blank, is refused rather than printed.
+    fn check_organization(&self, text: &str, uri: &str) -> Result<()> {
+        let o = &self.organization;
+        let at = |key: &str| table_key_location(text, "[organization]", key, uri);
+        for (key, value) in [
+            ("contact", &o.contact),
+            ("dispute", &o.dispute),
+            ("cost_center", &o.cost_center),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(
+                    Error::policy(at(key), format!("`organization.{key}` is empty"))
+                        .with_hint("give a value, or leave the key out to print nothing"),
+                );
+            }
+        }
+        if let Some(contact) = &o.contact
+            && !is_plausible_email(contact)
+        {
+            return Err(Error::policy(
+                at("contact"),
+                format!("`organization.contact` is `{contact}`, expected an e-mail address such as `finance@example.com`"),
+            )
+            .with_hint("invoices print it as where questions and disputes go"));
+        }
+        // The journal credits `[gl] cost_center`; an invoice naming
+        // another would send the reader to the wrong ledger.
+        if let (Some(org), Some(gl)) = (
+            &o.cost_center,
+            self.gl.as_ref().and_then(|g| g.cost_center.as_ref()),
+        ) && org.trim() != gl.trim()
+        {
+            return Err(Error::policy(
+                at("cost_center"),
+                format!("`organization.cost_center` is `{org}` but `gl.cost_center` is `{gl}`"),
+            )
+            .with_hint("the issuer's cost centre is the one the journal credits: give one of them, or the same in both"));
+        }
+        Ok(())
+    }
+
     /// Parses and validates a policy; `uri` names it in errors.
     pub fn parse(text: &str, uri: &str) -> Result<Policy> {
         let mut policy: Policy = toml::from_str(text).map_err(|e| {
@@ -1078,6 +1134,7 @@ impl Policy {
                 ),
             ));
         }
+        self.check_organization(text, uri)?;
         if self.sources.requests.is_empty() {
             return Err(bad(
                 "requests",
@@ -1594,6 +1651,20 @@ pub(crate) fn model_name(m: ChargebackModel) -> &'static str {
     }
 }
 
+/// `local@domain.tld`, no spaces: enough to catch a name or a URL given
+/// for an address, not a full RFC 5322 parse.
+fn is_plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let refused = |c: char| c.is_whitespace() || c.is_control() || "<>,;:()[]\\\"".contains(c);
+    !local.is_empty()
+        && !s.chars().any(refused)
+        && !domain.contains('@')
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
 /// An ISO 4217 code as the policy must write it: three capital letters.
 fn is_currency_code(code: &str) -> bool {
     code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())
@@ -1685,6 +1756,27 @@ pub(crate) fn line_col(text: &str, offset: usize, uri: &str) -> Location {
         row: Some(line),
         column: Some(col.to_string()),
     }
+}
+
+/// The location of the line that sets `key` inside `table` (`[organization]`),
+/// else where the table opens: a key name other tables use too
+/// (`cost_center`) is found where it was meant.
+fn table_key_location(text: &str, table: &str, key: &str, uri: &str) -> Location {
+    let mut offset = 0;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            inside = t.starts_with(table);
+        } else if inside
+            && t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return line_col(text, offset + (line.len() - t.len()), uri);
+        }
+        offset += line.len();
+    }
+    key_location(text, table, uri)
 }
 
 /// The location of the first line that sets `key` (or opens the table),
@@ -1886,6 +1978,79 @@ catalog = "catalog.json"
                 .starts_with("p.toml:13:1: unknown field `revenue_account`, expected one of"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn organization_contact_dispute_and_cost_centre() {
+        let with = |keys: &str| {
+            let text = MINIMAL.replace(
+                "name = \"Example Corp\"\n",
+                &format!("name = \"Example Corp\"\n{keys}"),
+            );
+            Policy::parse(&text, "p.toml")
+        };
+        let p = with(
+            "contact = \"finance@example.com\"\ndispute = \"Reply within 10 working days.\"\ncost_center = \"CC-9000\"\n",
+        )
+        .unwrap();
+        let o = &p.organization;
+        assert_eq!(o.contact.as_deref(), Some("finance@example.com"));
+        assert_eq!(o.dispute.as_deref(), Some("Reply within 10 working days."));
+        assert_eq!(o.cost_center.as_deref(), Some("CC-9000"));
+        let none = Policy::parse(MINIMAL, "p.toml").unwrap().organization;
+        assert_eq!(
+            (none.contact, none.dispute, none.cost_center),
+            (None, None, None)
+        );
+
+        let err = |keys: &str| {
+            let e = with(keys).unwrap_err();
+            (e.to_string(), e.hint().map(String::from))
+        };
+        for bad in [
+            "finance",
+            "finance@",
+            "@example.com",
+            "finance@example",
+            "a b@example.com",
+            "finance@example..com",
+            "a@b@example.com",
+            "https://example.com/finance",
+        ] {
+            assert_eq!(
+                err(&format!("contact = \"{bad}\"\n")),
+                (
+                    format!(
+                        "p.toml:4:1: `organization.contact` is `{bad}`, expected an e-mail address such as `finance@example.com`"
+                    ),
+                    Some("invoices print it as where questions and disputes go".into())
+                ),
+            );
+        }
+        assert!(with("contact = \"first.last+ai@finance.example.co.uk\"\n").is_ok());
+        assert_eq!(
+            err("dispute = \"  \"\n"),
+            (
+                "p.toml:4:1: `organization.dispute` is empty".into(),
+                Some("give a value, or leave the key out to print nothing".into())
+            )
+        );
+        assert!(
+            err("phone = \"1\"\n")
+                .0
+                .starts_with("p.toml:4:1: unknown field `phone`")
+        );
+        // Found in its own table, not at a team's `cost_center`.
+        let text = format!(
+            "[teams.a]\ncost_center = \"CC-A\"\n\n[organization]\nname = \"E\"\ncost_center = \"CC-ORG\"\n\n\
+             [sources]\nrequests = [\"l\"]\ncatalog = \"c\"\n{GL}cost_center = \"CC-PLAT\"\n"
+        );
+        let e = Policy::parse(&text, "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:6:1: `organization.cost_center` is `CC-ORG` but `gl.cost_center` is `CC-PLAT`"
+        );
+        assert!(Policy::parse(&text.replace("CC-ORG", "CC-PLAT"), "p.toml").is_ok());
     }
 
     #[test]

@@ -18,10 +18,22 @@ use crate::money::{Decimal, format_amount, round_line};
 use crate::schema;
 use crate::table::csv_bytes;
 
+/// Who issues the invoices (`[organization]`), and where a reader turns
+/// with a question. The optional keys are left out of the data when the
+/// policy has none, so such months keep their bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Issuer {
     pub name: String,
     pub address: Vec<String>,
+    /// The issuer's cost centre, credited with every charge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_center: Option<String>,
+    /// Where questions and disputes go: an e-mail address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    /// How to dispute an invoice, in the policy's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<String>,
 }
 
 /// The `kind` of a usage line; every other line's kind is its
@@ -60,7 +72,15 @@ pub struct BudgetView {
     pub budget: Option<String>,
     pub threshold: String,
     pub spent: String,
+    /// Month-end spend: a projection mid-month, what was spent once the
+    /// month is closed (`basis` says which).
     pub projected: String,
+    /// `actual` (the month is closed), `projected` (a run as of a day in
+    /// the period) or `to_date` (as of a day before it).
+    pub basis: String,
+    /// `basis` for people: `actual spend`, `projected month-end spend`.
+    pub basis_label: String,
+    /// `projected` in percent of the budget.
     pub used: Option<String>,
 }
 
@@ -513,6 +533,8 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
                 threshold: rate(b.threshold),
                 spent: money(b.spent),
                 projected: money(b.projected),
+                basis: b.basis().as_str().into(),
+                basis_label: b.basis().label().into(),
                 used: b
                     .budget
                     .filter(|x| !x.is_zero())
@@ -616,6 +638,9 @@ pub fn build_month(m: MonthInput<'_>) -> MonthView {
         issuer: Issuer {
             name: m.org.name.clone(),
             address: m.org.address.clone(),
+            cost_center: m.org.cost_center.clone(),
+            contact: m.org.contact.clone(),
+            dispute: m.org.dispute.clone(),
         },
         issue_date: m.issue_date.to_string(),
         due_date: (m.issue_date + chrono::Duration::days(i64::from(m.org.payment_terms_days)))

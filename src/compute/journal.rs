@@ -234,7 +234,13 @@ fn entry(period: &str, gl: &Gl, policy: &Policy, inv: &Invoice) -> Option<Entry>
         .cost_center
         .as_deref()
         .expect("post checked every invoice has a cost centre");
-    let platform_cc = gl.cost_center.as_deref().unwrap_or_default();
+    // The issuer's cost centre is the platform's: `[gl]` names it, or
+    // `[organization]` does (the policy refuses two different ones).
+    let platform_cc = gl
+        .cost_center
+        .as_deref()
+        .or(policy.organization.cost_center.as_deref())
+        .unwrap_or_default();
     let rows: Vec<Posting> = std::iter::once(posting(debit_account, team_cc, Side::Debit, total))
         .chain(
             credits
@@ -384,6 +390,8 @@ cost_center = "CC-4200"
                 threshold: s(),
                 spent: s(),
                 projected: s(),
+                basis: s(),
+                basis_label: s(),
                 used: None,
             },
             value: None,
@@ -441,6 +449,23 @@ cost_center = "CC-4200"
             ]
         );
         assert_eq!(e.sum(Side::Debit), e.sum(Side::Credit));
+    }
+
+    #[test]
+    fn the_issuer_cost_centre_is_credited_when_gl_names_none() {
+        let text = POLICY
+            .replace("cost_center = \"CC-PLAT\"\n", "")
+            .replace("name = \"P\"\n", "name = \"P\"\ncost_center = \"CC-ORG\"\n");
+        let p = Policy::parse(&text, "p.toml").unwrap();
+        let gl = p.gl.as_ref().unwrap();
+        let e = entry("2025-01", gl, &p, &invoice("search", &[("usage", "10.00")])).unwrap();
+        assert_eq!(
+            rows(&e),
+            vec![
+                row("6105", "CC-search", "10.00", ""),
+                row("4900", "CC-ORG", "", "10.00"),
+            ]
+        );
     }
 
     #[test]

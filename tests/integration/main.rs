@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod compare;
 mod demo;
+mod documents;
 mod explain;
 mod formats_bills;
 mod formats_focus;

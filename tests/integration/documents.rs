@@ -1,0 +1,224 @@
+//! What the documents say to the reader of an invoice (issue #17): the
+//! issuer's cost centre and the "Questions and disputes" block from
+//! `[organization]`, in HTML and PDF alike and nowhere when the policy has
+//! none of it; the invoice number in the HTML invoice box as in the PDF;
+//! and a budget figure that says "actual" once the month is closed,
+//! "projected" inside it.
+
+use serde_json::Value;
+
+use crate::pdf::{pdf_text, squash};
+use crate::util::TestDir;
+
+/// The mini month with `keys` added to its `[organization]`, closed with
+/// `extra` arguments.
+fn run_mini(keys: &str, extra: &[&str]) -> TestDir {
+    let t = TestDir::with_fixture("mini");
+    let policy = t.read("fixtures/mini/chargeback.toml").replacen(
+        "payment_terms_days = 30\n",
+        &format!("payment_terms_days = 30\n{keys}"),
+        1,
+    );
+    t.write("policy.toml", &policy);
+    let mut args = vec!["run", "--config", "policy.toml", "--period", "2025-01"];
+    args.extend_from_slice(extra);
+    let out = t.run(&args);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    t
+}
+
+/// Every invoice of the month: (file stem, HTML, PDF text squashed).
+fn invoices(t: &TestDir) -> Vec<(String, String, String)> {
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    month["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let file = i["file"].as_str().unwrap().to_string();
+            let html = t.read(&format!("out/2025-01/invoices/{file}.html"));
+            let pdf = squash(&pdf_text(
+                &t.path().join(format!("out/2025-01/invoices/{file}.pdf")),
+            ));
+            (file, html, pdf)
+        })
+        .collect()
+}
+
+/// The block's heading in a PDF's text: letter-spaced capitals, which
+/// `pdftotext` may break inside a word.
+fn kicker(pdf: &str) -> bool {
+    pdf.replace(' ', "").contains("QUESTIONSANDDISPUTES")
+}
+
+const ORGANIZATION: &str = "contact = \"ai-finance@example.com\"\n\
+    dispute = \"Reply within 10 working days to <ai-finance@example.com> & quote the invoice number\"\n\
+    cost_center = \"CC-9000\"\n";
+
+#[test]
+fn every_invoice_says_whom_to_ask_and_how_to_dispute() {
+    let t = run_mini(ORGANIZATION, &[]);
+    let all = invoices(&t);
+    assert_eq!(all.len(), 4);
+    for (file, html, pdf) in &all {
+        // Escaped like every value, in a block of its own.
+        assert!(html.contains("<h2>Questions and disputes</h2>"), "{file}");
+        assert!(
+            html.contains("<dt>Contact</dt><dd>ai-finance@example.com</dd>"),
+            "{file}"
+        );
+        assert!(
+            html.contains("<dt>To dispute this invoice</dt><dd>Reply within 10 working days to &lt;ai-finance@example.com&gt; &amp; quote the invoice number</dd>"),
+            "{file}: {html}"
+        );
+        assert!(html.contains("Cost centre CC-9000"), "{file}");
+        assert!(kicker(pdf), "{file}: {pdf}");
+        assert!(
+            pdf.contains("Contact ai-finance@example.com"),
+            "{file}: {pdf}"
+        );
+        assert!(
+            pdf.contains("To dispute this invoice Reply within 10 working days to <ai-finance@example.com> & quote the invoice number"),
+            "{file}: {pdf}"
+        );
+        assert!(
+            pdf.contains("Springfield Cost centre CC-9000"),
+            "{file}: {pdf}"
+        );
+        // The number in the box, as the PDF's box shows it.
+        let number = format!("MC-2025-01-{file}");
+        assert!(
+            html.contains(&format!(
+                "<dt>Invoice number</dt><dd class=\"mono\">{number}</dd>"
+            )),
+            "{file}"
+        );
+        assert!(
+            pdf.contains(&format!("Invoice number {number}")),
+            "{file}: {pdf}"
+        );
+    }
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    assert_eq!(month["issuer"]["contact"], "ai-finance@example.com");
+    assert_eq!(month["issuer"]["cost_center"], "CC-9000");
+    // The summary names the issuer's cost centre too.
+    assert!(
+        t.read("out/2025-01/summary.html")
+            .contains("Cost centre CC-9000")
+    );
+}
+
+#[test]
+fn a_policy_without_the_keys_prints_no_block() {
+    let t = run_mini("", &[]);
+    for (file, html, pdf) in invoices(&t) {
+        for text in [&html, &pdf] {
+            assert!(
+                !text.to_lowercase().contains("questions and disputes"),
+                "{file}"
+            );
+            assert!(!text.contains("Cost centre CC-9000"), "{file}");
+        }
+        assert!(html.contains("<dt>Invoice number</dt>"), "{file}");
+    }
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    let issuer = month["issuer"].as_object().unwrap();
+    assert_eq!(
+        issuer.keys().collect::<Vec<_>>(),
+        ["name", "address"],
+        "absent keys are left out of the data"
+    );
+
+    // A cost centre alone: beside the issuer, and still no block.
+    let t = run_mini("cost_center = \"CC-9000\"\n", &[]);
+    for (file, html, pdf) in invoices(&t) {
+        assert!(html.contains("Cost centre CC-9000"), "{file}");
+        assert!(pdf.contains("Cost centre CC-9000"), "{file}");
+        assert!(!html.contains("Questions and disputes"), "{file}");
+        assert!(!kicker(&pdf), "{file}");
+    }
+    // The dispute route alone: the block without a contact row.
+    let t = run_mini("dispute = \"Write to the platform team\"\n", &[]);
+    for (file, html, pdf) in invoices(&t) {
+        assert!(html.contains("<h2>Questions and disputes</h2>"), "{file}");
+        assert!(!html.contains("<dt>Contact</dt>"), "{file}");
+        assert!(kicker(&pdf), "{file}: {pdf}");
+        assert!(
+            pdf.contains("To dispute this invoice Write to the platform team"),
+            "{file}: {pdf}"
+        );
+        assert!(!pdf.contains("Contact"), "{file}: {pdf}");
+    }
+}
+
+#[test]
+fn a_bad_contact_stops_the_run_at_its_line() {
+    let t = TestDir::with_fixture("mini");
+    let policy = t.read("fixtures/mini/chargeback.toml").replacen(
+        "payment_terms_days = 30\n",
+        "payment_terms_days = 30\ncontact = \"Finance team\"\n",
+        1,
+    );
+    t.write("policy.toml", &policy);
+    let out = t.run(&["run", "--config", "policy.toml", "--period", "2025-01"]);
+    assert_eq!(out.code, 1, "{}", out.transcript());
+    assert!(
+        out.stderr.contains("policy.toml:8:1: `organization.contact` is `Finance team`, expected an e-mail address such as `finance@example.com`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.exists("out/2025-01/manifest.json"));
+}
+
+/// The budget note of support's invoice (budget 300.00, 257.98 spent), in
+/// HTML and PDF, and its budget cell in the summary.
+fn budget_words(t: &TestDir) -> (String, String, String) {
+    let html = t.read("out/2025-01/invoices/support.html");
+    let note = html
+        .lines()
+        .find(|l| l.contains("<li>Monthly budget"))
+        .expect("a budget note")
+        .to_string();
+    let pdf = squash(&pdf_text(
+        &t.path().join("out/2025-01/invoices/support.pdf"),
+    ));
+    let summary = squash(&pdf_text(&t.path().join("out/2025-01/summary.pdf")));
+    (note, pdf, summary)
+}
+
+#[test]
+fn a_closed_month_budget_is_actual_spend_and_mid_month_projected() {
+    let t = run_mini("", &[]);
+    let (note, pdf, summary) = budget_words(&t);
+    assert!(
+        note.contains("Monthly budget USD 300.00; actual spend USD 257.98 (86% of budget)"),
+        "{note}"
+    );
+    assert!(!note.contains("projected"), "{note}");
+    assert!(
+        pdf.contains("Monthly budget USD 300.00; actual spend USD 257.98 (86% of budget)"),
+        "{pdf}"
+    );
+    assert!(summary.contains("86% spent"), "{summary}");
+    assert!(!summary.contains("projected"), "{summary}");
+    assert!(t.read("out/2025-01/summary.html").contains("86% spent"));
+    let budgets: Value = serde_json::from_str(&t.read("out/2025-01/budgets.json")).unwrap();
+    assert_eq!(budgets["support"]["basis"], "actual");
+
+    // As of the last day the month is closed too.
+    let t = run_mini("", &["--as-of", "2025-01-31"]);
+    assert!(budget_words(&t).0.contains("actual spend USD 257.98"));
+
+    let t = run_mini("", &["--as-of", "2025-01-15"]);
+    let (note, pdf, summary) = budget_words(&t);
+    let budgets: Value = serde_json::from_str(&t.read("out/2025-01/budgets.json")).unwrap();
+    let support = &budgets["support"];
+    assert_eq!(support["basis"], "projected");
+    let projected = support["projected"].as_str().unwrap();
+    let used = support["used"].as_str().unwrap();
+    let words = format!("projected month-end spend USD {projected} ({used} of budget)");
+    assert!(note.contains(&words), "{note}");
+    assert!(!note.contains("actual"), "{note}");
+    assert!(pdf.contains(&words), "{pdf}");
+    assert!(summary.contains(&format!("{used} projected")), "{summary}");
+}
