@@ -299,6 +299,7 @@ pub struct RunArgs {
 pub enum Gate {
     /// Any reconciliation exception (exceptions.csv not empty)
     Exceptions,
-    /// Any team whose projected spend is above its budget
+    /// Any team whose month-end spend (actual once the month is closed,
+    /// projected mid-month) is above its budget
     Budget,
 }

@@ -55,7 +55,10 @@ struct BudgetAlert<'a> {
     status: &'a str,
     budget: Option<&'a str>,
     spent: &'a str,
+    /// Month-end spend: what was spent once the month is closed, else a
+    /// projection (`basis` says which).
     projected: &'a str,
+    basis: &'a str,
 }
 
 /// The summary of a computed month: `published_to` for `run`, the gates
@@ -122,6 +125,7 @@ pub fn month(
                 budget: i.budget.budget.as_deref(),
                 spent: &i.budget.spent,
                 projected: &i.budget.projected,
+                basis: &i.budget.basis,
             })
             .collect(),
         gates_tripped,
