@@ -239,14 +239,45 @@ const REPORTED_EXCEPTIONS: usize = 5;
 /// and finance has nothing to look at.
 pub fn verdict(month: &Month<'_>, period: Period) -> String {
     let m = &month.view;
-    if !m.ties_to_bill {
-        format!("checked: {period} does NOT tie to the provider's bills (nothing was written)")
-    } else if m.exception_total > 0 {
-        format!(
+    match Standing::of(month) {
+        Standing::DoesNotTie => {
+            format!("checked: {period} does NOT tie to the provider's bills (nothing was written)")
+        }
+        Standing::Review => format!(
             "checked: {period} ties to the bills, with {} to review (nothing was written)",
             count(m.exception_total as u64, "exception", "exceptions")
-        )
-    } else {
-        format!("valid: {period} closes cleanly (nothing was written)")
+        ),
+        Standing::Valid => format!("valid: {period} closes cleanly (nothing was written)"),
+    }
+}
+
+/// Where a checked month stands: what `validate` says in words and
+/// `--json` as `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    DoesNotTie,
+    Review,
+    Valid,
+}
+
+impl Standing {
+    pub fn of(month: &Month<'_>) -> Standing {
+        let m = &month.view;
+        if !m.ties_to_bill {
+            Standing::DoesNotTie
+        } else if m.exception_total > 0 {
+            Standing::Review
+        } else {
+            Standing::Valid
+        }
+    }
+
+    /// The `status` of the `--json` summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::DoesNotTie => "does_not_tie",
+            Standing::Review => "review",
+            Standing::Valid => "valid",
+        }
     }
 }

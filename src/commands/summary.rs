@@ -72,12 +72,8 @@ pub fn month(
     let m = &month.view;
     let status = if published_to.is_some() {
         "closed"
-    } else if !m.ties_to_bill {
-        "does_not_tie"
-    } else if m.exception_total > 0 {
-        "review"
     } else {
-        "valid"
+        super::run::Standing::of(month).as_str()
     };
     let (exit_code, exit_reason) = if gates_tripped.is_empty() {
         (exit::OK, reason(exit::OK))
