@@ -54,6 +54,7 @@ impl HtmlRenderer {
         hb.register_helper("money", Box::new(money_helper));
         hb.register_helper("add", Box::new(add));
         hb.register_helper("sub", Box::new(sub));
+        hb.register_helper("nonzero", Box::new(nonzero));
         for name in TEMPLATE_NAMES {
             let (uri, text) = templates.text(name)?;
             let key = name.trim_end_matches(".hbs");
@@ -157,6 +158,9 @@ fn money_helper(
 
 handlebars::handlebars_helper!(add: |a: str, b: str| decimal_op(a, b, |x, y| x + y));
 handlebars::handlebars_helper!(sub: |a: str, b: str| decimal_op(a, b, |x, y| x - y));
+// `"0.00"` and `"0"` (a currency without minor units) are both zero: a
+// template asks this, never compares the text.
+handlebars::handlebars_helper!(nonzero: |a: str| parse_amount(a).is_ok_and(|x| !x.is_zero()));
 
 /// Exact arithmetic on two decimal strings for templates (`{{money (sub total usage_cost)}}`),
 /// keeping the larger number of places.
@@ -208,5 +212,18 @@ mod tests {
         assert_eq!(group_digits("999"), "999");
         assert_eq!(group_digits("0.50"), "0.50");
         assert_eq!(group_digits("n/a"), "n/a");
+    }
+
+    #[test]
+    fn nonzero_reads_the_number_not_the_text() {
+        let mut hb = Handlebars::new();
+        hb.register_helper("nonzero", Box::new(nonzero));
+        let says = |v: &str| {
+            hb.render_template("{{#if (nonzero v)}}yes{{else}}no{{/if}}", &serde_json::json!({ "v": v }))
+                .unwrap()
+        };
+        for (v, want) in [("0.00", "no"), ("0", "no"), ("-0.000", "no"), ("0.01", "yes"), ("12", "yes"), ("-3", "yes"), ("n/a", "no")] {
+            assert_eq!(says(v), want, "{v}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! `[organization]`, in HTML and PDF alike and nowhere when the policy has
 //! none of it; the invoice number in the HTML invoice box as in the PDF;
 //! and a budget figure that says "actual" once the month is closed,
-//! "projected" inside it.
+//! "projected" inside it; the same block on credit and debit notes, and
+//! the estimate note in a currency without minor units.
 
 use serde_json::Value;
 
@@ -221,4 +222,106 @@ fn a_closed_month_budget_is_actual_spend_and_mid_month_projected() {
     assert!(!note.contains("actual"), "{note}");
     assert!(pdf.contains(&words), "{pdf}");
     assert!(summary.contains(&format!("{used} projected")), "{summary}");
+}
+
+#[test]
+fn an_estimate_is_noted_in_a_currency_without_minor_units_too() {
+    // JPY has no minor units: a team with nothing estimated has
+    // `estimated_cost` "0", which is zero all the same.
+    let t = TestDir::with_fixture("mini");
+    let policy = t
+        .read("fixtures/mini/chargeback.toml")
+        .replacen("currency = \"USD\"", "currency = \"JPY\"", 1)
+        + "\n[[fx]]\nfrom = \"USD\"\nto = \"JPY\"\nrate = \"150\"\neffective_from = \"2025-01-01\"\n";
+    t.write("policy.toml", &policy);
+    let out = t.run(&["run", "--config", "policy.toml", "--period", "2025-01"]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let month: Value = serde_json::from_str(&t.read("out/2025-01/invoices.json")).unwrap();
+    let estimated: std::collections::BTreeMap<String, bool> = month["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let cost = i["estimated_cost"].as_str().unwrap();
+            assert!(!cost.contains('.'), "{cost}");
+            (i["file"].as_str().unwrap().to_string(), cost != "0")
+        })
+        .collect();
+    assert!(estimated.values().any(|e| *e) && estimated.values().any(|e| !e));
+    for (file, html, pdf) in invoices(&t) {
+        assert_eq!(
+            html.contains("of the usage cost is an <strong>estimate</strong>"),
+            estimated[&file],
+            "{file}"
+        );
+        assert_eq!(
+            pdf.contains("of the usage cost is an estimate"),
+            estimated[&file],
+            "{file}: {pdf}"
+        );
+    }
+}
+
+#[test]
+fn credit_and_debit_notes_say_whom_to_ask_too() {
+    let t = TestDir::with_fixture("demo");
+    let policy = t.read("fixtures/demo/chargeback.toml").replacen(
+        "payment_terms_days = 30\n",
+        &format!("payment_terms_days = 30\n{ORGANIZATION}"),
+        1,
+    );
+    t.write("policy.toml", &policy);
+    let run = t.run(&["run", "-c", "policy.toml", "-p", "2025-01", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    std::fs::copy(
+        t.path().join("fixtures/demo/late/late-2025-01.parquet"),
+        t.path()
+            .join("fixtures/demo/requests/2025-01/late-2025-01.parquet"),
+    )
+    .unwrap();
+    let out = t.run(&[
+        "amend",
+        "--config",
+        "policy.toml",
+        "--period",
+        "2025-01",
+        "--as-of",
+        "2025-02-10",
+        "--reason",
+        "late log shipments",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.transcript());
+    let notes: Value =
+        serde_json::from_str(&t.read("out/2025-01/amendments/1/notes.json")).unwrap();
+    let notes = notes["notes"].as_array().unwrap();
+    assert!(!notes.is_empty());
+    let month: Value =
+        serde_json::from_str(&t.read("out/2025-01/amendments/1/invoices.json")).unwrap();
+    let stem_of = |team: &Value| {
+        month["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["team"] == *team)
+            .map(|i| i["file"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    for n in notes {
+        let stem = stem_of(&n["team"]);
+        let dir = "out/2025-01/amendments/1/notes";
+        let html = t.read(&format!("{dir}/{stem}.html"));
+        assert!(html.contains("<h2>Questions and disputes</h2>"), "{stem}");
+        assert!(
+            html.contains("<dt>To dispute this note</dt><dd>Reply within 10 working days to &lt;ai-finance@example.com&gt; &amp; quote the invoice number</dd>"),
+            "{stem}"
+        );
+        let pdf = squash(&pdf_text(&t.path().join(format!("{dir}/{stem}.pdf"))));
+        assert!(kicker(&pdf), "{stem}: {pdf}");
+        assert!(
+            pdf.contains("Contact ai-finance@example.com"),
+            "{stem}: {pdf}"
+        );
+        assert!(pdf.contains("To dispute this note Reply"), "{stem}: {pdf}");
+        assert!(!pdf.contains("string of it"), "{stem}: {pdf}");
+    }
 }
