@@ -219,10 +219,21 @@ mod tests {
         let mut hb = Handlebars::new();
         hb.register_helper("nonzero", Box::new(nonzero));
         let says = |v: &str| {
-            hb.render_template("{{#if (nonzero v)}}yes{{else}}no{{/if}}", &serde_json::json!({ "v": v }))
-                .unwrap()
+            hb.render_template(
+                "{{#if (nonzero v)}}yes{{else}}no{{/if}}",
+                &serde_json::json!({ "v": v }),
+            )
+            .unwrap()
         };
-        for (v, want) in [("0.00", "no"), ("0", "no"), ("-0.000", "no"), ("0.01", "yes"), ("12", "yes"), ("-3", "yes"), ("n/a", "no")] {
+        for (v, want) in [
+            ("0.00", "no"),
+            ("0", "no"),
+            ("-0.000", "no"),
+            ("0.01", "yes"),
+            ("12", "yes"),
+            ("-3", "yes"),
+            ("n/a", "no"),
+        ] {
             assert_eq!(says(v), want, "{v}");
         }
     }

@@ -229,9 +229,26 @@ fn an_estimate_is_noted_in_a_currency_without_minor_units_too() {
     // JPY has no minor units: a team with nothing estimated has
     // `estimated_cost` "0", which is zero all the same.
     let t = TestDir::with_fixture("mini");
+    // The bills stay in USD, converted at 150; the catalog's list prices
+    // are written in yen.
+    let mut catalog: Value =
+        serde_json::from_str(&t.read("fixtures/mini/model-catalog.json")).unwrap();
+    catalog["currency"] = "JPY".into();
+    for model in catalog["models"].as_array_mut().unwrap() {
+        for price in model["prices"].as_array_mut().unwrap() {
+            for (key, v) in price.as_object_mut().unwrap() {
+                if key != "effective_from" {
+                    let usd: rust_decimal::Decimal = v.as_str().unwrap().parse().unwrap();
+                    *v = (usd * rust_decimal::Decimal::from(150)).to_string().into();
+                }
+            }
+        }
+    }
+    t.write("catalog-jpy.json", &catalog.to_string());
     let policy = t
         .read("fixtures/mini/chargeback.toml")
         .replacen("currency = \"USD\"", "currency = \"JPY\"", 1)
+        .replacen("fixtures/mini/model-catalog.json", "catalog-jpy.json", 1)
         + "\n[[fx]]\nfrom = \"USD\"\nto = \"JPY\"\nrate = \"150\"\neffective_from = \"2025-01-01\"\n";
     t.write("policy.toml", &policy);
     let out = t.run(&["run", "--config", "policy.toml", "--period", "2025-01"]);
