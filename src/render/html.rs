@@ -2,8 +2,9 @@
 //! mode: a template that names a missing field is an error, and every value
 //! is HTML-escaped. Templates use triple braces once: the summary's
 //! what-if blob, JSON whose every `<` is written `\u003c` by its producer
-//! so it cannot close its script element. `style.css.hbs` and `whatif.js`
-//! are partials, inlined into the pages so each is one self-contained file.
+//! so it cannot close its script element. `style.css.hbs`, `whatif.js` and
+//! `questions.html.hbs` are partials, inlined into the pages so each is one
+//! self-contained file.
 
 use handlebars::{
     Context as HbContext, Handlebars, Helper, HelperResult, Output, RenderContext,
@@ -19,11 +20,12 @@ use crate::compute::invoice::InvoiceView;
 use crate::error::{Error, Location, Result};
 use crate::money::{Decimal, parse_amount};
 
-pub const TEMPLATE_NAMES: [&str; 6] = [
+pub const TEMPLATE_NAMES: [&str; 7] = [
     "invoice.html.hbs",
     "summary.html.hbs",
     "note.html.hbs",
     "style.css.hbs",
+    "questions.html.hbs",
     "whatif.js",
     "compare.html.hbs",
 ];

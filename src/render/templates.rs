@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::load::store::{Store, join, utf8_text};
 
 /// The built-in templates, by the name an override takes.
-const BUILTIN: [(&str, &str); 11] = [
+const BUILTIN: [(&str, &str); 12] = [
     (
         "invoice.html.hbs",
         include_str!("../../templates/invoice.html.hbs"),
@@ -25,6 +25,10 @@ const BUILTIN: [(&str, &str); 11] = [
         include_str!("../../templates/style.css.hbs"),
     ),
     ("whatif.js", include_str!("../../templates/whatif.js")),
+    (
+        "questions.html.hbs",
+        include_str!("../../templates/questions.html.hbs"),
+    ),
     (
         "note.html.hbs",
         include_str!("../../templates/note.html.hbs"),
