@@ -328,12 +328,24 @@ fn credit_and_debit_notes_say_whom_to_ask_too() {
         let dir = "out/2025-01/amendments/1/notes";
         let html = t.read(&format!("{dir}/{stem}.html"));
         assert!(html.contains("<h2>Questions and disputes</h2>"), "{stem}");
+        // The box carries the number, as the PDF's does.
+        let number = n["note_number"].as_str().unwrap();
+        assert!(
+            html.contains(&format!(
+                "<dt>Note number</dt><dd class=\"mono\">{number}</dd>"
+            )),
+            "{stem}"
+        );
         assert!(
             html.contains("<dt>To dispute this note</dt><dd>Reply within 10 working days to &lt;ai-finance@example.com&gt; &amp; quote the invoice number</dd>"),
             "{stem}"
         );
         let pdf = squash(&pdf_text(&t.path().join(format!("{dir}/{stem}.pdf"))));
         assert!(kicker(&pdf), "{stem}: {pdf}");
+        assert!(
+            pdf.contains(&format!("Note number {number}")),
+            "{stem}: {pdf}"
+        );
         assert!(
             pdf.contains("Contact ai-finance@example.com"),
             "{stem}: {pdf}"
